@@ -1,0 +1,166 @@
+//! Command-line syntax. Connection flags follow the `mysql` client: `-h` is the host, so help
+//! is `--help` only.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "floodgate",
+    version,
+    about = "Restore MySQL and MariaDB backups as fast as the target can ingest them",
+    disable_help_flag = true,
+    after_help = "Exit codes: 0 success, 1 failure, 2 usage error, 3 integrity failure \
+                  (corrupt or incomplete backup, row-count mismatch), 4 interrupted (resumable)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// More log output (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help, global = true)]
+    help: Option<bool>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Restore a backup (mydumper directory) into a server.
+    #[command(disable_help_flag = true)]
+    Restore(RestoreArgs),
+    /// Describe a backup: format, position, databases, tables, chunks, sizes.
+    #[command(disable_help_flag = true)]
+    Inspect(InspectArgs),
+}
+
+/// Connection flags, as the `mysql` client spells them.
+#[derive(Debug, Clone, Args, Default)]
+pub struct ConnArgs {
+    /// Server host (localhost means the Unix socket).
+    #[arg(short = 'h', long)]
+    pub host: Option<String>,
+    /// TCP port.
+    #[arg(short = 'P', long)]
+    pub port: Option<u16>,
+    /// User name.
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Password; `-pSECRET` (attached) or `-p` alone to be asked. MYSQL_PWD is read too.
+    #[arg(long = "password", value_name = "PASS")]
+    pub password: Option<String>,
+    /// Ask for the password on the terminal (what a bare `-p` means).
+    #[arg(long = "password-prompt", hide = true)]
+    pub password_prompt: bool,
+    /// Unix socket.
+    #[arg(short = 'S', long)]
+    pub socket: Option<PathBuf>,
+    /// Read [client] options from this file instead of ~/.my.cnf.
+    #[arg(long, value_name = "FILE")]
+    pub defaults_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum VerifyArg {
+    None,
+    Counts,
+    Digest,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ProgressArg {
+    Auto,
+    Plain,
+    None,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup: a mydumper directory.
+    pub source: PathBuf,
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    /// Loader connections.
+    #[arg(short = 't', long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: u16,
+    /// Replace tables, views, routines and events that already exist on the target.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Restore only these databases (repeatable).
+    #[arg(long = "database", value_name = "DB")]
+    pub databases: Vec<String>,
+    /// Skip this table (repeatable).
+    #[arg(long = "exclude", value_name = "DB.TABLE")]
+    pub exclude: Vec<String>,
+    /// Keep writing the binary log on the target (default: sql_log_bin=0).
+    #[arg(long)]
+    pub binlog: bool,
+    /// Create secondary indexes with the tables instead of after the data.
+    #[arg(long)]
+    pub no_defer_indexes: bool,
+    /// What to check after loading.
+    #[arg(long, value_enum, default_value_t = VerifyArg::Counts)]
+    pub verify: VerifyArg,
+    /// Read the backup and print what would be done; connect to nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Write a JSON report with per-table timings here.
+    #[arg(long, value_name = "FILE.json")]
+    pub report: Option<PathBuf>,
+    /// Progress display: a bar on a terminal, periodic lines otherwise.
+    #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
+    pub progress: ProgressArg,
+    /// Memory the pipeline may hold in flight, in MiB.
+    #[arg(long, default_value_t = 256, value_name = "MiB")]
+    pub memory_budget: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The backup.
+    pub source: PathBuf,
+    /// Print the plan as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Rewrites the `mysql` client's password syntax for clap: `-pSECRET` becomes
+/// `--password=SECRET` and a bare `-p` becomes `--password-prompt`, so `-p` never swallows
+/// the next argument.
+pub fn mysql_style_password(argv: Vec<OsString>) -> Vec<OsString> {
+    argv.into_iter()
+        .map(|a| match a.to_str() {
+            Some("-p") => OsString::from("--password-prompt"),
+            Some(s) if s.starts_with("-p") && !s.starts_with("--") => OsString::from(format!("--password={}", &s[2..])),
+            _ => a,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_syntax() {
+        let v: Vec<OsString> = ["floodgate", "restore", "-psecret", "dir", "-p", "-P", "3306"].iter().map(OsString::from).collect();
+        let out = mysql_style_password(v);
+        assert_eq!(out[2], "--password=secret");
+        assert_eq!(out[4], "--password-prompt");
+        assert_eq!(out[5], "-P");
+        let cli = Cli::try_parse_from(out).unwrap();
+        let Command::Restore(r) = cli.command else { panic!() };
+        assert_eq!(r.conn.password.as_deref(), Some("secret"));
+        assert!(r.conn.password_prompt);
+        assert_eq!(r.conn.port, Some(3306));
+    }
+
+    #[test]
+    fn dash_h_is_host() {
+        let cli = Cli::try_parse_from(["floodgate", "restore", "d", "-h", "db1"]).unwrap();
+        let Command::Restore(r) = cli.command else { panic!() };
+        assert_eq!(r.conn.host.as_deref(), Some("db1"));
+    }
+}

@@ -1,0 +1,104 @@
+//! Shows a restore's progress: an indicatif bar on a terminal, a plain line every few
+//! seconds otherwise (logs, CI, cron), nothing with --progress none.
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use floodgate_loader::Progress;
+use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
+
+use crate::args::ProgressArg;
+
+/// The running display; stop it with [`Display::finish`].
+pub struct Display {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Display {
+    pub fn start(progress: Arc<Progress>, mode: ProgressArg) -> Display {
+        let stop = Arc::new(AtomicBool::new(false));
+        let tty = std::io::stderr().is_terminal();
+        let thread = match mode {
+            ProgressArg::None => None,
+            ProgressArg::Auto if tty => Some(spawn_bar(progress, stop.clone())),
+            _ => Some(spawn_plain(progress, stop.clone(), plain_interval())),
+        };
+        Display { stop, thread }
+    }
+
+    pub fn finish(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn plain_interval() -> Duration {
+    let secs = std::env::var("FLOODGATE_PROGRESS_INTERVAL").ok().and_then(|s| s.parse::<f64>().ok()).unwrap_or(10.0);
+    Duration::from_secs_f64(secs.max(0.1))
+}
+
+fn summary(p: &Progress) -> String {
+    format!(
+        "{} rows, tables {}/{}, chunks {}/{}",
+        Progress::get(&p.rows_done),
+        Progress::get(&p.tables_done),
+        Progress::get(&p.tables_total),
+        Progress::get(&p.chunks_done),
+        Progress::get(&p.chunks_total)
+    )
+}
+
+fn spawn_bar(progress: Arc<Progress>, stop: Arc<AtomicBool>) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let bar = ProgressBar::new(Progress::get(&progress.bytes_total).max(1));
+        let style = ProgressStyle::with_template(
+            "{spinner} {prefix:9} [{bar:30.cyan/blue}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        bar.set_style(style);
+        while !stop.load(Ordering::Relaxed) {
+            bar.set_length(Progress::get(&progress.bytes_total).max(1));
+            bar.set_position(Progress::get(&progress.bytes_done));
+            bar.set_prefix(progress.phase().name());
+            bar.set_message(summary(&progress));
+            bar.tick();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bar.finish_and_clear();
+    })
+}
+
+fn spawn_plain(progress: Arc<Progress>, stop: Arc<AtomicBool>, every: Duration) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let started = Instant::now();
+        let mut next = started + every;
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50));
+            if Instant::now() < next {
+                continue;
+            }
+            next += every;
+            let done = Progress::get(&progress.bytes_done);
+            let total = Progress::get(&progress.bytes_total).max(1);
+            let elapsed = started.elapsed().as_secs_f64();
+            let eta = if done > 0 { elapsed * (total - done.min(total)) as f64 / done as f64 } else { f64::NAN };
+            eprintln!(
+                "floodgate: {}: {:.0}% {}/{} {}, elapsed {:.0}s, ETA {}",
+                progress.phase().name(),
+                100.0 * done as f64 / total as f64,
+                HumanBytes(done),
+                HumanBytes(total),
+                summary(&progress),
+                elapsed,
+                if eta.is_finite() { format!("{eta:.0}s") } else { "?".into() }
+            );
+        }
+    })
+}

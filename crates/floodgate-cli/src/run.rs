@@ -1,0 +1,157 @@
+//! The commands, wired to the library crates.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use floodgate_format::{FormatError, RestorePlan};
+use floodgate_loader::{LoadError, Progress, RestoreOptions, VerifyMode};
+
+use crate::args::{Cli, Command, InspectArgs, RestoreArgs, VerifyArg};
+use crate::progress::Display;
+
+pub fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// The error and its causes, each cause shown once (library errors already name their cause
+/// in their own message).
+pub fn error_chain(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !text.contains(&c) {
+            text.push_str(": ");
+            text.push_str(&c);
+        }
+    }
+    text
+}
+
+/// The exit code DESIGN.md gives for an error.
+pub fn exit_code(e: &anyhow::Error) -> i32 {
+    if let Some(l) = e.downcast_ref::<LoadError>() {
+        return l.exit_code();
+    }
+    if let Some(f) = e.downcast_ref::<FormatError>() {
+        return if f.is_integrity() { 3 } else { 1 };
+    }
+    1
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Restore(args) => restore(args),
+        Command::Inspect(args) => inspect(args),
+    }
+}
+
+fn open_plan(source: &std::path::Path) -> Result<RestorePlan> {
+    Ok(floodgate_format::open(source)?)
+}
+
+fn restore(args: RestoreArgs) -> Result<()> {
+    let mut plan = open_plan(&args.source)?;
+    let unmatched = plan.filter(&args.databases, &args.exclude);
+    if !unmatched.is_empty() {
+        anyhow::bail!("not in the backup: {} (see `floodgate inspect`)", unmatched.join(", "));
+    }
+    if args.dry_run {
+        print_plan(&plan, !args.no_defer_indexes);
+        return Ok(());
+    }
+    let target = crate::conn::resolve(&args.conn)?;
+    let options = RestoreOptions {
+        threads: usize::from(args.threads),
+        overwrite: args.overwrite,
+        defer_indexes: !args.no_defer_indexes,
+        binlog: args.binlog,
+        verify: match args.verify {
+            VerifyArg::None => VerifyMode::None,
+            VerifyArg::Counts => VerifyMode::Counts,
+            VerifyArg::Digest => VerifyMode::Digest,
+        },
+        memory_budget: args.memory_budget.max(16) << 20,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let progress = Arc::new(Progress::default());
+    let display = Display::start(progress.clone(), args.progress);
+    let outcome = runtime.block_on(floodgate_loader::restore(plan, target, options, progress));
+    display.finish();
+    let report = outcome?;
+    if let Some(path) = &args.report {
+        let json = serde_json::to_vec_pretty(&report)?;
+        std::fs::write(path, json).with_context(|| format!("writing the report to {}", path.display()))?;
+    }
+    eprintln!(
+        "floodgate: restored {} rows in {} tables ({} views, {} routine/event files, {} trigger files) in {:.2}s \
+         (schema {:.2}s, data+indexes {:.2}s, post {:.2}s, verify {:.2}s)",
+        report.rows,
+        report.tables.len(),
+        report.views,
+        report.post_files,
+        report.trigger_files,
+        report.seconds,
+        report.phases.schema,
+        report.phases.data,
+        report.phases.post,
+        report.phases.verify
+    );
+    Ok(())
+}
+
+fn print_plan(plan: &RestorePlan, defer: bool) {
+    println!("format: {}", plan.format.name());
+    println!("source: {}", plan.root.display());
+    if let Some(p) = &plan.position {
+        println!(
+            "position: binlog {} {} gtid {}",
+            p.binlog_file.as_deref().unwrap_or("-"),
+            p.binlog_position.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+            p.gtid_executed.as_deref().unwrap_or("-")
+        );
+    }
+    println!("indexes: {}", if defer { "deferred until each table's data is in" } else { "created with the tables" });
+    for db in &plan.databases {
+        println!(
+            "database {}: {} tables, {} views, {} routine/event files, {} trigger files",
+            db.name,
+            db.tables.len(),
+            db.views.len(),
+            db.post.len(),
+            db.triggers.len()
+        );
+        for t in &db.tables {
+            println!(
+                "  table {}: {} chunks, {} bytes{}",
+                t.name,
+                t.chunks.len(),
+                t.data_bytes(),
+                t.expected_rows.map(|r| format!(", {r} rows")).unwrap_or_default()
+            );
+        }
+        for v in &db.views {
+            println!("  view {}", v.name);
+        }
+    }
+}
+
+fn inspect(args: InspectArgs) -> Result<()> {
+    let plan = open_plan(&args.source)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&plan)?);
+    } else {
+        print_plan(&plan, true);
+    }
+    Ok(())
+}

@@ -1,0 +1,118 @@
+//! Shared servers and helpers.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+use floodgate_loader::fingerprint::{self, Fingerprint};
+use floodgate_sandbox::{Sandbox, SandboxOptions};
+
+pub fn options() -> SandboxOptions {
+    SandboxOptions { buffer_pool: "128M".into(), ..Default::default() }
+}
+
+/// The source server: test data is created here and dumped from here.
+pub fn source() -> &'static Sandbox {
+    static S: OnceLock<Sandbox> = OnceLock::new();
+    S.get_or_init(|| Sandbox::start(&options()).expect("start the source sandbox"))
+}
+
+/// The shared target server: tests restore into it under their own database names.
+pub fn target() -> &'static Sandbox {
+    static T: OnceLock<Sandbox> = OnceLock::new();
+    T.get_or_init(|| Sandbox::start(&options()).expect("start the target sandbox"))
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+/// Runs SQL through the real `mariadb` client (as a user would), failing the test on error.
+pub fn sql(server: &Sandbox, sql: &str) -> String {
+    let out = Command::new("mariadb")
+        .args(["--no-defaults", "-uroot", "-N", "-B", "--default-character-set=utf8mb4"])
+        .arg(format!("--socket={}", server.socket().display()))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(sql.as_bytes())?;
+            c.wait_with_output()
+        })
+        .expect("run mariadb");
+    assert!(out.status.success(), "mariadb failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Loads the awkward data set into `db` on the source server.
+pub fn load_awkward(db: &str) {
+    let text = std::fs::read_to_string(repo_root().join("fixtures/awkward/source.sql")).unwrap();
+    sql(source(), &text.replace("`awkward`", &format!("`{db}`")));
+}
+
+/// Runs the floodgate binary.
+pub fn floodgate(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_floodgate"))
+        .args(args)
+        .env("FLOODGATE_PROGRESS_INTERVAL", "0.2")
+        .output()
+        .expect("run floodgate");
+    eprintln!(
+        "floodgate {args:?} -> {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `floodgate restore SOURCE` into `server` as root over its socket, plus `extra` flags.
+pub fn restore(server: &Sandbox, source: &Path, extra: &[&str]) -> Output {
+    let socket = server.socket().display().to_string();
+    let src = source.display().to_string();
+    let mut args = vec!["restore", src.as_str(), "-S", socket.as_str(), "-u", "root", "--progress", "plain"];
+    args.extend_from_slice(extra);
+    floodgate(&args)
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn fingerprint(server: &Sandbox, db: &str) -> Fingerprint {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let opts = floodgate_loader::ConnectOptions {
+            socket: Some(server.socket().to_path_buf()),
+            user: Some("root".into()),
+            ..Default::default()
+        };
+        let mut conn = floodgate_loader::connect(&opts, &[]).await.unwrap();
+        fingerprint::database(&mut conn, db).await.unwrap()
+    })
+}
+
+/// Asserts two databases are the same data and definitions.
+pub fn assert_same(a: &Fingerprint, b: &Fingerprint) {
+    let diffs = a.differences(b);
+    assert!(diffs.is_empty(), "fingerprints differ:\n{}", diffs.join("\n"));
+    assert!(!a.tables.is_empty(), "compared an empty database");
+}
+
+/// Dumps `db` from the source with Debian's mydumper (0.10 layout) into a new temp dir.
+pub fn mydumper(db: &str, extra: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("dump");
+    let out = Command::new("mydumper")
+        .args(["-u", "root", "-B", db, "-G", "-E", "-R", "-t", "2"])
+        .arg(format!("--socket={}", source().socket().display()))
+        .arg("-o")
+        .arg(&out_dir)
+        .args(extra)
+        .output()
+        .expect("run mydumper (scripts/test installs it)");
+    assert!(out.status.success(), "mydumper failed: {}", String::from_utf8_lossy(&out.stderr));
+    dir
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests of `floodgate restore` against real servers started by floodgate-sandbox,
+//! with backups made by the real tools. One binary, shared servers, a database per test.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod mydumper;
+mod bad_input;

@@ -1,0 +1,74 @@
+//! The backup model and the readers that build it.
+//!
+//! `floodgate-format` turns a backup on disk (a mydumper directory today; mysqldump streams,
+//! MySQL Shell dumps and floodgate's own native format as they land) into a [`RestorePlan`]:
+//! databases, tables, their chunk files and the post-data objects, in the order a restore
+//! must apply them. It also holds the pieces every reader shares: the SQL statement
+//! [`split`]ter, the CREATE TABLE [`ddl`] rewriter that defers secondary indexes, and
+//! transparent [`compress`]ion.
+//!
+//! Boundary: this crate is pure and synchronous. It reads files; it never talks to a server.
+
+pub mod compress;
+pub mod ddl;
+mod error;
+pub mod ident;
+mod ini;
+pub mod model;
+pub mod mydumper;
+pub mod split;
+
+pub use error::{FormatError, Result};
+pub use model::{
+    Chunk, Database, Format, Position, RestorePlan, SessionSettings, SqlFile, Table, View,
+};
+
+use std::path::Path;
+
+/// Looks at `source` and reads it with the reader its layout calls for.
+///
+/// Detection never guesses: a directory that matches no known layout is an error that says
+/// what was looked for.
+pub fn open(source: &Path) -> Result<RestorePlan> {
+    let meta = std::fs::metadata(source).map_err(|e| FormatError::io(source, e))?;
+    if meta.is_dir() {
+        if mydumper::looks_like(source)? {
+            return mydumper::read(source);
+        }
+        return Err(FormatError::NotABackup {
+            path: source.to_path_buf(),
+            reason: "no mydumper `metadata` file with `*-schema-create.sql` or `*-schema.sql` files, \
+                     no floodgate `manifest.json`, no MySQL Shell `@.json`"
+                .into(),
+        });
+    }
+    Err(FormatError::NotABackup {
+        path: source.to_path_buf(),
+        reason: "a single file: mysqldump files are not supported by this build yet".into(),
+    })
+}
+
+/// Reads every statement of a small SQL file (schema and post-data files), decompressing it
+/// if needed. Files over 256 MiB are refused: those are data, which streams instead.
+pub fn read_statements(file: &SqlFile, terminator: split::Terminator) -> Result<Vec<split::Statement>> {
+    use std::io::Read;
+    const LIMIT: u64 = 256 << 20;
+    let mut text = Vec::new();
+    compress::open(&file.path)?
+        .take(LIMIT + 1)
+        .read_to_end(&mut text)
+        .map_err(|e| FormatError::corrupt(&file.path, None, format!("cannot decompress: {e}")))?;
+    if text.len() as u64 > LIMIT {
+        return Err(FormatError::corrupt(&file.path, None, "schema file larger than 256 MiB"));
+    }
+    let statements = split::split_all(&text, terminator)
+        .map_err(|e| FormatError::corrupt(&file.path, None, e.to_string()))?;
+    if let Some(last) = statements.last().filter(|s| !s.terminated) {
+        return Err(FormatError::corrupt(
+            &file.path,
+            Some(last.offset),
+            "the last statement has no terminating `;`: the file is truncated",
+        ));
+    }
+    Ok(statements)
+}

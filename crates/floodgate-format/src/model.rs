@@ -1,0 +1,224 @@
+//! The restore plan: what a backup holds, in the terms a restore needs.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::split::Terminator;
+
+/// Which tool wrote the backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "tool", rename_all = "snake_case")]
+pub enum Format {
+    /// A mydumper directory.
+    Mydumper {
+        /// `legacy` (0.10–0.12 free-text metadata) or `modern` (0.13+ INI metadata).
+        layout: MydumperLayout,
+    },
+}
+
+/// The two generations of mydumper's metadata file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MydumperLayout {
+    /// Free-text `metadata` ("Started dump at: ...", "SHOW MASTER STATUS:").
+    Legacy,
+    /// INI-style `metadata` with `[config]`, `[source]` and a section per table.
+    Modern,
+}
+
+impl Format {
+    /// How statements end in this format's SQL files.
+    pub fn terminator(&self) -> Terminator {
+        match self {
+            Format::Mydumper { .. } => Terminator::SemicolonNewline,
+        }
+    }
+
+    /// Undoes what the dump tool did to a post-data statement (routine, trigger, event).
+    ///
+    /// mydumper rewrites every `;` + newline inside a body to `; ` + newline, so myloader can
+    /// split its files on `;\n`; restoring the body as written would leave a stray space at
+    /// each line end. floodgate puts the original line ends back.
+    pub fn restore_post_statement<'a>(&self, text: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
+        match self {
+            Format::Mydumper { .. } if text.windows(3).any(|w| w == b"; \n") => {
+                let mut out = Vec::with_capacity(text.len());
+                let mut i = 0;
+                while i < text.len() {
+                    if text[i..].starts_with(b"; \n") {
+                        out.extend_from_slice(b";\n");
+                        i += 3;
+                    } else {
+                        out.push(text[i]);
+                        i += 1;
+                    }
+                }
+                std::borrow::Cow::Owned(out)
+            }
+            _ => std::borrow::Cow::Borrowed(text),
+        }
+    }
+
+    /// A short name for messages and reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Format::Mydumper { layout: MydumperLayout::Legacy } => "mydumper (legacy layout)",
+            Format::Mydumper { layout: MydumperLayout::Modern } => "mydumper",
+        }
+    }
+}
+
+/// Session settings the dump asks every connection to use.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SessionSettings {
+    /// `sql_mode` the dump was taken with.
+    pub sql_mode: Option<String>,
+    /// `time_zone` its temporal values are written in.
+    pub time_zone: Option<String>,
+    /// Character set of its SQL text (`SET NAMES`).
+    pub charset: Option<String>,
+}
+
+/// Where in the source's history the snapshot was taken.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Position {
+    /// Binary log file.
+    pub binlog_file: Option<String>,
+    /// Position in it.
+    pub binlog_position: Option<u64>,
+    /// GTID set executed at the snapshot.
+    pub gtid_executed: Option<String>,
+}
+
+/// A file in the backup directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SqlFile {
+    /// Absolute path, checked to lie inside the backup directory.
+    pub path: PathBuf,
+    /// Size on disk (compressed, if compressed).
+    pub bytes: u64,
+}
+
+impl SqlFile {
+    /// The file name, for messages.
+    pub fn name(&self) -> String {
+        self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    }
+}
+
+/// One unit of data work: a file whose statements load part of one table, in one transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Chunk {
+    /// Position of the chunk within its table (from the file name), for ordering and reports.
+    pub index: u64,
+    /// The SQL file to execute (INSERTs, or a LOAD DATA statement).
+    pub file: SqlFile,
+    /// Data files its LOAD DATA statements may stream (mydumper `--load-data` `.dat` files).
+    pub data_files: Vec<SqlFile>,
+}
+
+impl Chunk {
+    /// Bytes on disk this chunk reads.
+    pub fn bytes(&self) -> u64 {
+        self.file.bytes + self.data_files.iter().map(|f| f.bytes).sum::<u64>()
+    }
+}
+
+/// A base table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Table {
+    /// Real table name (from its CREATE TABLE, not from the file name).
+    pub name: String,
+    /// File with the CREATE TABLE statement.
+    pub schema: SqlFile,
+    /// Data chunks in order.
+    pub chunks: Vec<Chunk>,
+    /// Row count the backup recorded, if it records one.
+    pub expected_rows: Option<u64>,
+}
+
+impl Table {
+    /// Bytes on disk of all chunks.
+    pub fn data_bytes(&self) -> u64 {
+        self.chunks.iter().map(Chunk::bytes).sum()
+    }
+}
+
+/// A view: created after all data, placeholders first so views on views resolve.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct View {
+    /// Real view name.
+    pub name: String,
+    /// A stand-in table with the view's columns, created before the real views.
+    pub placeholder: Option<SqlFile>,
+    /// The CREATE VIEW (it drops the stand-in first).
+    pub definition: SqlFile,
+}
+
+/// A database and everything in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Database {
+    /// Real database name.
+    pub name: String,
+    /// File with CREATE DATABASE, if the dump has one.
+    pub create: Option<SqlFile>,
+    /// Base tables.
+    pub tables: Vec<Table>,
+    /// Views.
+    pub views: Vec<View>,
+    /// Routines and events, applied after all data.
+    pub post: Vec<SqlFile>,
+    /// Trigger definitions, applied last so they never fire on restored rows.
+    pub triggers: Vec<SqlFile>,
+}
+
+/// Everything a restore needs to know about a backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RestorePlan {
+    /// Which tool wrote it.
+    pub format: Format,
+    /// The backup directory or file.
+    pub root: PathBuf,
+    /// Session settings for every connection.
+    pub session: SessionSettings,
+    /// Snapshot position, if recorded.
+    pub position: Option<Position>,
+    /// Databases in name order.
+    pub databases: Vec<Database>,
+}
+
+impl RestorePlan {
+    /// All tables with their database name.
+    pub fn tables(&self) -> impl Iterator<Item = (&Database, &Table)> {
+        self.databases.iter().flat_map(|d| d.tables.iter().map(move |t| (d, t)))
+    }
+
+    /// Total bytes on disk of all data chunks.
+    pub fn data_bytes(&self) -> u64 {
+        self.tables().map(|(_, t)| t.data_bytes()).sum()
+    }
+
+    /// Keeps only the named databases (all when `names` is empty) and drops excluded tables
+    /// (`db.table`). Returns the names that matched nothing, so typos are reported.
+    pub fn filter(&mut self, databases: &[String], exclude: &[String]) -> Vec<String> {
+        let mut unmatched: Vec<String> =
+            databases.iter().filter(|n| !self.databases.iter().any(|d| &&d.name == n)).cloned().collect();
+        if !databases.is_empty() {
+            self.databases.retain(|d| databases.contains(&d.name));
+        }
+        for pattern in exclude {
+            let mut hit = false;
+            for db in &mut self.databases {
+                let before = db.tables.len() + db.views.len();
+                db.tables.retain(|t| pattern != &format!("{}.{}", db.name, t.name));
+                db.views.retain(|v| pattern != &format!("{}.{}", db.name, v.name));
+                hit |= db.tables.len() + db.views.len() != before;
+            }
+            if !hit {
+                unmatched.push(pattern.clone());
+            }
+        }
+        unmatched
+    }
+}

@@ -1,0 +1,95 @@
+//! Connections to the target, configured the way `mysql` would be.
+
+use std::path::PathBuf;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts, OptsBuilder};
+
+use crate::{LoadError, Result};
+
+/// Where and how to connect: the `mysql` client's `-h -P -u -p -S` in one struct.
+#[derive(Clone, Default)]
+pub struct ConnectOptions {
+    /// Host name or address; None or "localhost" means the Unix socket.
+    pub host: Option<String>,
+    /// TCP port (3306 when None).
+    pub port: Option<u16>,
+    /// User name (the login name when None, as mysql does).
+    pub user: Option<String>,
+    /// Password. Never logged or reported.
+    pub password: Option<String>,
+    /// Unix socket path.
+    pub socket: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for ConnectOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectOptions")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .field("socket", &self.socket)
+            .finish()
+    }
+}
+
+const DEFAULT_SOCKETS: [&str; 3] = ["/run/mysqld/mysqld.sock", "/var/run/mysqld/mysqld.sock", "/tmp/mysql.sock"];
+
+impl ConnectOptions {
+    fn uses_socket(&self) -> bool {
+        self.socket.is_some() || matches!(self.host.as_deref(), None | Some("localhost"))
+    }
+
+    fn socket_path(&self) -> Option<PathBuf> {
+        if let Some(s) = &self.socket {
+            return Some(s.clone());
+        }
+        DEFAULT_SOCKETS.iter().map(PathBuf::from).find(|p| p.exists())
+    }
+
+    /// A description for messages: `user@host:port` or `user@socket`, never the password.
+    pub fn describe(&self) -> String {
+        let user = self.user.clone().unwrap_or_else(login_name);
+        match (self.uses_socket(), self.socket_path()) {
+            (true, Some(sock)) => format!("{user}@{}", sock.display()),
+            _ => format!("{user}@{}:{}", self.host.as_deref().unwrap_or("localhost"), self.port.unwrap_or(3306)),
+        }
+    }
+
+    pub(crate) fn opts(&self) -> Opts {
+        let mut b = OptsBuilder::default()
+            .user(Some(self.user.clone().unwrap_or_else(login_name)))
+            .pass(self.password.clone())
+            .prefer_socket(false)
+            .tcp_nodelay(true);
+        match (self.uses_socket(), self.socket_path()) {
+            (true, Some(sock)) => {
+                b = b.socket(Some(sock.to_string_lossy().into_owned()));
+            }
+            _ => {
+                let host = match self.host.as_deref() {
+                    None | Some("localhost") => "127.0.0.1".to_string(),
+                    Some(h) => h.to_string(),
+                };
+                b = b.ip_or_hostname(host).tcp_port(self.port.unwrap_or(3306));
+            }
+        }
+        Opts::from(b)
+    }
+}
+
+fn login_name() -> String {
+    std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "root".into())
+}
+
+/// Opens one connection and runs `init` statements on it.
+pub async fn connect(options: &ConnectOptions, init: &[String]) -> Result<Conn> {
+    let mut conn = Conn::new(options.opts())
+        .await
+        .map_err(|source| LoadError::Connect { target: options.describe(), source })?;
+    for statement in init {
+        conn.query_drop(statement.as_str()).await.map_err(LoadError::sql(format!("session setup `{statement}`")))?;
+    }
+    Ok(conn)
+}

@@ -1,0 +1,369 @@
+//! The data phase: N connections pull chunks, each chunk one transaction; a table's deferred
+//! indexes are built as soon as its last chunk commits, while other tables still load.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use floodgate_format::ident::{qualified, quote};
+use floodgate_format::{Chunk, Table};
+use floodgate_pipeline::PipelineError;
+use futures::StreamExt;
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+use tokio::sync::mpsc;
+
+use crate::report::TableReport;
+use crate::restore::Ctx;
+use crate::schema::PreparedTable;
+use crate::sql::{self, StatementKind};
+use crate::{connect, LoadError, Progress, Result};
+
+/// Scheduling state of one table.
+#[derive(Debug)]
+struct TableState {
+    next_chunk: usize,
+    total: usize,
+    active: usize,
+    remaining: usize,
+    bytes_left: u64,
+    started: Option<Instant>,
+}
+
+/// Picks chunks so large tables get proportionally more connections and small ones still
+/// run beside them: the table with the most bytes left per loader already on it goes next.
+#[derive(Debug)]
+struct Scheduler {
+    tables: Vec<TableState>,
+}
+
+impl Scheduler {
+    fn new(tables: &[(String, Table)]) -> Self {
+        Scheduler {
+            tables: tables
+                .iter()
+                .map(|(_, t)| TableState {
+                    next_chunk: 0,
+                    total: t.chunks.len(),
+                    active: 0,
+                    remaining: t.chunks.len(),
+                    bytes_left: t.data_bytes(),
+                    started: None,
+                })
+                .collect(),
+        }
+    }
+
+    fn pick(&mut self) -> Option<(usize, usize)> {
+        let (i, state) = self
+            .tables
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, s)| s.next_chunk < s.total)
+            .max_by(|(_, a), (_, b)| {
+                let score = |s: &TableState| (s.bytes_left as f64 + 1.0) / (s.active as f64 + 1.0);
+                score(a).total_cmp(&score(b))
+            })?;
+        let chunk = state.next_chunk;
+        state.next_chunk += 1;
+        state.active += 1;
+        state.started.get_or_insert_with(Instant::now);
+        Some((i, chunk))
+    }
+
+    /// Records a committed chunk; true when it was the table's last.
+    fn finish(&mut self, table: usize, bytes: u64) -> bool {
+        let s = &mut self.tables[table];
+        s.active -= 1;
+        s.remaining -= 1;
+        s.bytes_left = s.bytes_left.saturating_sub(bytes);
+        s.remaining == 0
+    }
+}
+
+/// What loading one chunk did.
+#[derive(Debug, Default)]
+struct ChunkOutcome {
+    rows: u64,
+    inserts: u64,
+    loads: u64,
+}
+
+/// Loads every chunk and builds deferred indexes. Returns per-table reports in plan order.
+pub async fn load(ctx: &Arc<Ctx>, prepared: Vec<PreparedTable>) -> Result<Vec<TableReport>> {
+    let tables: Vec<(String, Table)> = ctx.plan.tables().map(|(d, t)| (d.name.clone(), t.clone())).collect();
+    let tables = Arc::new(tables);
+    let reports: Vec<TableReport> = tables
+        .iter()
+        .zip(&prepared)
+        .map(|((db, t), p)| TableReport {
+            database: db.clone(),
+            table: t.name.clone(),
+            expected_rows: t.expected_rows,
+            bytes: t.data_bytes(),
+            chunks: t.chunks.len(),
+            schema_seconds: p.seconds,
+            deferred_indexes: p.deferred.clone(),
+            ..Default::default()
+        })
+        .collect();
+    let reports = Arc::new(Mutex::new(reports));
+    let alters: Arc<Vec<Vec<String>>> = Arc::new(prepared.into_iter().map(|p| p.alters).collect());
+    let scheduler = Arc::new(Mutex::new(Scheduler::new(&tables)));
+    let (done_tx, done_rx) = mpsc::unbounded_channel::<usize>();
+    for (i, (_, t)) in tables.iter().enumerate() {
+        if t.chunks.is_empty() {
+            let _ = done_tx.send(i);
+        }
+    }
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..ctx.options.threads.max(1) {
+        let w = Worker {
+            ctx: ctx.clone(),
+            tables: tables.clone(),
+            scheduler: scheduler.clone(),
+            reports: reports.clone(),
+            done: done_tx.clone(),
+        };
+        set.spawn(async move { w.run().await });
+    }
+    drop(done_tx);
+    let done_rx = Arc::new(tokio::sync::Mutex::new(done_rx));
+    let index_workers = (ctx.options.threads / 2).max(1);
+    for _ in 0..index_workers {
+        let (ctx, tables, alters, reports, done_rx) =
+            (ctx.clone(), tables.clone(), alters.clone(), reports.clone(), done_rx.clone());
+        set.spawn(async move {
+            let mut conn: Option<Conn> = None;
+            loop {
+                let next = done_rx.lock().await.recv().await;
+                let Some(i) = next else { break };
+                let started = Instant::now();
+                if !alters[i].is_empty() {
+                    if conn.is_none() {
+                        conn = Some(connect(&ctx.target, &ctx.init).await?);
+                    }
+                    if let Some(c) = conn.as_mut() {
+                        build_indexes(c, &tables[i].0, &tables[i].1.name, &alters[i]).await?;
+                    }
+                }
+                if let Ok(mut r) = reports.lock() {
+                    r[i].index_seconds = started.elapsed().as_secs_f64();
+                }
+                Progress::add(&ctx.progress.tables_done, 1);
+            }
+            Ok(())
+        });
+    }
+    crate::restore::join_all(&mut set).await?;
+    let reports = reports.lock().map_err(|_| LoadError::Refused("internal error: a worker panicked".into()))?.clone();
+    Ok(reports)
+}
+
+async fn build_indexes(conn: &mut Conn, db: &str, table: &str, alters: &[String]) -> Result<()> {
+    for alter in alters {
+        tracing::debug!(table = %qualified(db, table), "{alter}");
+        conn.query_drop(alter.as_str())
+            .await
+            .map_err(LoadError::sql(format!("adding deferred indexes to {}", qualified(db, table))))?;
+    }
+    Ok(())
+}
+
+struct Worker {
+    ctx: Arc<Ctx>,
+    tables: Arc<Vec<(String, Table)>>,
+    scheduler: Arc<Mutex<Scheduler>>,
+    reports: Arc<Mutex<Vec<TableReport>>>,
+    done: mpsc::UnboundedSender<usize>,
+}
+
+impl Worker {
+    async fn run(self) -> Result<()> {
+        let mut conn: Option<Conn> = None;
+        loop {
+            let pick = self.scheduler.lock().map_err(|_| poisoned())?.pick();
+            let Some((t, c)) = pick else { break };
+            if conn.is_none() {
+                conn = Some(connect(&self.ctx.target, &self.ctx.init).await?);
+            }
+            let Some(conn) = conn.as_mut() else { break };
+            let (db, table) = &self.tables[t];
+            let chunk = &table.chunks[c];
+            let outcome = load_chunk(&self.ctx, conn, db, table, chunk).await?;
+            Progress::add(&self.ctx.progress.rows_done, outcome.rows);
+            Progress::add(&self.ctx.progress.bytes_done, chunk.bytes());
+            Progress::add(&self.ctx.progress.chunks_done, 1);
+            let (last, started) = {
+                let mut s = self.scheduler.lock().map_err(|_| poisoned())?;
+                let last = s.finish(t, chunk.bytes());
+                (last, s.tables[t].started)
+            };
+            if let Ok(mut r) = self.reports.lock() {
+                let r = &mut r[t];
+                r.rows += outcome.rows;
+                r.insert_statements += outcome.inserts;
+                r.load_data_statements += outcome.loads;
+                if last {
+                    r.data_seconds = started.map(|s| s.elapsed().as_secs_f64()).unwrap_or_default();
+                }
+            }
+            if last {
+                let _ = self.done.send(t);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn poisoned() -> LoadError {
+    LoadError::Refused("internal error: a worker panicked".into())
+}
+
+/// Executes one chunk file in one transaction. On any error the caller drops the connection,
+/// which rolls the transaction back: no row of a failed chunk stays committed.
+async fn load_chunk(ctx: &Ctx, conn: &mut Conn, db: &str, table: &Table, chunk: &Chunk) -> Result<ChunkOutcome> {
+    let name = qualified(db, &table.name);
+    let file = chunk.file.path.display().to_string();
+    conn.query_drop(format!("SET NAMES utf8mb4; USE {}; START TRANSACTION", quote(db)))
+        .await
+        .map_err(LoadError::sql(format!("{name}: starting a transaction for {file}")))?;
+    let mut outcome = ChunkOutcome::default();
+    let mut statements = ctx.pipeline.statements(&chunk.file.path, ctx.plan.format.terminator());
+    while let Some(batch) = statements.recv().await {
+        let batch = batch.map_err(|source| LoadError::Chunk { table: name.clone(), source })?;
+        for s in batch {
+            let at = || format!("{name}: {file} at byte {}", s.offset);
+            match sql::kind(&s.text) {
+                StatementKind::Insert => {
+                    conn.query_drop(&s.text[..]).await.map_err(LoadError::sql(at()))?;
+                    outcome.rows += conn.affected_rows();
+                    outcome.inserts += 1;
+                    let warnings = sql::data_warnings(conn).await?;
+                    if !warnings.is_empty() {
+                        return Err(LoadError::Integrity {
+                            context: at(),
+                            reason: format!("the server changed or dropped values: {}", sql::describe_warnings(&warnings)),
+                        });
+                    }
+                }
+                StatementKind::LoadData => {
+                    outcome.rows += load_data(ctx, conn, chunk, &s.text, &at()).await?;
+                    outcome.loads += 1;
+                }
+                StatementKind::Other => {
+                    conn.query_drop(&s.text[..]).await.map_err(LoadError::sql(at()))?;
+                }
+            }
+        }
+    }
+    conn.query_drop("COMMIT").await.map_err(LoadError::sql(format!("{name}: committing {file}")))?;
+    Ok(outcome)
+}
+
+/// Streams the chunk's data file into a LOAD DATA LOCAL statement and checks that every row
+/// arrived: LOCAL turns duplicate keys and bad values into warnings, so they are errors here.
+async fn load_data(ctx: &Ctx, conn: &mut Conn, chunk: &Chunk, text: &[u8], at: &str) -> Result<u64> {
+    let integrity = |reason: String| LoadError::Integrity { context: at.to_string(), reason };
+    let requested = sql::infile_name(text).ok_or_else(|| integrity("LOAD DATA statement without a file name".into()))?;
+    let file = floodgate_format::mydumper::resolve_infile(chunk, &requested).ok_or_else(|| {
+        integrity(format!("LOAD DATA names `{requested}`, which is not this chunk's data file; refusing to send it"))
+    })?;
+    let stream = ctx.pipeline.bytes(&file.path);
+    let rows_sent = stream.rows.clone();
+    let failure: Arc<Mutex<Option<PipelineError>>> = Arc::default();
+    let slot = failure.clone();
+    let blocks = stream.blocks;
+    conn.set_infile_handler(async move {
+        let data = futures::stream::unfold((blocks, slot), |(mut rx, slot)| async move {
+            let item = match rx.recv().await? {
+                Ok(b) => Ok(b),
+                Err(e) => {
+                    let msg = e.to_string();
+                    if let Ok(mut s) = slot.lock() {
+                        *s = Some(e);
+                    }
+                    Err(std::io::Error::other(msg))
+                }
+            };
+            Some((item, (rx, slot)))
+        });
+        Ok(data.boxed())
+    });
+    let statement = sql::with_binary_charset(text);
+    let result = conn.query_drop(&statement[..]).await;
+    if let Some(e) = failure.lock().ok().and_then(|mut s| s.take()) {
+        return Err(LoadError::Chunk { table: at.to_string(), source: e });
+    }
+    match result {
+        Ok(()) => {}
+        Err(mysql_async::Error::Server(e)) if matches!(e.code, 1148 | 3948 | 4166) => {
+            return Err(LoadError::Refused(format!(
+                "{at}: the target refuses LOAD DATA LOCAL INFILE ({}). Enable it with SET GLOBAL local_infile = 1.",
+                e.message
+            )))
+        }
+        Err(e) => return Err(LoadError::Sql { context: at.to_string(), source: e }),
+    }
+    let affected = conn.affected_rows();
+    let info = conn.info().into_owned();
+    let warnings = sql::data_warnings(conn).await?;
+    let expected = rows_sent.load(std::sync::atomic::Ordering::Relaxed);
+    let skipped = info_number(&info, "Skipped:").unwrap_or(0);
+    if affected != expected || skipped > 0 || !warnings.is_empty() {
+        return Err(integrity(format!(
+            "sent {expected} rows from {}, the server stored {affected} ({info}){}",
+            file.name(),
+            if warnings.is_empty() { String::new() } else { format!(": {}", sql::describe_warnings(&warnings)) }
+        )));
+    }
+    Ok(affected)
+}
+
+fn info_number(info: &str, key: &str) -> Option<u64> {
+    let at = info.find(key)? + key.len();
+    info[at..].split_whitespace().next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(name: &str, chunk_bytes: &[u64]) -> (String, Table) {
+        let file = |b: u64| floodgate_format::SqlFile { path: name.into(), bytes: b };
+        (
+            "db".into(),
+            Table {
+                name: name.into(),
+                schema: file(0),
+                chunks: chunk_bytes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &b)| Chunk { index: i as u64, file: file(b), data_files: vec![] })
+                    .collect(),
+                expected_rows: None,
+            },
+        )
+    }
+
+    #[test]
+    fn big_tables_first_and_shared() {
+        let tables = vec![table("small", &[10]), table("big", &[100, 100, 100, 100])];
+        let mut s = Scheduler::new(&tables);
+        assert_eq!(s.pick(), Some((1, 0)));
+        assert_eq!(s.pick(), Some((1, 1))); // 300/2 still beats 10
+        assert_eq!(s.pick(), Some((1, 2)));
+        // 100/4 = 25 > 10/1: the big table keeps a fourth loader
+        assert_eq!(s.pick(), Some((1, 3)));
+        assert_eq!(s.pick(), Some((0, 0)));
+        assert_eq!(s.pick(), None);
+        assert!(!s.finish(1, 100));
+        assert!(s.finish(0, 10));
+    }
+
+    #[test]
+    fn parses_load_data_info() {
+        let info = "Records: 10  Deleted: 0  Skipped: 2  Warnings: 2";
+        assert_eq!(info_number(info, "Skipped:"), Some(2));
+        assert_eq!(info_number(info, "Records:"), Some(10));
+    }
+}

@@ -1,0 +1,26 @@
+//! Restores a [`RestorePlan`](floodgate_format::RestorePlan) into a target server.
+//!
+//! The phases follow DESIGN.md: target checks, schema (secondary indexes deferred), data over
+//! N connections (largest tables first, several tables and several chunks of one table at
+//! once, one transaction per chunk), each table's deferred indexes as soon as its last chunk
+//! lands, then views, routines, events and triggers, then verification.
+//!
+//! Entry point: [`restore`]. Progress is published through [`Progress`] (atomics a UI polls);
+//! the outcome is a [`RestoreReport`].
+
+mod conn;
+mod data;
+mod error;
+pub mod fingerprint;
+mod post;
+mod progress;
+mod report;
+mod restore;
+mod schema;
+mod sql;
+
+pub use conn::{connect, ConnectOptions};
+pub use error::{LoadError, Result};
+pub use progress::{Phase, Progress};
+pub use report::{PhaseSeconds, RestoreReport, TableReport};
+pub use restore::{restore, RestoreOptions, VerifyMode};

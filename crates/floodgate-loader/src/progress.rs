@@ -1,0 +1,87 @@
+//! Live counters a user interface polls while a restore runs.
+
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+
+/// The restore's current phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Phase {
+    /// Reading the backup and checking the target.
+    Checks = 0,
+    /// Creating databases and tables.
+    Schema = 1,
+    /// Loading rows (and building indexes of finished tables).
+    Data = 2,
+    /// Building the last deferred indexes.
+    Indexes = 3,
+    /// Views, routines, events, triggers.
+    Post = 4,
+    /// Verifying row counts.
+    Verify = 5,
+    /// Finished.
+    Done = 6,
+}
+
+impl Phase {
+    /// Lower-case name for logs and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Checks => "checks",
+            Phase::Schema => "schema",
+            Phase::Data => "data",
+            Phase::Indexes => "indexes",
+            Phase::Post => "post-data",
+            Phase::Verify => "verify",
+            Phase::Done => "done",
+        }
+    }
+}
+
+/// Counters updated by the restore, read by anyone.
+#[derive(Debug, Default)]
+pub struct Progress {
+    phase: AtomicU8,
+    /// Bytes of chunk files (as stored) in the plan.
+    pub bytes_total: AtomicU64,
+    /// Bytes of chunk files loaded and committed.
+    pub bytes_done: AtomicU64,
+    /// Rows committed.
+    pub rows_done: AtomicU64,
+    /// Tables in the plan.
+    pub tables_total: AtomicU64,
+    /// Tables whose data and indexes are complete.
+    pub tables_done: AtomicU64,
+    /// Chunks in the plan.
+    pub chunks_total: AtomicU64,
+    /// Chunks committed.
+    pub chunks_done: AtomicU64,
+}
+
+impl Progress {
+    /// The phase now running.
+    pub fn phase(&self) -> Phase {
+        match self.phase.load(Ordering::Relaxed) {
+            0 => Phase::Checks,
+            1 => Phase::Schema,
+            2 => Phase::Data,
+            3 => Phase::Indexes,
+            4 => Phase::Post,
+            5 => Phase::Verify,
+            _ => Phase::Done,
+        }
+    }
+
+    pub(crate) fn set_phase(&self, p: Phase) {
+        self.phase.store(p as u8, Ordering::Relaxed);
+        tracing::info!(phase = p.name(), "phase started");
+    }
+
+    /// Reads a counter.
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,205 @@
+//! Running statements from a backup and holding the server to them.
+
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+
+use crate::{LoadError, Result};
+
+/// A warning or error the server attached to the last statement.
+#[derive(Debug, Clone)]
+pub struct ServerWarning {
+    pub level: String,
+    pub code: u32,
+    pub message: String,
+}
+
+/// The warnings of the last statement that can mean lost or altered data (`Note`s excluded).
+pub async fn data_warnings(conn: &mut Conn) -> Result<Vec<ServerWarning>> {
+    if conn.get_warnings() == 0 {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<(String, u32, String)> =
+        conn.query("SHOW WARNINGS LIMIT 10").await.map_err(LoadError::sql("SHOW WARNINGS"))?;
+    Ok(rows
+        .into_iter()
+        .filter(|(level, _, _)| level != "Note")
+        .map(|(level, code, message)| ServerWarning { level, code, message })
+        .collect())
+}
+
+pub fn describe_warnings(w: &[ServerWarning]) -> String {
+    w.iter().map(|w| format!("{} {}: {}", w.level, w.code, w.message)).collect::<Vec<_>>().join("; ")
+}
+
+/// What a statement from a backup does, by its leading keyword (conditional comments opened).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatementKind {
+    Insert,
+    LoadData,
+    Other,
+}
+
+pub fn kind(text: &[u8]) -> StatementKind {
+    let head = leading_keywords(text, 2);
+    match head.first().map(String::as_str) {
+        Some("INSERT") | Some("REPLACE") => StatementKind::Insert,
+        Some("LOAD") if head.get(1).map(String::as_str) == Some("DATA") => StatementKind::LoadData,
+        _ => StatementKind::Other,
+    }
+}
+
+/// The first `n` words of a statement, upper-cased, skipping whitespace, comments and the
+/// `/*!NNNNN` opener of conditional comments.
+pub fn leading_keywords(text: &[u8], n: usize) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut i = 0;
+    while i < text.len() && words.len() < n {
+        let rest = &text[i..];
+        if rest[0].is_ascii_whitespace() {
+            i += 1;
+        } else if rest.starts_with(b"/*!") || rest.starts_with(b"/*M!") {
+            i += if rest[2] == b'!' { 3 } else { 4 };
+            while i < text.len() && text[i].is_ascii_digit() {
+                i += 1;
+            }
+        } else if rest.starts_with(b"/*") {
+            match rest.windows(2).position(|w| w == b"*/") {
+                Some(end) => i += end + 2,
+                None => break,
+            }
+        } else if rest.starts_with(b"--") || rest[0] == b'#' {
+            match rest.iter().position(|&c| c == b'\n') {
+                Some(end) => i += end + 1,
+                None => break,
+            }
+        } else {
+            let len = rest.iter().take_while(|c| c.is_ascii_alphanumeric() || **c == b'_').count();
+            if len == 0 {
+                break;
+            }
+            words.push(String::from_utf8_lossy(&rest[..len]).to_ascii_uppercase());
+            i += len;
+        }
+    }
+    words
+}
+
+/// The file name in `LOAD DATA [LOW_PRIORITY|CONCURRENT] LOCAL INFILE 'name'`.
+pub fn infile_name(text: &[u8]) -> Option<String> {
+    let upper = text.to_ascii_uppercase();
+    let at = upper.windows(6).position(|w| w == b"INFILE")? + 6;
+    let rest = &text[at..];
+    let start = rest.iter().position(|c| !c.is_ascii_whitespace())?;
+    let quote = rest[start];
+    if quote != b'\'' && quote != b'"' {
+        return None;
+    }
+    let mut name = Vec::new();
+    let mut i = start + 1;
+    while i < rest.len() {
+        match rest[i] {
+            b'\\' if i + 1 < rest.len() => {
+                name.push(rest[i + 1]);
+                i += 2;
+            }
+            c if c == quote => return String::from_utf8(name).ok(),
+            c => {
+                name.push(c);
+                i += 1;
+            }
+        }
+    }
+    None
+}
+
+/// Adds `CHARACTER SET binary` to a LOAD DATA statement that names no character set, so the
+/// file's bytes are stored exactly as dumped (mydumper writes them under `SET NAMES binary`,
+/// and without the clause the server would read them in the database's character set).
+pub fn with_binary_charset(text: &[u8]) -> Vec<u8> {
+    let upper = text.to_ascii_uppercase();
+    if upper.windows(13).any(|w| w == b"CHARACTER SET") {
+        return text.to_vec();
+    }
+    // Insert after `INTO TABLE <name>`: find the first FIELDS/COLUMNS/LINES/IGNORE/( or end.
+    let Some(into) = upper.windows(10).position(|w| w == b"INTO TABLE") else { return text.to_vec() };
+    let mut i = into + 10;
+    while i < text.len() && text[i].is_ascii_whitespace() {
+        i += 1;
+    }
+    // skip the (possibly qualified, possibly quoted) table name
+    loop {
+        if i < text.len() && text[i] == b'`' {
+            i += 1;
+            while i < text.len() {
+                if text[i] == b'`' {
+                    if text.get(i + 1) == Some(&b'`') {
+                        i += 2;
+                        continue;
+                    }
+                    i += 1;
+                    break;
+                }
+                i += 1;
+            }
+        } else {
+            while i < text.len() && (text[i].is_ascii_alphanumeric() || text[i] == b'_' || text[i] == b'$') {
+                i += 1;
+            }
+        }
+        if text.get(i) == Some(&b'.') {
+            i += 1;
+            continue;
+        }
+        break;
+    }
+    let mut out = text[..i].to_vec();
+    out.extend_from_slice(b" CHARACTER SET binary");
+    out.extend_from_slice(&text[i..]);
+    out
+}
+
+/// Runs statements of a schema or post-data file one by one, naming the file and offset on
+/// failure.
+pub async fn run_file_statements(
+    conn: &mut Conn,
+    file: &floodgate_format::SqlFile,
+    statements: &[floodgate_format::split::Statement],
+) -> Result<()> {
+    for s in statements {
+        conn.query_drop(&s.text[..])
+            .await
+            .map_err(LoadError::sql(format!("{} at byte {}", file.path.display(), s.offset)))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_statements() {
+        assert_eq!(kind(b"INSERT INTO `t` VALUES (1)"), StatementKind::Insert);
+        assert_eq!(kind(b"/*!40000 ALTER TABLE t DISABLE KEYS */"), StatementKind::Other);
+        assert_eq!(kind(b"  load data local infile 'x' into table t"), StatementKind::LoadData);
+        assert_eq!(kind(b"/*!40101 SET NAMES binary*/"), StatementKind::Other);
+    }
+
+    #[test]
+    fn infile_names() {
+        assert_eq!(infile_name(b"LOAD DATA LOCAL INFILE 'db.t.00001.dat' INTO TABLE `t`").as_deref(), Some("db.t.00001.dat"));
+        assert_eq!(infile_name(b"LOAD DATA LOCAL INFILE 'a\\'b' INTO TABLE t").as_deref(), Some("a'b"));
+        assert_eq!(infile_name(b"LOAD DATA LOCAL INFILE"), None);
+    }
+
+    #[test]
+    fn adds_binary_charset() {
+        let s = with_binary_charset(b"LOAD DATA LOCAL INFILE 'x.dat' INTO TABLE `we``ird` FIELDS TERMINATED BY '\\t' (`a`)");
+        assert_eq!(
+            String::from_utf8(s).unwrap(),
+            "LOAD DATA LOCAL INFILE 'x.dat' INTO TABLE `we``ird` CHARACTER SET binary FIELDS TERMINATED BY '\\t' (`a`)"
+        );
+        let kept = b"LOAD DATA LOCAL INFILE 'x' INTO TABLE t CHARACTER SET utf8mb4";
+        assert_eq!(with_binary_charset(kept), kept.to_vec());
+    }
+}

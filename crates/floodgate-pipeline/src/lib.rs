@@ -1,0 +1,326 @@
+//! The chunk pipeline: reads backup files, decompresses them and cuts them into what the
+//! loaders send, on a dedicated rayon pool, ahead of the loaders and in bounded memory.
+//!
+//! Every stream is a bounded tokio channel fed by one rayon task. The task blocks when the
+//! loader falls behind, so memory in flight is at most `queue_depth` blocks per open stream,
+//! and a loader opens at most two streams at once (a chunk's SQL and its data file). With
+//! the default 1 MiB blocks and depth 8 that is 16 MiB per connection.
+//!
+//! Boundary: the pipeline never talks to a server; the loader never decompresses.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use floodgate_format::split::{ReadError, Statement, StatementReader, Terminator};
+use tokio::sync::mpsc;
+
+/// A failure while reading a backup file.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}{}: {reason}", file.display(), offset.map(|o| format!(" at byte {o}")).unwrap_or_default())]
+pub struct PipelineError {
+    /// The file.
+    pub file: PathBuf,
+    /// Offset in the decompressed stream, where known.
+    pub offset: Option<u64>,
+    /// What went wrong.
+    pub reason: String,
+    /// The file is damaged (corrupt compression, broken SQL), not merely unreadable.
+    pub integrity: bool,
+}
+
+impl PipelineError {
+    fn from_read(file: &Path, e: ReadError) -> Self {
+        match e {
+            ReadError::Io { offset, source } => PipelineError {
+                file: file.to_path_buf(),
+                offset: Some(offset),
+                integrity: is_corruption(&source),
+                reason: format!("cannot read: {source}"),
+            },
+            ReadError::Split(s) => PipelineError {
+                file: file.to_path_buf(),
+                offset: None,
+                reason: format!("malformed SQL: {s}"),
+                integrity: true,
+            },
+        }
+    }
+}
+
+/// A read error on a file that opened fine means damaged content (the decoders report bad
+/// data with assorted kinds), unless the file vanished or its permissions changed.
+fn is_corruption(e: &std::io::Error) -> bool {
+    !matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied)
+}
+
+/// Sizes that bound the pipeline's memory.
+#[derive(Debug, Clone, Copy)]
+pub struct PipelineConfig {
+    /// Worker threads for reading and decompression.
+    pub threads: usize,
+    /// Bytes per block sent to a loader.
+    pub block_size: usize,
+    /// Blocks buffered per stream.
+    pub queue_depth: usize,
+    /// Largest SQL statement accepted (the server's max_allowed_packet caps it anyway).
+    pub max_statement: usize,
+}
+
+impl PipelineConfig {
+    /// A configuration for `connections` loaders within `memory_budget` bytes.
+    pub fn for_budget(connections: usize, memory_budget: usize) -> Self {
+        let block_size = 1 << 20;
+        let streams = 2 * connections.max(1);
+        let queue_depth = (memory_budget / (streams * block_size)).clamp(2, 16);
+        PipelineConfig { threads: streams, block_size, queue_depth, max_statement: 1 << 30 }
+    }
+}
+
+/// The pipeline's thread pool and sizes.
+#[derive(Clone)]
+pub struct Pipeline {
+    pool: Arc<rayon::ThreadPool>,
+    config: PipelineConfig,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline").field("config", &self.config).finish()
+    }
+}
+
+/// Statements of one SQL file, in order, batched.
+pub type StatementStream = mpsc::Receiver<Result<Vec<Statement>, PipelineError>>;
+
+/// Raw bytes of one data file, decompressed, plus the number of rows seen so far.
+pub struct ByteStream {
+    /// The blocks, in order; an error ends the stream.
+    pub blocks: mpsc::Receiver<Result<Bytes, PipelineError>>,
+    /// Rows (unescaped line ends) counted in the blocks sent so far.
+    pub rows: Arc<AtomicU64>,
+}
+
+impl Pipeline {
+    /// Starts the worker pool.
+    pub fn new(config: PipelineConfig) -> std::io::Result<Self> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(config.threads.max(1))
+            .thread_name(|i| format!("floodgate-pipeline-{i}"))
+            .build()
+            .map_err(std::io::Error::other)?;
+        Ok(Pipeline { pool: Arc::new(pool), config })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> PipelineConfig {
+        self.config
+    }
+
+    /// Streams the statements of `path` (decompressed if needed), split by `terminator`.
+    /// A statement left without a terminator at the end of the file means the file was cut
+    /// short, and is reported as an error.
+    pub fn statements(&self, path: &Path, terminator: Terminator) -> StatementStream {
+        let (tx, rx) = mpsc::channel(self.config.queue_depth);
+        let path = path.to_path_buf();
+        let config = self.config;
+        self.pool.spawn(move || {
+            let result = produce_statements(&path, terminator, config, &tx);
+            if let Err(e) = result {
+                let _ = tx.blocking_send(Err(e));
+            }
+        });
+        rx
+    }
+
+    /// Streams the decompressed bytes of `path` in blocks, counting rows in LOAD DATA's
+    /// default format (a line end not escaped by a backslash ends a row).
+    pub fn bytes(&self, path: &Path) -> ByteStream {
+        let (tx, rx) = mpsc::channel(self.config.queue_depth);
+        let rows = Arc::new(AtomicU64::new(0));
+        let counter = rows.clone();
+        let path = path.to_path_buf();
+        let block_size = self.config.block_size;
+        self.pool.spawn(move || {
+            if let Err(e) = produce_bytes(&path, block_size, &counter, &tx) {
+                let _ = tx.blocking_send(Err(e));
+            }
+        });
+        ByteStream { blocks: rx, rows }
+    }
+}
+
+fn produce_statements(
+    path: &Path,
+    terminator: Terminator,
+    config: PipelineConfig,
+    tx: &mpsc::Sender<Result<Vec<Statement>, PipelineError>>,
+) -> Result<(), PipelineError> {
+    let reader = floodgate_format::compress::open(path).map_err(|e| PipelineError {
+        file: path.to_path_buf(),
+        offset: None,
+        reason: e.to_string(),
+        integrity: false,
+    })?;
+    let mut statements = StatementReader::new(reader, terminator, config.max_statement);
+    let mut batch = Vec::new();
+    let mut batch_bytes = 0;
+    while let Some(s) = statements.next_statement().map_err(|e| PipelineError::from_read(path, e))? {
+        if !s.terminated {
+            return Err(PipelineError {
+                file: path.to_path_buf(),
+                offset: Some(s.offset),
+                reason: "the last statement has no terminating `;`: the file is truncated".into(),
+                integrity: true,
+            });
+        }
+        batch_bytes += s.text.len();
+        batch.push(s);
+        if batch_bytes >= config.block_size {
+            batch_bytes = 0;
+            if tx.blocking_send(Ok(std::mem::take(&mut batch))).is_err() {
+                return Ok(()); // the loader stopped listening
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = tx.blocking_send(Ok(batch));
+    }
+    Ok(())
+}
+
+fn produce_bytes(
+    path: &Path,
+    block_size: usize,
+    rows: &AtomicU64,
+    tx: &mpsc::Sender<Result<Bytes, PipelineError>>,
+) -> Result<(), PipelineError> {
+    let err = |offset: Option<u64>, e: &dyn std::fmt::Display, integrity: bool| PipelineError {
+        file: path.to_path_buf(),
+        offset,
+        reason: e.to_string(),
+        integrity,
+    };
+    let mut reader = floodgate_format::compress::open(path).map_err(|e| err(None, &e, false))?;
+    let mut counter = RowCounter::default();
+    let mut offset = 0u64;
+    loop {
+        let mut block = vec![0u8; block_size];
+        let mut filled = 0;
+        while filled < block_size {
+            match reader.read(&mut block[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(err(Some(offset + filled as u64), &e, is_corruption(&e))),
+            }
+        }
+        if filled == 0 {
+            return Ok(());
+        }
+        block.truncate(filled);
+        offset += filled as u64;
+        rows.fetch_add(counter.count(&block), Ordering::Relaxed);
+        if tx.blocking_send(Ok(Bytes::from(block))).is_err() {
+            return Ok(());
+        }
+    }
+}
+
+use std::io::Read;
+
+/// Counts rows in LOAD DATA's default format across block boundaries.
+#[derive(Debug, Default, Clone)]
+pub struct RowCounter {
+    escaped: bool,
+}
+
+impl RowCounter {
+    /// Rows ended in `block`, given everything counted before it.
+    pub fn count(&mut self, block: &[u8]) -> u64 {
+        let mut rows = 0;
+        for &b in block {
+            if self.escaped {
+                self.escaped = false;
+            } else if b == b'\\' {
+                self.escaped = true;
+            } else if b == b'\n' {
+                rows += 1;
+            }
+        }
+        rows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn counts_rows_not_escaped_newlines() {
+        let mut c = RowCounter::default();
+        assert_eq!(c.count(b"1\ta\\\nb\n2\t\\\\\n"), 2);
+    }
+
+    proptest! {
+        #[test]
+        fn row_count_does_not_depend_on_blocks(data in prop::collection::vec(prop::sample::select(vec![b'a', b'\\', b'\n', b'\t']), 0..200), cut in any::<usize>()) {
+            let whole = RowCounter::default().count(&data);
+            let cut = cut % (data.len() + 1);
+            let mut c = RowCounter::default();
+            let parts = c.count(&data[..cut]) + c.count(&data[cut..]);
+            prop_assert_eq!(whole, parts);
+        }
+    }
+
+    #[tokio::test]
+    async fn truncated_sql_file_is_an_integrity_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.t.00000.sql");
+        std::fs::write(&path, b"INSERT INTO t VALUES (1);\nINSERT INTO t VALUES (2").unwrap();
+        let p = Pipeline::new(PipelineConfig::for_budget(1, 1 << 20)).unwrap();
+        let mut rx = p.statements(&path, Terminator::SemicolonNewline);
+        let mut saw_error = None;
+        while let Some(item) = rx.recv().await {
+            if let Err(e) = item {
+                saw_error = Some(e);
+            }
+        }
+        let e = saw_error.unwrap();
+        assert!(e.integrity);
+        assert!(e.to_string().contains("db.t.00000.sql at byte 26"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn corrupt_zstd_is_an_integrity_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.dat.zst");
+        let mut z = zstd_bytes(&b"1\tabc\n".repeat(50_000));
+        let mid = z.len() / 2;
+        z[mid] ^= 0x55;
+        std::fs::write(&path, z).unwrap();
+        let p = Pipeline::new(PipelineConfig::for_budget(1, 1 << 20)).unwrap();
+        let mut s = p.bytes(&path);
+        let mut err = None;
+        while let Some(item) = s.blocks.recv().await {
+            if let Err(e) = item {
+                err = Some(e);
+            }
+        }
+        assert!(err.unwrap().integrity);
+    }
+
+    fn zstd_bytes(data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut enc = zstd_encoder(&mut out);
+        std::io::Write::write_all(&mut enc, data).unwrap();
+        enc.finish().unwrap();
+        out
+    }
+
+    fn zstd_encoder(out: &mut Vec<u8>) -> zstd::stream::write::Encoder<'static, &mut Vec<u8>> {
+        zstd::stream::write::Encoder::new(out, 1).unwrap()
+    }
+}

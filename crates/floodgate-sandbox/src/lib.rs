@@ -1,0 +1,420 @@
+//! A throwaway MariaDB (or MySQL) server for tests, benchmarks and restore drills.
+//!
+//! [`Sandbox::start`] initialises a data directory in a fresh temporary directory, starts the
+//! server on a free TCP port and a Unix socket inside that directory, and waits until it
+//! accepts connections. Dropping the [`Sandbox`] kills the server and removes the directory.
+//!
+//! The server runs under a tiny shell guardian that waits for its standard input to close.
+//! The input is a pipe held by this process, so the server and its files go away when the
+//! `Sandbox` is dropped *and* when this process dies any other way (a panic that aborts,
+//! `kill -9`, a test binary that never runs destructors for a shared static): the kernel
+//! closes the pipe, the guardian kills the server and deletes the directory. Nothing is
+//! left behind.
+//!
+//! MariaDB is initialised with `mariadb-install-db`; MySQL (`mysqld --initialize-insecure`)
+//! follows the same path but is untested here, since no MySQL binaries are available.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Why a sandbox could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SandboxError {
+    /// No server binary was found.
+    #[error("no server binary: {0} (install mariadb-server, or pass the binary's path)")]
+    NoServer(String),
+    /// Creating the directory or running a helper failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Initialising the data directory failed.
+    #[error("initialising the data directory failed: {0}")]
+    Init(String),
+    /// The server exited or never became ready.
+    #[error("server did not start: {reason}\n--- last lines of its error log ---\n{log}")]
+    Start {
+        /// What happened.
+        reason: String,
+        /// Tail of the error log.
+        log: String,
+    },
+}
+
+type Result<T> = std::result::Result<T, SandboxError>;
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> SandboxError {
+    let what = what.into();
+    move |source| SandboxError::Io { what, source }
+}
+
+/// How to start a sandbox.
+#[derive(Debug, Clone)]
+pub struct SandboxOptions {
+    /// `mariadbd`/`mysqld` to run; found on PATH (and in /usr/sbin) when None.
+    pub server_binary: Option<PathBuf>,
+    /// InnoDB buffer pool size, e.g. "256M".
+    pub buffer_pool: String,
+    /// Keep a binary log (row format), for point-in-time recovery tests.
+    pub binlog: bool,
+    /// Extra `--option=value` arguments for the server.
+    pub extra_args: Vec<String>,
+    /// How long to wait for the server to accept connections.
+    pub startup_timeout: Duration,
+}
+
+impl Default for SandboxOptions {
+    fn default() -> Self {
+        SandboxOptions {
+            server_binary: None,
+            buffer_pool: "256M".into(),
+            binlog: false,
+            extra_args: Vec::new(),
+            startup_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A running throwaway server. Dropping it kills the server and deletes its files.
+#[derive(Debug)]
+pub struct Sandbox {
+    dir: PathBuf,
+    port: u16,
+    socket: PathBuf,
+    guardian: Option<Child>,
+    lifeline: Option<ChildStdin>,
+    version: String,
+}
+
+impl Sandbox {
+    /// Starts a server with `options` and waits until it is ready.
+    pub fn start(options: &SandboxOptions) -> Result<Sandbox> {
+        let server = find_server(options.server_binary.as_deref())?;
+        let version = server_version(&server)?;
+        let dir = make_dir()?;
+        let mut sandbox = Sandbox {
+            socket: dir.join("mysql.sock"),
+            dir,
+            port: 0,
+            guardian: None,
+            lifeline: None,
+            version,
+        };
+        sandbox.init_datadir(&server)?;
+        sandbox.launch(&server, options)?;
+        Ok(sandbox)
+    }
+
+    /// The TCP port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The Unix socket path.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// The user to connect as (no password).
+    pub fn user(&self) -> &str {
+        "root"
+    }
+
+    /// The directory holding the data directory, socket and logs.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The server's `--version` line.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// A `mysql://` URL for TCP connections as root.
+    pub fn url(&self) -> String {
+        format!("mysql://root@127.0.0.1:{}", self.port)
+    }
+
+    /// The server's process id, for tests that kill or restart it.
+    pub fn server_pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.dir.join("server.pid")).ok()?.trim().parse().ok()
+    }
+
+    fn datadir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn init_datadir(&self, server: &Path) -> Result<()> {
+        let datadir = self.datadir();
+        let output = if is_mysql(&self.version) {
+            Command::new(server)
+                .arg("--no-defaults")
+                .arg("--initialize-insecure")
+                .arg(format!("--datadir={}", datadir.display()))
+                .args(root_user_arg())
+                .output()
+        } else {
+            let install = find_install_db(server)?;
+            Command::new(install)
+                .arg("--no-defaults")
+                .arg(format!("--datadir={}", datadir.display()))
+                .arg("--auth-root-authentication-method=normal")
+                .arg("--skip-test-db")
+                .args(root_user_arg())
+                .output()
+        }
+        .map_err(io("running the data directory initialiser"))?;
+        if !output.status.success() {
+            let mut msg = String::from_utf8_lossy(&output.stderr).into_owned();
+            msg.push_str(&String::from_utf8_lossy(&output.stdout));
+            return Err(SandboxError::Init(msg));
+        }
+        Ok(())
+    }
+
+    fn launch(&mut self, server: &Path, options: &SandboxOptions) -> Result<()> {
+        let mut last = None;
+        for _attempt in 0..3 {
+            self.port = free_port()?;
+            match self.try_launch(server, options) {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    self.kill();
+                    let retry = matches!(&e, SandboxError::Start { log, .. } if log.contains("already in use"));
+                    if !retry {
+                        return Err(e);
+                    }
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| SandboxError::NoServer("no attempt made".into())))
+    }
+
+    fn server_args(&self, options: &SandboxOptions) -> Vec<String> {
+        let mut args = vec![
+            "--no-defaults".to_string(),
+            format!("--datadir={}", self.datadir().display()),
+            format!("--socket={}", self.socket.display()),
+            format!("--port={}", self.port),
+            "--bind-address=127.0.0.1".into(),
+            format!("--log-error={}", self.dir.join("error.log").display()),
+            format!("--pid-file={}", self.dir.join("mysqld.pid").display()),
+            format!("--innodb-buffer-pool-size={}", options.buffer_pool),
+            // Throwaway server: favour ingest speed over durability.
+            "--innodb-flush-log-at-trx-commit=2".into(),
+            "--innodb-log-file-size=256M".into(),
+            "--max-allowed-packet=1G".into(),
+            "--local-infile=1".into(),
+            "--skip-name-resolve".into(),
+            "--event-scheduler=OFF".into(),
+            "--character-set-server=utf8mb4".into(),
+            "--collation-server=utf8mb4_general_ci".into(),
+        ];
+        if options.binlog {
+            args.push(format!("--log-bin={}", self.dir.join("binlog").display()));
+            args.push("--binlog-format=ROW".into());
+            args.push("--server-id=1".into());
+        } else {
+            args.push("--skip-log-bin".into());
+        }
+        args.extend(root_user_arg());
+        args.extend(options.extra_args.iter().cloned());
+        args
+    }
+
+    fn try_launch(&mut self, server: &Path, options: &SandboxOptions) -> Result<()> {
+        let _ = std::fs::remove_file(self.dir.join("error.log"));
+        // The guardian: start the server, remember its pid, block until our end of the pipe
+        // closes, then kill the server and remove every file.
+        let script = r#"
+            "$@" &
+            srv=$!
+            echo "$srv" > "$FG_SANDBOX_DIR/server.pid"
+            cat > /dev/null
+            kill -9 "$srv" 2>/dev/null
+            wait "$srv" 2>/dev/null
+            rm -rf "$FG_SANDBOX_DIR"
+        "#;
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg("floodgate-sandbox")
+            .arg(server)
+            .args(self.server_args(options))
+            .env("FG_SANDBOX_DIR", &self.dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(io("starting the server"))?;
+        self.lifeline = child.stdin.take();
+        self.guardian = Some(child);
+        self.wait_ready(options.startup_timeout)
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        let log_path = self.dir.join("error.log");
+        loop {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            if log.contains("ready for connections") && self.socket.exists() {
+                return Ok(());
+            }
+            let exited = self.server_pid().is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+            if exited || log.contains("[ERROR] Aborting") {
+                return Err(SandboxError::Start { reason: "the server exited".into(), log: tail(&log) });
+            }
+            if Instant::now() > deadline {
+                return Err(SandboxError::Start { reason: format!("not ready after {timeout:?}"), log: tail(&log) });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills the server (SIGKILL) and starts it again on the same port and data directory,
+    /// as a crash and restart of the target would. For resume tests.
+    pub fn restart(&mut self, options: &SandboxOptions) -> Result<()> {
+        if let Some(pid) = self.server_pid() {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            let gone = Instant::now() + Duration::from_secs(30);
+            while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < gone {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        // The guardian notices nothing (it waits on the pipe); start a new one.
+        self.lifeline = None;
+        if let Some(mut g) = self.guardian.take() {
+            // Closing the pipe would delete the directory: keep it by renaming it away first.
+            let keep = self.dir.with_extension("restart");
+            std::fs::rename(&self.dir, &keep).map_err(io("moving the data aside"))?;
+            let _ = g.wait();
+            std::fs::rename(&keep, &self.dir).map_err(io("moving the data back"))?;
+        }
+        let server = find_server(options.server_binary.as_deref())?;
+        self.try_launch(&server, options)
+    }
+
+    fn kill(&mut self) {
+        self.lifeline = None; // closing the pipe tells the guardian to clean up
+        if let Some(mut g) = self.guardian.take() {
+            let _ = g.wait();
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
+fn root_user_arg() -> Vec<String> {
+    // mariadbd refuses to run as root unless told to; as any other user the flag is harmless
+    // but would need privileges, so pass it only when we are root.
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")));
+    if uid == Some(true) {
+        vec!["--user=root".into()]
+    } else {
+        Vec::new()
+    }
+}
+
+fn make_dir() -> Result<PathBuf> {
+    // Unix socket paths are limited to 107 bytes, so stay short: /tmp unless TMPDIR is short.
+    let base = std::env::temp_dir();
+    let base = if base.as_os_str().len() > 40 { PathBuf::from("/tmp") } else { base };
+    let dir = tempfile::Builder::new().prefix("floodgate-sandbox-").tempdir_in(base).map_err(io("creating a temp dir"))?;
+    Ok(dir.keep())
+}
+
+fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(io("finding a free port"))?;
+    Ok(listener.local_addr().map_err(io("finding a free port"))?.port())
+}
+
+fn find_on_path(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
+    dirs.extend(["/usr/sbin", "/usr/local/sbin", "/usr/bin", "/usr/local/mysql/bin"].map(PathBuf::from));
+    for name in names {
+        for d in &dirs {
+            let p = d.join(name);
+            if p.is_file() {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+fn find_server(given: Option<&Path>) -> Result<PathBuf> {
+    match given {
+        Some(p) if p.is_file() => Ok(p.to_path_buf()),
+        Some(p) => Err(SandboxError::NoServer(format!("{} does not exist", p.display()))),
+        None => find_on_path(&["mariadbd", "mysqld"])
+            .ok_or_else(|| SandboxError::NoServer("neither mariadbd nor mysqld is on PATH".into())),
+    }
+}
+
+fn find_install_db(server: &Path) -> Result<PathBuf> {
+    let near = server.parent().map(|d| d.join("mariadb-install-db"));
+    if let Some(p) = near.filter(|p| p.is_file()) {
+        return Ok(p);
+    }
+    find_on_path(&["mariadb-install-db", "mysql_install_db"])
+        .ok_or_else(|| SandboxError::NoServer("mariadb-install-db not found".into()))
+}
+
+fn server_version(server: &Path) -> Result<String> {
+    let out = Command::new(server).arg("--version").output().map_err(io("asking the server for its version"))?;
+    let mut text = String::new();
+    BufReader::new(&out.stdout[..]).read_line(&mut text).map_err(io("reading the version"))?;
+    if text.trim().is_empty() {
+        let _ = (&out.stderr[..]).read_to_string(&mut text);
+    }
+    Ok(text.trim().to_string())
+}
+
+fn is_mysql(version: &str) -> bool {
+    !version.contains("MariaDB")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn starts_and_leaves_nothing_behind() {
+        let sandbox = Sandbox::start(&SandboxOptions::default()).unwrap();
+        let dir = sandbox.dir().to_path_buf();
+        assert!(sandbox.socket().exists());
+        assert!(std::net::TcpStream::connect(("127.0.0.1", sandbox.port())).is_ok());
+        let pid = sandbox.server_pid().unwrap();
+        drop(sandbox);
+        assert!(!dir.exists(), "directory removed");
+        assert!(!Path::new(&format!("/proc/{pid}")).exists(), "server gone");
+    }
+
+    #[test]
+    fn missing_binary_is_a_clear_error() {
+        let opts = SandboxOptions { server_binary: Some("/nonexistent/mariadbd".into()), ..Default::default() };
+        let err = Sandbox::start(&opts).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/mariadbd"));
+    }
+}
