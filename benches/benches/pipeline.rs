@@ -1,1 +1,109 @@
-fn main(){}
+//! Throughput of the pipeline stages, in bytes per second of their input.
+//!
+//! Run with `cargo bench -p floodgate-benches`.
+
+use std::io::{Read, Write};
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use floodgate_format::split::{split_all, Terminator};
+use floodgate_pipeline::RowCounter;
+use sha2::Digest;
+
+/// mydumper-style INSERT statements, ~8 MiB, with quotes and escapes in the values.
+fn insert_text() -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut id = 0u64;
+    while out.len() < 8 << 20 {
+        out.extend_from_slice(b"INSERT INTO `sbtest1` VALUES");
+        for i in 0..1000 {
+            id += 1;
+            let sep = if i == 0 { "(" } else { ",(" };
+            writeln!(
+                out,
+                "{sep}{id},{},\"{:x}-it\\'s \\\"q\\\";x\",\"pad{}\")",
+                id * 7 % 1000,
+                id * 2654435761,
+                id
+            )
+            .unwrap();
+        }
+        out.extend_from_slice(b";\n");
+    }
+    out
+}
+
+/// LOAD DATA default-format rows, ~8 MiB.
+fn tsv_text() -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut id = 0u64;
+    while out.len() < 8 << 20 {
+        id += 1;
+        writeln!(
+            out,
+            "{id}\t{}\t{:x}-with\\ttab\\\\\tpad{id}",
+            id * 7 % 1000,
+            id * 2654435761
+        )
+        .unwrap();
+    }
+    out
+}
+
+fn bench(c: &mut Criterion) {
+    let sql = insert_text();
+    let tsv = tsv_text();
+    let zst = zstd::encode_all(&tsv[..], 3).unwrap();
+    let gz = {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(&tsv).unwrap();
+        e.finish().unwrap()
+    };
+
+    let mut g = c.benchmark_group("pipeline");
+    g.throughput(Throughput::Bytes(sql.len() as u64));
+    g.bench_function("split_semicolon_newline", |b| {
+        b.iter(|| {
+            split_all(black_box(&sql), Terminator::SemicolonNewline)
+                .unwrap()
+                .len()
+        })
+    });
+    g.bench_function("split_delimiter", |b| {
+        b.iter(|| {
+            split_all(black_box(&sql), Terminator::Delimiter)
+                .unwrap()
+                .len()
+        })
+    });
+    g.throughput(Throughput::Bytes(tsv.len() as u64));
+    g.bench_function("row_counter", |b| {
+        b.iter(|| RowCounter::default().count(black_box(&tsv)))
+    });
+    g.bench_function("zstd_decompress", |b| {
+        b.iter(|| {
+            let mut out = Vec::with_capacity(tsv.len());
+            zstd::stream::read::Decoder::new(&zst[..])
+                .unwrap()
+                .read_to_end(&mut out)
+                .unwrap();
+            out.len()
+        })
+    });
+    g.bench_function("gzip_decompress", |b| {
+        b.iter(|| {
+            let mut out = Vec::with_capacity(tsv.len());
+            flate2::read::MultiGzDecoder::new(&gz[..])
+                .read_to_end(&mut out)
+                .unwrap();
+            out.len()
+        })
+    });
+    g.throughput(Throughput::Bytes(zst.len() as u64));
+    g.bench_function("sha256", |b| {
+        b.iter(|| sha2::Sha256::digest(black_box(&zst)))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -30,7 +30,7 @@ pub struct Cli {
 pub enum Command {
     /// Restore a backup (mydumper directory) into a server.
     #[command(disable_help_flag = true)]
-    Restore(RestoreArgs),
+    Restore(Box<RestoreArgs>),
     /// Describe a backup: format, position, databases, tables, chunks, sizes.
     #[command(disable_help_flag = true)]
     Inspect(InspectArgs),
@@ -133,7 +133,9 @@ pub fn mysql_style_password(argv: Vec<OsString>) -> Vec<OsString> {
     argv.into_iter()
         .map(|a| match a.to_str() {
             Some("-p") => OsString::from("--password-prompt"),
-            Some(s) if s.starts_with("-p") && !s.starts_with("--") => OsString::from(format!("--password={}", &s[2..])),
+            Some(s) if s.starts_with("-p") && !s.starts_with("--") => {
+                OsString::from(format!("--password={}", &s[2..]))
+            }
             _ => a,
         })
         .collect()
@@ -145,13 +147,26 @@ mod tests {
 
     #[test]
     fn password_syntax() {
-        let v: Vec<OsString> = ["floodgate", "restore", "-psecret", "dir", "-p", "-P", "3306"].iter().map(OsString::from).collect();
+        let v: Vec<OsString> = [
+            "floodgate",
+            "restore",
+            "-psecret",
+            "dir",
+            "-p",
+            "-P",
+            "3306",
+        ]
+        .iter()
+        .map(OsString::from)
+        .collect();
         let out = mysql_style_password(v);
         assert_eq!(out[2], "--password=secret");
         assert_eq!(out[4], "--password-prompt");
         assert_eq!(out[5], "-P");
         let cli = Cli::try_parse_from(out).unwrap();
-        let Command::Restore(r) = cli.command else { panic!() };
+        let Command::Restore(r) = cli.command else {
+            panic!()
+        };
         assert_eq!(r.conn.password.as_deref(), Some("secret"));
         assert!(r.conn.password_prompt);
         assert_eq!(r.conn.port, Some(3306));
@@ -160,7 +175,9 @@ mod tests {
     #[test]
     fn dash_h_is_host() {
         let cli = Cli::try_parse_from(["floodgate", "restore", "d", "-h", "db1"]).unwrap();
-        let Command::Restore(r) = cli.command else { panic!() };
+        let Command::Restore(r) = cli.command else {
+            panic!()
+        };
         assert_eq!(r.conn.host.as_deref(), Some("db1"));
     }
 }

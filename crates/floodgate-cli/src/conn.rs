@@ -24,13 +24,18 @@ fn parse_option_file(text: &str) -> ClientSection {
     for line in text.lines() {
         let line = line.trim();
         if line.starts_with('[') {
-            in_client = matches!(line, "[client]" | "[mysql]" | "[mariadb-client]" | "[client-mariadb]");
+            in_client = matches!(
+                line,
+                "[client]" | "[mysql]" | "[mariadb-client]" | "[client-mariadb]"
+            );
             continue;
         }
         if !in_client || line.starts_with('#') || line.starts_with(';') {
             continue;
         }
-        let Some((k, v)) = line.split_once('=') else { continue };
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
         let v = v.trim().trim_matches(|c| c == '"' || c == '\'').to_string();
         match k.trim().replace('_', "-").as_str() {
             "host" => out.host = Some(v),
@@ -46,12 +51,15 @@ fn parse_option_file(text: &str) -> ClientSection {
 
 fn option_file(explicit: Option<&Path>) -> Result<ClientSection> {
     if let Some(path) = explicit {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading --defaults-file {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading --defaults-file {}", path.display()))?;
         return Ok(parse_option_file(&text));
     }
     let home = std::env::var_os("HOME").map(PathBuf::from);
     match home.map(|h| h.join(".my.cnf")).filter(|p| p.is_file()) {
-        Some(p) => Ok(parse_option_file(&std::fs::read_to_string(p).unwrap_or_default())),
+        Some(p) => Ok(parse_option_file(
+            &std::fs::read_to_string(p).unwrap_or_default(),
+        )),
         None => Ok(ClientSection::default()),
     }
 }
@@ -59,9 +67,14 @@ fn option_file(explicit: Option<&Path>) -> Result<ClientSection> {
 /// Resolves the target connection from flags, option file and environment.
 pub fn resolve(args: &ConnArgs) -> Result<ConnectOptions> {
     let file = option_file(args.defaults_file.as_deref())?;
-    let mut password = args.password.clone().or(file.password).or_else(|| std::env::var("MYSQL_PWD").ok());
+    let mut password = args
+        .password
+        .clone()
+        .or(file.password)
+        .or_else(|| std::env::var("MYSQL_PWD").ok());
     if args.password_prompt {
-        password = Some(rpassword::prompt_password("Enter password: ").context("reading the password")?);
+        password =
+            Some(rpassword::prompt_password("Enter password: ").context("reading the password")?);
     }
     Ok(ConnectOptions {
         host: args.host.clone().or(file.host),

@@ -17,7 +17,10 @@ pub fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// The error and its causes, each cause shown once (library errors already name their cause
@@ -47,7 +50,7 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Restore(args) => restore(args),
+        Command::Restore(args) => restore(*args),
         Command::Inspect(args) => inspect(args),
     }
 }
@@ -60,7 +63,10 @@ fn restore(args: RestoreArgs) -> Result<()> {
     let mut plan = open_plan(&args.source)?;
     let unmatched = plan.filter(&args.databases, &args.exclude);
     if !unmatched.is_empty() {
-        anyhow::bail!("not in the backup: {} (see `floodgate inspect`)", unmatched.join(", "));
+        anyhow::bail!(
+            "not in the backup: {} (see `floodgate inspect`)",
+            unmatched.join(", ")
+        );
     }
     if args.dry_run {
         print_plan(&plan, !args.no_defer_indexes);
@@ -91,7 +97,8 @@ fn restore(args: RestoreArgs) -> Result<()> {
     let report = outcome?;
     if let Some(path) = &args.report {
         let json = serde_json::to_vec_pretty(&report)?;
-        std::fs::write(path, json).with_context(|| format!("writing the report to {}", path.display()))?;
+        std::fs::write(path, json)
+            .with_context(|| format!("writing the report to {}", path.display()))?;
     }
     eprintln!(
         "floodgate: restored {} rows in {} tables ({} views, {} routine/event files, {} trigger files) in {:.2}s \
@@ -117,11 +124,20 @@ fn print_plan(plan: &RestorePlan, defer: bool) {
         println!(
             "position: binlog {} {} gtid {}",
             p.binlog_file.as_deref().unwrap_or("-"),
-            p.binlog_position.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+            p.binlog_position
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "-".into()),
             p.gtid_executed.as_deref().unwrap_or("-")
         );
     }
-    println!("indexes: {}", if defer { "deferred until each table's data is in" } else { "created with the tables" });
+    println!(
+        "indexes: {}",
+        if defer {
+            "deferred until each table's data is in"
+        } else {
+            "created with the tables"
+        }
+    );
     for db in &plan.databases {
         println!(
             "database {}: {} tables, {} views, {} routine/event files, {} trigger files",
@@ -137,7 +153,9 @@ fn print_plan(plan: &RestorePlan, defer: bool) {
                 t.name,
                 t.chunks.len(),
                 t.data_bytes(),
-                t.expected_rows.map(|r| format!(", {r} rows")).unwrap_or_default()
+                t.expected_rows
+                    .map(|r| format!(", {r} rows"))
+                    .unwrap_or_default()
             );
         }
         for v in &db.views {

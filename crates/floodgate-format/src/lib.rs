@@ -37,9 +37,10 @@ pub fn open(source: &Path) -> Result<RestorePlan> {
         }
         return Err(FormatError::NotABackup {
             path: source.to_path_buf(),
-            reason: "no mydumper `metadata` file with `*-schema-create.sql` or `*-schema.sql` files, \
+            reason:
+                "no mydumper `metadata` file with `*-schema-create.sql` or `*-schema.sql` files, \
                      no floodgate `manifest.json`, no MySQL Shell `@.json`"
-                .into(),
+                    .into(),
         });
     }
     Err(FormatError::NotABackup {
@@ -50,7 +51,10 @@ pub fn open(source: &Path) -> Result<RestorePlan> {
 
 /// Reads every statement of a small SQL file (schema and post-data files), decompressing it
 /// if needed. Files over 256 MiB are refused: those are data, which streams instead.
-pub fn read_statements(file: &SqlFile, terminator: split::Terminator) -> Result<Vec<split::Statement>> {
+pub fn read_statements(
+    file: &SqlFile,
+    terminator: split::Terminator,
+) -> Result<Vec<split::Statement>> {
     use std::io::Read;
     const LIMIT: u64 = 256 << 20;
     let mut text = Vec::new();
@@ -59,7 +63,11 @@ pub fn read_statements(file: &SqlFile, terminator: split::Terminator) -> Result<
         .read_to_end(&mut text)
         .map_err(|e| FormatError::corrupt(&file.path, None, format!("cannot decompress: {e}")))?;
     if text.len() as u64 > LIMIT {
-        return Err(FormatError::corrupt(&file.path, None, "schema file larger than 256 MiB"));
+        return Err(FormatError::corrupt(
+            &file.path,
+            None,
+            "schema file larger than 256 MiB",
+        ));
     }
     let statements = split::split_all(&text, terminator)
         .map_err(|e| FormatError::corrupt(&file.path, None, e.to_string()))?;

@@ -39,7 +39,9 @@ pub struct Statement {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SplitError {
     /// The input ended inside a quoted string, identifier or comment.
-    #[error("the input ends inside {what} that starts at byte {start}: it is truncated, or not SQL")]
+    #[error(
+        "the input ends inside {what} that starts at byte {start}: it is truncated, or not SQL"
+    )]
     Unterminated {
         /// "a '...' string", "a /* comment */", ...
         what: &'static str,
@@ -114,7 +116,10 @@ impl Splitter {
         self.buf.extend_from_slice(input);
         self.scan(false, out)?;
         if self.buf.len() > self.max_statement {
-            return Err(SplitError::TooLarge { start: self.base, limit: self.max_statement });
+            return Err(SplitError::TooLarge {
+                start: self.base,
+                limit: self.max_statement,
+            });
         }
         Ok(())
     }
@@ -130,15 +135,24 @@ impl Splitter {
                     b'"' => "a \"...\" string",
                     _ => "a `...` identifier",
                 };
-                return Err(SplitError::Unterminated { what, start: self.state_start });
+                return Err(SplitError::Unterminated {
+                    what,
+                    start: self.state_start,
+                });
             }
             State::BlockComment => {
-                return Err(SplitError::Unterminated { what: "a /* comment */", start: self.state_start })
+                return Err(SplitError::Unterminated {
+                    what: "a /* comment */",
+                    start: self.state_start,
+                })
             }
             State::Code | State::LineComment => {}
         }
         if self.in_conditional {
-            return Err(SplitError::Unterminated { what: "a /*! conditional comment */", start: self.state_start });
+            return Err(SplitError::Unterminated {
+                what: "a /*! conditional comment */",
+                start: self.state_start,
+            });
         }
         if self.has_content {
             let end = self.buf.len();
@@ -209,7 +223,8 @@ impl Splitter {
     fn scan_code(&mut self, eof: bool, out: &mut Vec<Statement>) -> Result<bool, SplitError> {
         let pos = self.pos;
         let b = self.buf[pos];
-        if self.terminator == Terminator::Delimiter && !self.has_content && (b == b'D' || b == b'd') {
+        if self.terminator == Terminator::Delimiter && !self.has_content && (b == b'D' || b == b'd')
+        {
             match self.try_delimiter_command(eof)? {
                 None => return Ok(false),
                 Some(true) => return Ok(true),
@@ -236,7 +251,10 @@ impl Splitter {
                     return Ok(false);
                 }
                 let dash = self.buf.get(pos + 1) == Some(&b'-');
-                let space = self.buf.get(pos + 2).map_or(true, |c| c.is_ascii_whitespace() || c.is_ascii_control());
+                let space = self
+                    .buf
+                    .get(pos + 2)
+                    .is_none_or(|c| c.is_ascii_whitespace() || c.is_ascii_control());
                 if dash && space {
                     self.state = State::LineComment;
                     self.pos += 2;
@@ -339,7 +357,11 @@ impl Splitter {
             return Ok(Some(false));
         }
         let Some(nl) = avail.iter().position(|&c| c == b'\n') else {
-            return Ok(if eof { self.set_delimiter(avail.len()).map(Some)? } else { None });
+            return Ok(if eof {
+                self.set_delimiter(avail.len()).map(Some)?
+            } else {
+                None
+            });
         };
         self.set_delimiter(nl + 1).map(Some)
     }
@@ -347,10 +369,16 @@ impl Splitter {
     fn set_delimiter(&mut self, line_len: usize) -> Result<bool, SplitError> {
         let pos = self.pos;
         let line = &self.buf[pos + 9..pos + line_len];
-        let token: Vec<u8> =
-            line.iter().copied().skip_while(u8::is_ascii_whitespace).take_while(|c| !c.is_ascii_whitespace()).collect();
+        let token: Vec<u8> = line
+            .iter()
+            .copied()
+            .skip_while(u8::is_ascii_whitespace)
+            .take_while(|c| !c.is_ascii_whitespace())
+            .collect();
         if token.is_empty() {
-            return Err(SplitError::BadDelimiter { at: self.base + pos as u64 });
+            return Err(SplitError::BadDelimiter {
+                at: self.base + pos as u64,
+            });
         }
         self.delimiter = token;
         // The command is not part of any statement: drop it and what preceded it (whitespace
@@ -369,7 +397,11 @@ impl Splitter {
         if self.has_content {
             let raw = &self.buf[..end];
             let lead = raw.iter().take_while(|c| c.is_ascii_whitespace()).count();
-            let trail = raw[lead..].iter().rev().take_while(|c| c.is_ascii_whitespace()).count();
+            let trail = raw[lead..]
+                .iter()
+                .rev()
+                .take_while(|c| c.is_ascii_whitespace())
+                .count();
             out.push(Statement {
                 offset: self.base + lead as u64,
                 text: raw[lead..raw.len() - trail].to_vec(),
@@ -432,12 +464,19 @@ impl<R: Read> StatementReader<R> {
             if let Some(s) = self.ready.pop_front() {
                 return Ok(Some(s));
             }
-            let Some(splitter) = self.splitter.as_mut() else { return Ok(None) };
+            let Some(splitter) = self.splitter.as_mut() else {
+                return Ok(None);
+            };
             let n = loop {
                 match self.reader.read(&mut self.block) {
                     Ok(n) => break n,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(source) => return Err(ReadError::Io { offset: self.consumed, source }),
+                    Err(source) => {
+                        return Err(ReadError::Io {
+                            offset: self.consumed,
+                            source,
+                        })
+                    }
                 }
             };
             self.consumed += n as u64;
@@ -475,22 +514,33 @@ mod tests {
     use proptest::prelude::*;
 
     fn texts(input: &str, t: Terminator) -> Vec<String> {
-        split_all(input.as_bytes(), t).unwrap().into_iter().map(|s| String::from_utf8(s.text).unwrap()).collect()
+        split_all(input.as_bytes(), t)
+            .unwrap()
+            .into_iter()
+            .map(|s| String::from_utf8(s.text).unwrap())
+            .collect()
     }
 
     #[test]
     fn quotes_and_comments_hide_semicolons() {
-        let sql = "INSERT INTO t VALUES ('a;b', \"c;\\\"d\", `e;f`);\n-- x; y\n# z;\n/* w; */ SELECT 1;";
+        let sql =
+            "INSERT INTO t VALUES ('a;b', \"c;\\\"d\", `e;f`);\n-- x; y\n# z;\n/* w; */ SELECT 1;";
         assert_eq!(
             texts(sql, Terminator::Delimiter),
-            vec!["INSERT INTO t VALUES ('a;b', \"c;\\\"d\", `e;f`)", "-- x; y\n# z;\n/* w; */ SELECT 1"]
+            vec![
+                "INSERT INTO t VALUES ('a;b', \"c;\\\"d\", `e;f`)",
+                "-- x; y\n# z;\n/* w; */ SELECT 1"
+            ]
         );
     }
 
     #[test]
     fn doubled_quotes_and_backslashes() {
         let sql = "SELECT 'it''s;', 'back\\\\';SELECT `a``;b`;";
-        assert_eq!(texts(sql, Terminator::Delimiter), vec!["SELECT 'it''s;', 'back\\\\'", "SELECT `a``;b`"]);
+        assert_eq!(
+            texts(sql, Terminator::Delimiter),
+            vec!["SELECT 'it''s;', 'back\\\\'", "SELECT `a``;b`"]
+        );
     }
 
     #[test]
@@ -498,14 +548,24 @@ mod tests {
         let sql = "/*!40101 SET NAMES binary*/;\n/*M!100616 SET NOTE_VERBOSITY=0*/;\n";
         assert_eq!(
             texts(sql, Terminator::Delimiter),
-            vec!["/*!40101 SET NAMES binary*/", "/*M!100616 SET NOTE_VERBOSITY=0*/"]
+            vec![
+                "/*!40101 SET NAMES binary*/",
+                "/*M!100616 SET NOTE_VERBOSITY=0*/"
+            ]
         );
     }
 
     #[test]
     fn comment_only_statements_vanish() {
         assert!(texts("-- nothing\n/* here */\n", Terminator::Delimiter).is_empty());
-        assert_eq!(texts("/*M!999999\\- enable the sandbox mode */\nSELECT 1;", Terminator::Delimiter).len(), 1);
+        assert_eq!(
+            texts(
+                "/*M!999999\\- enable the sandbox mode */\nSELECT 1;",
+                Terminator::Delimiter
+            )
+            .len(),
+            1
+        );
     }
 
     #[test]
@@ -513,7 +573,10 @@ mod tests {
         let sql = "DELIMITER ;;\nCREATE TRIGGER x BEFORE INSERT ON t FOR EACH ROW BEGIN SET @a=1; SET @b=2; END ;;\nDELIMITER ;\nSELECT 1;";
         assert_eq!(
             texts(sql, Terminator::Delimiter),
-            vec!["CREATE TRIGGER x BEFORE INSERT ON t FOR EACH ROW BEGIN SET @a=1; SET @b=2; END", "SELECT 1"]
+            vec![
+                "CREATE TRIGGER x BEFORE INSERT ON t FOR EACH ROW BEGIN SET @a=1; SET @b=2; END",
+                "SELECT 1"
+            ]
         );
     }
 
@@ -522,14 +585,27 @@ mod tests {
         let sql = "CREATE PROCEDURE p() BEGIN\n  SELECT 1; \n  SELECT 2; \nEND;\nINSERT INTO t VALUES (\"a;\nb\");\n";
         assert_eq!(
             texts(sql, Terminator::SemicolonNewline),
-            vec!["CREATE PROCEDURE p() BEGIN\n  SELECT 1; \n  SELECT 2; \nEND", "INSERT INTO t VALUES (\"a;\nb\")"]
+            vec![
+                "CREATE PROCEDURE p() BEGIN\n  SELECT 1; \n  SELECT 2; \nEND",
+                "INSERT INTO t VALUES (\"a;\nb\")"
+            ]
         );
     }
 
     #[test]
     fn unterminated_string_is_an_error() {
-        let err = split_all(b"SELECT 1; INSERT INTO t VALUES ('abc", Terminator::Delimiter).unwrap_err();
-        assert_eq!(err, SplitError::Unterminated { what: "a '...' string", start: 32 });
+        let err = split_all(
+            b"SELECT 1; INSERT INTO t VALUES ('abc",
+            Terminator::Delimiter,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            SplitError::Unterminated {
+                what: "a '...' string",
+                start: 32
+            }
+        );
     }
 
     #[test]
@@ -543,11 +619,17 @@ mod tests {
     #[test]
     fn too_large_statement() {
         let mut s = Splitter::new(Terminator::Delimiter, 10);
-        let err = s.push(b"INSERT INTO t VALUES (1,2,3,4)", &mut Vec::new()).unwrap_err();
+        let err = s
+            .push(b"INSERT INTO t VALUES (1,2,3,4)", &mut Vec::new())
+            .unwrap_err();
         assert!(matches!(err, SplitError::TooLarge { .. }));
     }
 
-    fn split_in_pieces(input: &[u8], cuts: &[usize], t: Terminator) -> Result<Vec<Statement>, SplitError> {
+    fn split_in_pieces(
+        input: &[u8],
+        cuts: &[usize],
+        t: Terminator,
+    ) -> Result<Vec<Statement>, SplitError> {
         let mut s = Splitter::new(t, usize::MAX);
         let mut out = Vec::new();
         let mut last = 0;
@@ -564,8 +646,30 @@ mod tests {
 
     fn sqlish() -> impl Strategy<Value = Vec<u8>> {
         let atoms = prop::sample::select(vec![
-            "'", "\"", "`", "\\", ";", ";\n", "\n", "--", "-- ", "#", "/*", "*/", "/*!", "/*M!", "DELIMITER ;;\n",
-            "DELIMITER ;\n", ";;", "delimiter $$\n", "$$", "INSERT", " ", "x", "''", "\r\n",
+            "'",
+            "\"",
+            "`",
+            "\\",
+            ";",
+            ";\n",
+            "\n",
+            "--",
+            "-- ",
+            "#",
+            "/*",
+            "*/",
+            "/*!",
+            "/*M!",
+            "DELIMITER ;;\n",
+            "DELIMITER ;\n",
+            ";;",
+            "delimiter $$\n",
+            "$$",
+            "INSERT",
+            " ",
+            "x",
+            "''",
+            "\r\n",
         ]);
         prop::collection::vec(atoms, 0..60).prop_map(|v| v.concat().into_bytes())
     }

@@ -90,7 +90,11 @@ struct ChunkOutcome {
 
 /// Loads every chunk and builds deferred indexes. Returns per-table reports in plan order.
 pub async fn load(ctx: &Arc<Ctx>, prepared: Vec<PreparedTable>) -> Result<Vec<TableReport>> {
-    let tables: Vec<(String, Table)> = ctx.plan.tables().map(|(d, t)| (d.name.clone(), t.clone())).collect();
+    let tables: Vec<(String, Table)> = ctx
+        .plan
+        .tables()
+        .map(|(d, t)| (d.name.clone(), t.clone()))
+        .collect();
     let tables = Arc::new(tables);
     let reports: Vec<TableReport> = tables
         .iter()
@@ -130,8 +134,13 @@ pub async fn load(ctx: &Arc<Ctx>, prepared: Vec<PreparedTable>) -> Result<Vec<Ta
     let done_rx = Arc::new(tokio::sync::Mutex::new(done_rx));
     let index_workers = (ctx.options.threads / 2).max(1);
     for _ in 0..index_workers {
-        let (ctx, tables, alters, reports, done_rx) =
-            (ctx.clone(), tables.clone(), alters.clone(), reports.clone(), done_rx.clone());
+        let (ctx, tables, alters, reports, done_rx) = (
+            ctx.clone(),
+            tables.clone(),
+            alters.clone(),
+            reports.clone(),
+            done_rx.clone(),
+        );
         set.spawn(async move {
             let mut conn: Option<Conn> = None;
             loop {
@@ -155,7 +164,10 @@ pub async fn load(ctx: &Arc<Ctx>, prepared: Vec<PreparedTable>) -> Result<Vec<Ta
         });
     }
     crate::restore::join_all(&mut set).await?;
-    let reports = reports.lock().map_err(|_| LoadError::Refused("internal error: a worker panicked".into()))?.clone();
+    let reports = reports
+        .lock()
+        .map_err(|_| LoadError::Refused("internal error: a worker panicked".into()))?
+        .clone();
     Ok(reports)
 }
 
@@ -164,7 +176,10 @@ async fn build_indexes(conn: &mut Conn, db: &str, table: &str, alters: &[String]
         tracing::debug!(table = %qualified(db, table), "{alter}");
         conn.query_drop(alter.as_str())
             .await
-            .map_err(LoadError::sql(format!("adding deferred indexes to {}", qualified(db, table))))?;
+            .map_err(LoadError::sql(format!(
+                "adding deferred indexes to {}",
+                qualified(db, table)
+            )))?;
     }
     Ok(())
 }
@@ -204,7 +219,9 @@ impl Worker {
                 r.insert_statements += outcome.inserts;
                 r.load_data_statements += outcome.loads;
                 if last {
-                    r.data_seconds = started.map(|s| s.elapsed().as_secs_f64()).unwrap_or_default();
+                    r.data_seconds = started
+                        .map(|s| s.elapsed().as_secs_f64())
+                        .unwrap_or_default();
                 }
             }
             if last {
@@ -221,28 +238,49 @@ fn poisoned() -> LoadError {
 
 /// Executes one chunk file in one transaction. On any error the caller drops the connection,
 /// which rolls the transaction back: no row of a failed chunk stays committed.
-async fn load_chunk(ctx: &Ctx, conn: &mut Conn, db: &str, table: &Table, chunk: &Chunk) -> Result<ChunkOutcome> {
+async fn load_chunk(
+    ctx: &Ctx,
+    conn: &mut Conn,
+    db: &str,
+    table: &Table,
+    chunk: &Chunk,
+) -> Result<ChunkOutcome> {
     let name = qualified(db, &table.name);
     let file = chunk.file.path.display().to_string();
-    conn.query_drop(format!("SET NAMES utf8mb4; USE {}; START TRANSACTION", quote(db)))
-        .await
-        .map_err(LoadError::sql(format!("{name}: starting a transaction for {file}")))?;
+    conn.query_drop(format!(
+        "SET NAMES utf8mb4; USE {}; START TRANSACTION",
+        quote(db)
+    ))
+    .await
+    .map_err(LoadError::sql(format!(
+        "{name}: starting a transaction for {file}"
+    )))?;
     let mut outcome = ChunkOutcome::default();
-    let mut statements = ctx.pipeline.statements(&chunk.file.path, ctx.plan.format.terminator());
+    let mut statements = ctx
+        .pipeline
+        .statements(&chunk.file.path, ctx.plan.format.terminator());
     while let Some(batch) = statements.recv().await {
-        let batch = batch.map_err(|source| LoadError::Chunk { table: name.clone(), source })?;
+        let batch = batch.map_err(|source| LoadError::Chunk {
+            table: name.clone(),
+            source,
+        })?;
         for s in batch {
             let at = || format!("{name}: {file} at byte {}", s.offset);
             match sql::kind(&s.text) {
                 StatementKind::Insert => {
-                    conn.query_drop(&s.text[..]).await.map_err(LoadError::sql(at()))?;
+                    conn.query_drop(&s.text[..])
+                        .await
+                        .map_err(LoadError::sql(at()))?;
                     outcome.rows += conn.affected_rows();
                     outcome.inserts += 1;
                     let warnings = sql::data_warnings(conn).await?;
                     if !warnings.is_empty() {
                         return Err(LoadError::Integrity {
                             context: at(),
-                            reason: format!("the server changed or dropped values: {}", sql::describe_warnings(&warnings)),
+                            reason: format!(
+                                "the server changed or dropped values: {}",
+                                sql::describe_warnings(&warnings)
+                            ),
                         });
                     }
                 }
@@ -251,20 +289,34 @@ async fn load_chunk(ctx: &Ctx, conn: &mut Conn, db: &str, table: &Table, chunk: 
                     outcome.loads += 1;
                 }
                 StatementKind::Other => {
-                    conn.query_drop(&s.text[..]).await.map_err(LoadError::sql(at()))?;
+                    conn.query_drop(&s.text[..])
+                        .await
+                        .map_err(LoadError::sql(at()))?;
                 }
             }
         }
     }
-    conn.query_drop("COMMIT").await.map_err(LoadError::sql(format!("{name}: committing {file}")))?;
+    conn.query_drop("COMMIT")
+        .await
+        .map_err(LoadError::sql(format!("{name}: committing {file}")))?;
     Ok(outcome)
 }
 
 /// Streams the chunk's data file into a LOAD DATA LOCAL statement and checks that every row
 /// arrived: LOCAL turns duplicate keys and bad values into warnings, so they are errors here.
-async fn load_data(ctx: &Ctx, conn: &mut Conn, chunk: &Chunk, text: &[u8], at: &str) -> Result<u64> {
-    let integrity = |reason: String| LoadError::Integrity { context: at.to_string(), reason };
-    let requested = sql::infile_name(text).ok_or_else(|| integrity("LOAD DATA statement without a file name".into()))?;
+async fn load_data(
+    ctx: &Ctx,
+    conn: &mut Conn,
+    chunk: &Chunk,
+    text: &[u8],
+    at: &str,
+) -> Result<u64> {
+    let integrity = |reason: String| LoadError::Integrity {
+        context: at.to_string(),
+        reason,
+    };
+    let requested = sql::infile_name(text)
+        .ok_or_else(|| integrity("LOAD DATA statement without a file name".into()))?;
     let file = floodgate_format::mydumper::resolve_infile(chunk, &requested).ok_or_else(|| {
         integrity(format!("LOAD DATA names `{requested}`, which is not this chunk's data file; refusing to send it"))
     })?;
@@ -292,7 +344,10 @@ async fn load_data(ctx: &Ctx, conn: &mut Conn, chunk: &Chunk, text: &[u8], at: &
     let statement = sql::with_binary_charset(text);
     let result = conn.query_drop(&statement[..]).await;
     if let Some(e) = failure.lock().ok().and_then(|mut s| s.take()) {
-        return Err(LoadError::Chunk { table: at.to_string(), source: e });
+        return Err(LoadError::Chunk {
+            table: at.to_string(),
+            source: e,
+        });
     }
     match result {
         Ok(()) => {}
@@ -313,7 +368,11 @@ async fn load_data(ctx: &Ctx, conn: &mut Conn, chunk: &Chunk, text: &[u8], at: &
         return Err(integrity(format!(
             "sent {expected} rows from {}, the server stored {affected} ({info}){}",
             file.name(),
-            if warnings.is_empty() { String::new() } else { format!(": {}", sql::describe_warnings(&warnings)) }
+            if warnings.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", sql::describe_warnings(&warnings))
+            }
         )));
     }
     Ok(affected)
@@ -329,7 +388,10 @@ mod tests {
     use super::*;
 
     fn table(name: &str, chunk_bytes: &[u64]) -> (String, Table) {
-        let file = |b: u64| floodgate_format::SqlFile { path: name.into(), bytes: b };
+        let file = |b: u64| floodgate_format::SqlFile {
+            path: name.into(),
+            bytes: b,
+        };
         (
             "db".into(),
             Table {
@@ -338,7 +400,11 @@ mod tests {
                 chunks: chunk_bytes
                     .iter()
                     .enumerate()
-                    .map(|(i, &b)| Chunk { index: i as u64, file: file(b), data_files: vec![] })
+                    .map(|(i, &b)| Chunk {
+                        index: i as u64,
+                        file: file(b),
+                        data_files: vec![],
+                    })
                     .collect(),
                 expected_rows: None,
             },

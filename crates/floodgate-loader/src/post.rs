@@ -44,7 +44,12 @@ pub async fn apply(ctx: &Ctx, conn: &mut Conn) -> Result<Applied> {
 /// not exist yet waits for the next round. Only views that still cannot be created (a cycle
 /// through a missing object) fall back to the dump's stand-in tables. Creating a view on top
 /// of a stand-in instead of the real view would store a differently qualified definition.
-async fn create_views(ctx: &Ctx, conn: &mut Conn, db: &str, views: &[floodgate_format::View]) -> Result<usize> {
+async fn create_views(
+    ctx: &Ctx,
+    conn: &mut Conn,
+    db: &str,
+    views: &[floodgate_format::View],
+) -> Result<usize> {
     let terminator = ctx.plan.format.terminator();
     let mut pending: Vec<&floodgate_format::View> = views.iter().collect();
     let mut stand_ins_created = false;
@@ -88,7 +93,12 @@ async fn use_db(conn: &mut Conn, db: &str) -> Result<()> {
         .map_err(LoadError::sql(format!("USE {}", quote(db))))
 }
 
-async fn run_file(ctx: &Ctx, conn: &mut Conn, file: &SqlFile, terminator: floodgate_format::split::Terminator) -> Result<()> {
+async fn run_file(
+    ctx: &Ctx,
+    conn: &mut Conn,
+    file: &SqlFile,
+    terminator: floodgate_format::split::Terminator,
+) -> Result<()> {
     let mut statements = floodgate_format::read_statements(file, terminator)?;
     for s in &mut statements {
         if let std::borrow::Cow::Owned(fixed) = ctx.plan.format.restore_post_statement(&s.text) {
@@ -112,12 +122,17 @@ pub async fn verify_counts(conn: &mut Conn, reports: &[crate::TableReport]) -> R
         let count = count.unwrap_or(0);
         let expected = r.expected_rows.unwrap_or(r.rows);
         if count != expected {
-            bad.push(format!("{name}: {count} rows on the target, {expected} expected"));
+            bad.push(format!(
+                "{name}: {count} rows on the target, {expected} expected"
+            ));
         }
         lines.push(format!("{name}: {count} rows"));
     }
     if !bad.is_empty() {
-        return Err(LoadError::Integrity { context: "row count verification".into(), reason: bad.join("; ") });
+        return Err(LoadError::Integrity {
+            context: "row count verification".into(),
+            reason: bad.join("; "),
+        });
     }
     Ok(lines)
 }

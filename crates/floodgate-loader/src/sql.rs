@@ -18,17 +18,26 @@ pub async fn data_warnings(conn: &mut Conn) -> Result<Vec<ServerWarning>> {
     if conn.get_warnings() == 0 {
         return Ok(Vec::new());
     }
-    let rows: Vec<(String, u32, String)> =
-        conn.query("SHOW WARNINGS LIMIT 10").await.map_err(LoadError::sql("SHOW WARNINGS"))?;
+    let rows: Vec<(String, u32, String)> = conn
+        .query("SHOW WARNINGS LIMIT 10")
+        .await
+        .map_err(LoadError::sql("SHOW WARNINGS"))?;
     Ok(rows
         .into_iter()
         .filter(|(level, _, _)| level != "Note")
-        .map(|(level, code, message)| ServerWarning { level, code, message })
+        .map(|(level, code, message)| ServerWarning {
+            level,
+            code,
+            message,
+        })
         .collect())
 }
 
 pub fn describe_warnings(w: &[ServerWarning]) -> String {
-    w.iter().map(|w| format!("{} {}: {}", w.level, w.code, w.message)).collect::<Vec<_>>().join("; ")
+    w.iter()
+        .map(|w| format!("{} {}: {}", w.level, w.code, w.message))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// What a statement from a backup does, by its leading keyword (conditional comments opened).
@@ -73,7 +82,10 @@ pub fn leading_keywords(text: &[u8], n: usize) -> Vec<String> {
                 None => break,
             }
         } else {
-            let len = rest.iter().take_while(|c| c.is_ascii_alphanumeric() || **c == b'_').count();
+            let len = rest
+                .iter()
+                .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+                .count();
             if len == 0 {
                 break;
             }
@@ -121,7 +133,9 @@ pub fn with_binary_charset(text: &[u8]) -> Vec<u8> {
         return text.to_vec();
     }
     // Insert after `INTO TABLE <name>`: find the first FIELDS/COLUMNS/LINES/IGNORE/( or end.
-    let Some(into) = upper.windows(10).position(|w| w == b"INTO TABLE") else { return text.to_vec() };
+    let Some(into) = upper.windows(10).position(|w| w == b"INTO TABLE") else {
+        return text.to_vec();
+    };
     let mut i = into + 10;
     while i < text.len() && text[i].is_ascii_whitespace() {
         i += 1;
@@ -142,7 +156,9 @@ pub fn with_binary_charset(text: &[u8]) -> Vec<u8> {
                 i += 1;
             }
         } else {
-            while i < text.len() && (text[i].is_ascii_alphanumeric() || text[i] == b'_' || text[i] == b'$') {
+            while i < text.len()
+                && (text[i].is_ascii_alphanumeric() || text[i] == b'_' || text[i] == b'$')
+            {
                 i += 1;
             }
         }
@@ -168,7 +184,11 @@ pub async fn run_file_statements(
     for s in statements {
         conn.query_drop(&s.text[..])
             .await
-            .map_err(LoadError::sql(format!("{} at byte {}", file.path.display(), s.offset)))?;
+            .map_err(LoadError::sql(format!(
+                "{} at byte {}",
+                file.path.display(),
+                s.offset
+            )))?;
     }
     Ok(())
 }
@@ -180,21 +200,35 @@ mod tests {
     #[test]
     fn classifies_statements() {
         assert_eq!(kind(b"INSERT INTO `t` VALUES (1)"), StatementKind::Insert);
-        assert_eq!(kind(b"/*!40000 ALTER TABLE t DISABLE KEYS */"), StatementKind::Other);
-        assert_eq!(kind(b"  load data local infile 'x' into table t"), StatementKind::LoadData);
+        assert_eq!(
+            kind(b"/*!40000 ALTER TABLE t DISABLE KEYS */"),
+            StatementKind::Other
+        );
+        assert_eq!(
+            kind(b"  load data local infile 'x' into table t"),
+            StatementKind::LoadData
+        );
         assert_eq!(kind(b"/*!40101 SET NAMES binary*/"), StatementKind::Other);
     }
 
     #[test]
     fn infile_names() {
-        assert_eq!(infile_name(b"LOAD DATA LOCAL INFILE 'db.t.00001.dat' INTO TABLE `t`").as_deref(), Some("db.t.00001.dat"));
-        assert_eq!(infile_name(b"LOAD DATA LOCAL INFILE 'a\\'b' INTO TABLE t").as_deref(), Some("a'b"));
+        assert_eq!(
+            infile_name(b"LOAD DATA LOCAL INFILE 'db.t.00001.dat' INTO TABLE `t`").as_deref(),
+            Some("db.t.00001.dat")
+        );
+        assert_eq!(
+            infile_name(b"LOAD DATA LOCAL INFILE 'a\\'b' INTO TABLE t").as_deref(),
+            Some("a'b")
+        );
         assert_eq!(infile_name(b"LOAD DATA LOCAL INFILE"), None);
     }
 
     #[test]
     fn adds_binary_charset() {
-        let s = with_binary_charset(b"LOAD DATA LOCAL INFILE 'x.dat' INTO TABLE `we``ird` FIELDS TERMINATED BY '\\t' (`a`)");
+        let s = with_binary_charset(
+            b"LOAD DATA LOCAL INFILE 'x.dat' INTO TABLE `we``ird` FIELDS TERMINATED BY '\\t' (`a`)",
+        );
         assert_eq!(
             String::from_utf8(s).unwrap(),
             "LOAD DATA LOCAL INFILE 'x.dat' INTO TABLE `we``ird` CHARACTER SET binary FIELDS TERMINATED BY '\\t' (`a`)"

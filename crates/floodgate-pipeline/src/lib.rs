@@ -8,6 +8,8 @@
 //!
 //! Boundary: the pipeline never talks to a server; the loader never decompresses.
 
+pub mod insert;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -52,7 +54,10 @@ impl PipelineError {
 /// A read error on a file that opened fine means damaged content (the decoders report bad
 /// data with assorted kinds), unless the file vanished or its permissions changed.
 fn is_corruption(e: &std::io::Error) -> bool {
-    !matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied)
+    !matches!(
+        e.kind(),
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+    )
 }
 
 /// Sizes that bound the pipeline's memory.
@@ -74,7 +79,12 @@ impl PipelineConfig {
         let block_size = 1 << 20;
         let streams = 2 * connections.max(1);
         let queue_depth = (memory_budget / (streams * block_size)).clamp(2, 16);
-        PipelineConfig { threads: streams, block_size, queue_depth, max_statement: 1 << 30 }
+        PipelineConfig {
+            threads: streams,
+            block_size,
+            queue_depth,
+            max_statement: 1 << 30,
+        }
     }
 }
 
@@ -87,7 +97,9 @@ pub struct Pipeline {
 
 impl std::fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pipeline").field("config", &self.config).finish()
+        f.debug_struct("Pipeline")
+            .field("config", &self.config)
+            .finish()
     }
 }
 
@@ -110,7 +122,10 @@ impl Pipeline {
             .thread_name(|i| format!("floodgate-pipeline-{i}"))
             .build()
             .map_err(std::io::Error::other)?;
-        Ok(Pipeline { pool: Arc::new(pool), config })
+        Ok(Pipeline {
+            pool: Arc::new(pool),
+            config,
+        })
     }
 
     /// The configuration in force.
@@ -166,7 +181,10 @@ fn produce_statements(
     let mut statements = StatementReader::new(reader, terminator, config.max_statement);
     let mut batch = Vec::new();
     let mut batch_bytes = 0;
-    while let Some(s) = statements.next_statement().map_err(|e| PipelineError::from_read(path, e))? {
+    while let Some(s) = statements
+        .next_statement()
+        .map_err(|e| PipelineError::from_read(path, e))?
+    {
         if !s.terminated {
             return Err(PipelineError {
                 file: path.to_path_buf(),

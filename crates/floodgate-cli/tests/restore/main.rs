@@ -3,6 +3,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod bad_input;
 mod common;
 mod mydumper;
-mod bad_input;
