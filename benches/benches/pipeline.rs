@@ -18,14 +18,8 @@ fn insert_text() -> Vec<u8> {
         for i in 0..1000 {
             id += 1;
             let sep = if i == 0 { "(" } else { ",(" };
-            writeln!(
-                out,
-                "{sep}{id},{},\"{:x}-it\\'s \\\"q\\\";x\",\"pad{}\")",
-                id * 7 % 1000,
-                id * 2654435761,
-                id
-            )
-            .unwrap();
+            writeln!(out, "{sep}{id},{},\"{:x}-it\\'s \\\"q\\\";x\",\"pad{}\")", id * 7 % 1000, id * 2654435761, id)
+                .unwrap();
         }
         out.extend_from_slice(b";\n");
     }
@@ -38,13 +32,7 @@ fn tsv_text() -> Vec<u8> {
     let mut id = 0u64;
     while out.len() < 8 << 20 {
         id += 1;
-        writeln!(
-            out,
-            "{id}\t{}\t{:x}-with\\ttab\\\\\tpad{id}",
-            id * 7 % 1000,
-            id * 2654435761
-        )
-        .unwrap();
+        writeln!(out, "{id}\t{}\t{:x}-with\\ttab\\\\\tpad{id}", id * 7 % 1000, id * 2654435761).unwrap();
     }
     out
 }
@@ -62,46 +50,29 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("pipeline");
     g.throughput(Throughput::Bytes(sql.len() as u64));
     g.bench_function("split_semicolon_newline", |b| {
-        b.iter(|| {
-            split_all(black_box(&sql), Terminator::SemicolonNewline)
-                .unwrap()
-                .len()
-        })
+        b.iter(|| split_all(black_box(&sql), Terminator::SemicolonNewline).unwrap().len())
     });
     g.bench_function("split_delimiter", |b| {
-        b.iter(|| {
-            split_all(black_box(&sql), Terminator::Delimiter)
-                .unwrap()
-                .len()
-        })
+        b.iter(|| split_all(black_box(&sql), Terminator::Delimiter).unwrap().len())
     });
     g.throughput(Throughput::Bytes(tsv.len() as u64));
-    g.bench_function("row_counter", |b| {
-        b.iter(|| RowCounter::default().count(black_box(&tsv)))
-    });
+    g.bench_function("row_counter", |b| b.iter(|| RowCounter::default().count(black_box(&tsv))));
     g.bench_function("zstd_decompress", |b| {
         b.iter(|| {
             let mut out = Vec::with_capacity(tsv.len());
-            zstd::stream::read::Decoder::new(&zst[..])
-                .unwrap()
-                .read_to_end(&mut out)
-                .unwrap();
+            zstd::stream::read::Decoder::new(&zst[..]).unwrap().read_to_end(&mut out).unwrap();
             out.len()
         })
     });
     g.bench_function("gzip_decompress", |b| {
         b.iter(|| {
             let mut out = Vec::with_capacity(tsv.len());
-            flate2::read::MultiGzDecoder::new(&gz[..])
-                .read_to_end(&mut out)
-                .unwrap();
+            flate2::read::MultiGzDecoder::new(&gz[..]).read_to_end(&mut out).unwrap();
             out.len()
         })
     });
     g.throughput(Throughput::Bytes(zst.len() as u64));
-    g.bench_function("sha256", |b| {
-        b.iter(|| sha2::Sha256::digest(black_box(&zst)))
-    });
+    g.bench_function("sha256", |b| b.iter(|| sha2::Sha256::digest(black_box(&zst))));
     g.finish();
 }
 

@@ -28,7 +28,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Restore a backup (mydumper directory) into a server.
+    /// Restore a backup (mydumper directory or mysqldump file) into a server.
     #[command(disable_help_flag = true)]
     Restore(Box<RestoreArgs>),
     /// Describe a backup: format, position, databases, tables, chunks, sizes.
@@ -78,7 +78,8 @@ pub enum ProgressArg {
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
-    /// The backup: a mydumper directory.
+    /// The backup: a mydumper directory, or a mysqldump/mariadb-dump file (.sql, .sql.gz,
+    /// .sql.zst; `-` for standard input).
     pub source: PathBuf,
     #[command(flatten)]
     pub conn: ConnArgs,
@@ -91,6 +92,10 @@ pub struct RestoreArgs {
     /// Restore only these databases (repeatable).
     #[arg(long = "database", value_name = "DB")]
     pub databases: Vec<String>,
+    /// Restore a mysqldump file's single database under this name (needed for dumps made
+    /// without --databases, which name no database).
+    #[arg(long, value_name = "NEWDB")]
+    pub into: Option<String>,
     /// Skip this table (repeatable).
     #[arg(long = "exclude", value_name = "DB.TABLE")]
     pub exclude: Vec<String>,
@@ -133,9 +138,7 @@ pub fn mysql_style_password(argv: Vec<OsString>) -> Vec<OsString> {
     argv.into_iter()
         .map(|a| match a.to_str() {
             Some("-p") => OsString::from("--password-prompt"),
-            Some(s) if s.starts_with("-p") && !s.starts_with("--") => {
-                OsString::from(format!("--password={}", &s[2..]))
-            }
+            Some(s) if s.starts_with("-p") && !s.starts_with("--") => OsString::from(format!("--password={}", &s[2..])),
             _ => a,
         })
         .collect()
@@ -147,26 +150,14 @@ mod tests {
 
     #[test]
     fn password_syntax() {
-        let v: Vec<OsString> = [
-            "floodgate",
-            "restore",
-            "-psecret",
-            "dir",
-            "-p",
-            "-P",
-            "3306",
-        ]
-        .iter()
-        .map(OsString::from)
-        .collect();
+        let v: Vec<OsString> =
+            ["floodgate", "restore", "-psecret", "dir", "-p", "-P", "3306"].iter().map(OsString::from).collect();
         let out = mysql_style_password(v);
         assert_eq!(out[2], "--password=secret");
         assert_eq!(out[4], "--password-prompt");
         assert_eq!(out[5], "-P");
         let cli = Cli::try_parse_from(out).unwrap();
-        let Command::Restore(r) = cli.command else {
-            panic!()
-        };
+        let Command::Restore(r) = cli.command else { panic!() };
         assert_eq!(r.conn.password.as_deref(), Some("secret"));
         assert!(r.conn.password_prompt);
         assert_eq!(r.conn.port, Some(3306));
@@ -175,9 +166,7 @@ mod tests {
     #[test]
     fn dash_h_is_host() {
         let cli = Cli::try_parse_from(["floodgate", "restore", "d", "-h", "db1"]).unwrap();
-        let Command::Restore(r) = cli.command else {
-            panic!()
-        };
+        let Command::Restore(r) = cli.command else { panic!() };
         assert_eq!(r.conn.host.as_deref(), Some("db1"));
     }
 }

@@ -24,10 +24,7 @@ fn parse_option_file(text: &str) -> ClientSection {
     for line in text.lines() {
         let line = line.trim();
         if line.starts_with('[') {
-            in_client = matches!(
-                line,
-                "[client]" | "[mysql]" | "[mariadb-client]" | "[client-mariadb]"
-            );
+            in_client = matches!(line, "[client]" | "[mysql]" | "[mariadb-client]" | "[client-mariadb]");
             continue;
         }
         if !in_client || line.starts_with('#') || line.starts_with(';') {
@@ -51,15 +48,13 @@ fn parse_option_file(text: &str) -> ClientSection {
 
 fn option_file(explicit: Option<&Path>) -> Result<ClientSection> {
     if let Some(path) = explicit {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading --defaults-file {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading --defaults-file {}", path.display()))?;
         return Ok(parse_option_file(&text));
     }
     let home = std::env::var_os("HOME").map(PathBuf::from);
     match home.map(|h| h.join(".my.cnf")).filter(|p| p.is_file()) {
-        Some(p) => Ok(parse_option_file(
-            &std::fs::read_to_string(p).unwrap_or_default(),
-        )),
+        Some(p) => Ok(parse_option_file(&std::fs::read_to_string(p).unwrap_or_default())),
         None => Ok(ClientSection::default()),
     }
 }
@@ -67,14 +62,9 @@ fn option_file(explicit: Option<&Path>) -> Result<ClientSection> {
 /// Resolves the target connection from flags, option file and environment.
 pub fn resolve(args: &ConnArgs) -> Result<ConnectOptions> {
     let file = option_file(args.defaults_file.as_deref())?;
-    let mut password = args
-        .password
-        .clone()
-        .or(file.password)
-        .or_else(|| std::env::var("MYSQL_PWD").ok());
+    let mut password = args.password.clone().or(file.password).or_else(|| std::env::var("MYSQL_PWD").ok());
     if args.password_prompt {
-        password =
-            Some(rpassword::prompt_password("Enter password: ").context("reading the password")?);
+        password = Some(rpassword::prompt_password("Enter password: ").context("reading the password")?);
     }
     Ok(ConnectOptions {
         host: args.host.clone().or(file.host),
@@ -91,7 +81,9 @@ mod tests {
 
     #[test]
     fn reads_client_section_only() {
-        let s = parse_option_file("[mysqld]\nport=1\n[client]\nuser = app\npassword=\"s3 cret\"\nport=3307\nsocket=/tmp/x.sock\n");
+        let s = parse_option_file(
+            "[mysqld]\nport=1\n[client]\nuser = app\npassword=\"s3 cret\"\nport=3307\nsocket=/tmp/x.sock\n",
+        );
         assert_eq!(s.user.as_deref(), Some("app"));
         assert_eq!(s.password.as_deref(), Some("s3 cret"));
         assert_eq!(s.port, Some(3307));

@@ -39,10 +39,7 @@ impl Display {
 }
 
 fn plain_interval() -> Duration {
-    let secs = std::env::var("FLOODGATE_PROGRESS_INTERVAL")
-        .ok()
-        .and_then(|s| s.parse::<f64>().ok())
-        .unwrap_or(10.0);
+    let secs = std::env::var("FLOODGATE_PROGRESS_INTERVAL").ok().and_then(|s| s.parse::<f64>().ok()).unwrap_or(10.0);
     Duration::from_secs_f64(secs.max(0.1))
 }
 
@@ -94,11 +91,7 @@ fn spawn_plain(progress: Arc<Progress>, stop: Arc<AtomicBool>, every: Duration) 
             let done = Progress::get(&progress.bytes_done);
             let total = Progress::get(&progress.bytes_total).max(1);
             let elapsed = started.elapsed().as_secs_f64();
-            let eta = if done > 0 {
-                elapsed * (total - done.min(total)) as f64 / done as f64
-            } else {
-                f64::NAN
-            };
+            let eta = if done > 0 { elapsed * (total - done.min(total)) as f64 / done as f64 } else { f64::NAN };
             eprintln!(
                 "floodgate: {}: {:.0}% {}/{} {}, elapsed {:.0}s, ETA {}",
                 progress.phase().name(),
@@ -107,11 +100,7 @@ fn spawn_plain(progress: Arc<Progress>, stop: Arc<AtomicBool>, every: Duration) 
                 HumanBytes(total),
                 summary(&progress),
                 elapsed,
-                if eta.is_finite() {
-                    format!("{eta:.0}s")
-                } else {
-                    "?".into()
-                }
+                if eta.is_finite() { format!("{eta:.0}s") } else { "?".into() }
             );
             // One last line when the restore ends, so a log always shows where it stopped.
             if stopping {

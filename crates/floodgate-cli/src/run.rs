@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use floodgate_format::{FormatError, RestorePlan};
+use floodgate_format::{Backup, FormatError, RestorePlan};
 use floodgate_loader::{LoadError, Progress, RestoreOptions, VerifyMode};
 
 use crate::args::{Cli, Command, InspectArgs, RestoreArgs, VerifyArg};
@@ -17,10 +17,7 @@ pub fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 /// The error and its causes, each cause shown once (library errors already name their cause
@@ -55,23 +52,33 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn open_plan(source: &std::path::Path) -> Result<RestorePlan> {
-    Ok(floodgate_format::open(source)?)
-}
-
 fn restore(args: RestoreArgs) -> Result<()> {
-    let mut plan = open_plan(&args.source)?;
-    let unmatched = plan.filter(&args.databases, &args.exclude);
-    if !unmatched.is_empty() {
-        anyhow::bail!(
-            "not in the backup: {} (see `floodgate inspect`)",
-            unmatched.join(", ")
-        );
-    }
-    if args.dry_run {
-        print_plan(&plan, !args.no_defer_indexes);
-        return Ok(());
-    }
+    let backup = match floodgate_format::open(&args.source)? {
+        Backup::Directory(mut plan) => {
+            if args.into.is_some() {
+                anyhow::bail!("--into renames the database of a mysqldump file; for a directory use --database");
+            }
+            let unmatched = plan.filter(&args.databases, &args.exclude);
+            if !unmatched.is_empty() {
+                anyhow::bail!("not in the backup: {} (see `floodgate inspect`)", unmatched.join(", "));
+            }
+            if args.dry_run {
+                print_plan(&plan, !args.no_defer_indexes);
+                return Ok(());
+            }
+            Backup::Directory(plan)
+        }
+        Backup::Dump(dump) => {
+            if !args.databases.is_empty() || !args.exclude.is_empty() {
+                anyhow::bail!("--database and --exclude are not supported for mysqldump files yet");
+            }
+            if args.dry_run {
+                print_dump(&dump, args.into.clone())?;
+                return Ok(());
+            }
+            Backup::Dump(dump)
+        }
+    };
     let target = crate::conn::resolve(&args.conn)?;
     let options = RestoreOptions {
         threads: usize::from(args.threads),
@@ -92,13 +99,19 @@ fn restore(args: RestoreArgs) -> Result<()> {
         .context("starting the runtime")?;
     let progress = Arc::new(Progress::default());
     let display = Display::start(progress.clone(), args.progress);
-    let outcome = runtime.block_on(floodgate_loader::restore(plan, target, options, progress));
+    let outcome = runtime.block_on(async {
+        match backup {
+            Backup::Directory(plan) => floodgate_loader::restore(plan, target, options, progress).await,
+            Backup::Dump(dump) => {
+                floodgate_loader::restore_dump(dump, args.into.clone(), target, options, progress).await
+            }
+        }
+    });
     display.finish();
     let report = outcome?;
     if let Some(path) = &args.report {
         let json = serde_json::to_vec_pretty(&report)?;
-        std::fs::write(path, json)
-            .with_context(|| format!("writing the report to {}", path.display()))?;
+        std::fs::write(path, json).with_context(|| format!("writing the report to {}", path.display()))?;
     }
     eprintln!(
         "floodgate: restored {} rows in {} tables ({} views, {} routine/event files, {} trigger files) in {:.2}s \
@@ -124,20 +137,11 @@ fn print_plan(plan: &RestorePlan, defer: bool) {
         println!(
             "position: binlog {} {} gtid {}",
             p.binlog_file.as_deref().unwrap_or("-"),
-            p.binlog_position
-                .map(|p| p.to_string())
-                .unwrap_or_else(|| "-".into()),
+            p.binlog_position.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
             p.gtid_executed.as_deref().unwrap_or("-")
         );
     }
-    println!(
-        "indexes: {}",
-        if defer {
-            "deferred until each table's data is in"
-        } else {
-            "created with the tables"
-        }
-    );
+    println!("indexes: {}", if defer { "deferred until each table's data is in" } else { "created with the tables" });
     for db in &plan.databases {
         println!(
             "database {}: {} tables, {} views, {} routine/event files, {} trigger files",
@@ -153,9 +157,7 @@ fn print_plan(plan: &RestorePlan, defer: bool) {
                 t.name,
                 t.chunks.len(),
                 t.data_bytes(),
-                t.expected_rows
-                    .map(|r| format!(", {r} rows"))
-                    .unwrap_or_default()
+                t.expected_rows.map(|r| format!(", {r} rows")).unwrap_or_default()
             );
         }
         for v in &db.views {
@@ -164,12 +166,34 @@ fn print_plan(plan: &RestorePlan, defer: bool) {
     }
 }
 
+fn print_dump(dump: &floodgate_format::mysqldump::DumpSource, into: Option<String>) -> Result<()> {
+    let summary = floodgate_format::mysqldump::scan(dump, into)?;
+    println!("format: mysqldump");
+    println!("source: {}", dump.name());
+    println!("compression: {:?}", dump.compression);
+    println!("sql bytes: {}", summary.bytes);
+    println!("databases: {}", summary.databases.join(", "));
+    for (db, table, statements, bytes) in &summary.tables {
+        println!("  table {db}.{table}: {statements} INSERT statements, {bytes} bytes");
+    }
+    println!("post-data statements (views, triggers, routines, events): {}", summary.post_statements);
+    Ok(())
+}
+
 fn inspect(args: InspectArgs) -> Result<()> {
-    let plan = open_plan(&args.source)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&plan)?);
-    } else {
-        print_plan(&plan, true);
+    match floodgate_format::open(&args.source)? {
+        Backup::Directory(plan) if args.json => println!("{}", serde_json::to_string_pretty(&plan)?),
+        Backup::Directory(plan) => print_plan(&plan, true),
+        Backup::Dump(dump) if args.json => {
+            let summary = floodgate_format::mysqldump::scan(&dump, None)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({"format": "mysqldump", "source": dump, "summary": summary})
+                )?
+            );
+        }
+        Backup::Dump(dump) => print_dump(&dump, None)?,
     }
     Ok(())
 }

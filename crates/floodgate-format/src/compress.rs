@@ -45,9 +45,7 @@ impl Compression {
 
 /// Strips a `.gz` or `.zst` suffix from a file name.
 pub fn strip_suffix(name: &str) -> &str {
-    name.strip_suffix(".gz")
-        .or_else(|| name.strip_suffix(".zst"))
-        .unwrap_or(name)
+    name.strip_suffix(".gz").or_else(|| name.strip_suffix(".zst")).unwrap_or(name)
 }
 
 /// Wraps `reader` in the decoder its first bytes call for.
@@ -74,10 +72,7 @@ mod tests {
 
     fn roundtrip(data: &[u8], compressed: Vec<u8>) {
         let mut out = Vec::new();
-        decoder(std::io::Cursor::new(compressed))
-            .unwrap()
-            .read_to_end(&mut out)
-            .unwrap();
+        decoder(std::io::Cursor::new(compressed)).unwrap().read_to_end(&mut out).unwrap();
         assert_eq!(out, data);
     }
 
@@ -99,9 +94,6 @@ mod tests {
         let mid = bytes.len() / 2;
         bytes[mid] ^= 0xff;
         let mut out = Vec::new();
-        assert!(decoder(std::io::Cursor::new(bytes))
-            .unwrap()
-            .read_to_end(&mut out)
-            .is_err());
+        assert!(decoder(std::io::Cursor::new(bytes)).unwrap().read_to_end(&mut out).is_err());
     }
 }

@@ -53,10 +53,7 @@ pub enum DefinitionKind {
 
 impl DefinitionKind {
     fn is_secondary_index(&self) -> bool {
-        matches!(
-            self,
-            DefinitionKind::Key | DefinitionKind::Fulltext | DefinitionKind::Spatial
-        )
+        matches!(self, DefinitionKind::Key | DefinitionKind::Fulltext | DefinitionKind::Spatial)
     }
 }
 
@@ -120,11 +117,7 @@ pub fn parse_create_table(sql: &str) -> Result<CreateTable, ParseError> {
                     .filter(|t| !t.is_empty())
                     .map(|t| classify(&t))
                     .collect::<Result<Vec<_>, _>>()?;
-                return Ok(CreateTable {
-                    head: sql[..=open].to_string(),
-                    definitions,
-                    tail: sql[i + 1..].to_string(),
-                });
+                return Ok(CreateTable { head: sql[..=open].to_string(), definitions, tail: sql[i + 1..].to_string() });
             }
             b')' => depth -= 1,
             b',' if depth == 0 => {
@@ -156,12 +149,8 @@ fn find_top_level(bytes: &[u8], from: usize, want: u8) -> Option<usize> {
 }
 
 fn starts_with_word(s: &str, word: &str) -> bool {
-    s.get(..word.len())
-        .is_some_and(|head| head.eq_ignore_ascii_case(word))
-        && s[word.len()..]
-            .chars()
-            .next()
-            .is_none_or(|c| !(c.is_alphanumeric() || c == '_'))
+    s.get(..word.len()).is_some_and(|head| head.eq_ignore_ascii_case(word))
+        && s[word.len()..].chars().next().is_none_or(|c| !(c.is_alphanumeric() || c == '_'))
 }
 
 fn classify(text: &str) -> Result<Definition, ParseError> {
@@ -200,10 +189,7 @@ fn classify(text: &str) -> Result<Definition, ParseError> {
         let (parent_columns, _) = paren_columns(target).ok_or(ParseError("referenced columns"))?;
         return Ok(Definition {
             text: text.to_string(),
-            kind: DefinitionKind::ForeignKey {
-                parent,
-                parent_columns,
-            },
+            kind: DefinitionKind::ForeignKey { parent, parent_columns },
             columns: cols,
         });
     } else if constraint || starts_with_word(rest, "CHECK") || starts_with_word(rest, "PERIOD") {
@@ -211,37 +197,24 @@ fn classify(text: &str) -> Result<Definition, ParseError> {
     } else {
         let name = match ident::unquote_prefix(rest) {
             Some((n, _)) => n,
-            None => rest
-                .split_whitespace()
-                .next()
-                .unwrap_or_default()
-                .to_string(),
+            None => rest.split_whitespace().next().unwrap_or_default().to_string(),
         };
         let upper = text.to_ascii_uppercase();
         return Ok(Definition {
             text: text.to_string(),
-            kind: DefinitionKind::Column {
-                name,
-                auto_increment: upper.contains("AUTO_INCREMENT"),
-            },
+            kind: DefinitionKind::Column { name, auto_increment: upper.contains("AUTO_INCREMENT") },
             columns: Vec::new(),
         });
     };
     let columns = paren_columns(rest).map(|(c, _)| c).unwrap_or_default();
-    Ok(Definition {
-        text: text.to_string(),
-        kind,
-        columns,
-    })
+    Ok(Definition { text: text.to_string(), kind, columns })
 }
 
 fn skip_identifier(s: &str) -> &str {
     if let Some((_, rest)) = ident::unquote_prefix(s) {
         return rest;
     }
-    let end = s
-        .find(|c: char| c.is_whitespace() || c == '(')
-        .unwrap_or(s.len());
+    let end = s.find(|c: char| c.is_whitespace() || c == '(').unwrap_or(s.len());
     &s[end..]
 }
 
@@ -255,9 +228,7 @@ fn last_identifier(s: &str) -> String {
             last = name;
             rest = after;
         } else {
-            let end = rest
-                .find(|c: char| c.is_whitespace() || c == '(' || c == '.')
-                .unwrap_or(rest.len());
+            let end = rest.find(|c: char| c.is_whitespace() || c == '(' || c == '.').unwrap_or(rest.len());
             if end == 0 {
                 return last;
             }
@@ -292,11 +263,9 @@ fn paren_columns(s: &str) -> Option<(Vec<String>, &str)> {
                             let part = part.trim();
                             match ident::unquote_prefix(part) {
                                 Some((n, _)) => n,
-                                None => part
-                                    .split(|c: char| c == '(' || c.is_whitespace())
-                                    .next()
-                                    .unwrap_or("")
-                                    .to_string(),
+                                None => {
+                                    part.split(|c: char| c == '(' || c.is_whitespace()).next().unwrap_or("").to_string()
+                                }
                             }
                         })
                         .collect();
@@ -361,11 +330,7 @@ pub fn defer_indexes(
     create_sql: &str,
     referenced: &ReferencedColumns,
 ) -> Result<DeferredTable, ParseError> {
-    let unchanged = || DeferredTable {
-        create: create_sql.to_string(),
-        alters: Vec::new(),
-        deferred: Vec::new(),
-    };
+    let unchanged = || DeferredTable { create: create_sql.to_string(), alters: Vec::new(), deferred: Vec::new() };
     let parsed = parse_create_table(create_sql)?;
     if !is_innodb(&parsed.tail) {
         return Ok(unchanged());
@@ -378,8 +343,7 @@ pub fn defer_indexes(
         .filter(|(i, d)| d.kind.is_secondary_index() && needed.contains(i))
         .map(|(i, _)| i)
         .max();
-    let deferrable =
-        |i: usize, d: &Definition| d.kind.is_secondary_index() && last_needed.is_none_or(|l| i > l);
+    let deferrable = |i: usize, d: &Definition| d.kind.is_secondary_index() && last_needed.is_none_or(|l| i > l);
     let (mut keep, mut defer) = (Vec::new(), Vec::new());
     for (i, d) in parsed.definitions.iter().enumerate() {
         if deferrable(i, d) {
@@ -391,18 +355,10 @@ pub fn defer_indexes(
     if defer.is_empty() {
         return Ok(unchanged());
     }
-    let create = format!(
-        "{}\n  {}\n){}",
-        parsed.head,
-        keep.join(",\n  "),
-        parsed.tail
-    );
+    let create = format!("{}\n  {}\n){}", parsed.head, keep.join(",\n  "), parsed.tail);
     let target = ident::qualified(db, table);
-    let plain: Vec<String> = defer
-        .iter()
-        .filter(|d| d.kind != DefinitionKind::Fulltext)
-        .map(|d| format!("ADD {}", d.text))
-        .collect();
+    let plain: Vec<String> =
+        defer.iter().filter(|d| d.kind != DefinitionKind::Fulltext).map(|d| format!("ADD {}", d.text)).collect();
     let mut alters = Vec::new();
     if !plain.is_empty() {
         alters.push(format!("ALTER TABLE {target} {}", plain.join(", ")));
@@ -411,19 +367,13 @@ pub fn defer_indexes(
         alters.push(format!("ALTER TABLE {target} ADD {}", d.text));
     }
     let deferred = defer.iter().map(|d| index_name(&d.text)).collect();
-    Ok(DeferredTable {
-        create,
-        alters,
-        deferred,
-    })
+    Ok(DeferredTable { create, alters, deferred })
 }
 
 fn is_innodb(tail: &str) -> bool {
     let upper = tail.to_ascii_uppercase();
     match upper.find("ENGINE") {
-        Some(at) => upper[at + 6..]
-            .trim_start_matches([' ', '='])
-            .starts_with("INNODB"),
+        Some(at) => upper[at + 6..].trim_start_matches([' ', '=']).starts_with("INNODB"),
         // No ENGINE clause: the server default, InnoDB on every supported version.
         None => true,
     }
@@ -437,11 +387,7 @@ fn needed_indexes(parsed: &CreateTable, referenced: &ReferencedColumns) -> Vec<u
         if let DefinitionKind::ForeignKey { .. } = d.kind {
             wanted.push(d.columns.clone());
         }
-        if let DefinitionKind::Column {
-            name,
-            auto_increment: true,
-        } = &d.kind
-        {
+        if let DefinitionKind::Column { name, auto_increment: true } = &d.kind {
             wanted.push(vec![name.clone()]);
         }
     }
@@ -449,16 +395,12 @@ fn needed_indexes(parsed: &CreateTable, referenced: &ReferencedColumns) -> Vec<u
     for cols in wanted {
         // Any PRIMARY or UNIQUE key (never deferred) that serves these columns suffices.
         let served_by_kept = defs.iter().any(|d| {
-            matches!(d.kind, DefinitionKind::Primary | DefinitionKind::Unique)
-                && d.columns.starts_with(&cols)
+            matches!(d.kind, DefinitionKind::Primary | DefinitionKind::Unique) && d.columns.starts_with(&cols)
         });
         if served_by_kept {
             continue;
         }
-        if let Some(i) = defs
-            .iter()
-            .position(|d| d.kind == DefinitionKind::Key && d.columns.starts_with(&cols))
-        {
+        if let Some(i) = defs.iter().position(|d| d.kind == DefinitionKind::Key && d.columns.starts_with(&cols)) {
             needed.push(i);
         }
     }
@@ -481,16 +423,10 @@ mod tests {
     fn parses_definitions() {
         let t = parse_create_table(ORDERS).unwrap();
         assert_eq!(t.definitions.len(), 10);
-        assert_eq!(
-            t.definitions[3].text,
-            "`note` text DEFAULT NULL COMMENT 'a, (b)'"
-        );
+        assert_eq!(t.definitions[3].text, "`note` text DEFAULT NULL COMMENT 'a, (b)'");
         assert_eq!(
             t.definitions[9].kind,
-            DefinitionKind::ForeignKey {
-                parent: "customers".into(),
-                parent_columns: vec!["id".into()]
-            }
+            DefinitionKind::ForeignKey { parent: "customers".into(), parent_columns: vec!["id".into()] }
         );
         assert_eq!(t.definitions[9].columns, vec!["customer_id".to_string()]);
         assert!(t.tail.starts_with(" ENGINE=InnoDB"));
@@ -519,26 +455,15 @@ mod tests {
         let sql = "CREATE TABLE `t` (\n  `id` int NOT NULL,\n  `k` int,\n  PRIMARY KEY (`id`),\n  UNIQUE KEY `u` (`k`),\n  KEY `k1` (`k`)\n) ENGINE=InnoDB";
         let d = defer_indexes("d", "t", sql, &ReferencedColumns::default()).unwrap();
         assert_eq!(d.create, "CREATE TABLE `t` (\n  `id` int NOT NULL,\n  `k` int,\n  PRIMARY KEY (`id`),\n  UNIQUE KEY `u` (`k`)\n) ENGINE=InnoDB");
-        assert_eq!(
-            d.alters,
-            vec!["ALTER TABLE `d`.`t` ADD KEY `k1` (`k`)".to_string()]
-        );
+        assert_eq!(d.alters, vec!["ALTER TABLE `d`.`t` ADD KEY `k1` (`k`)".to_string()]);
     }
 
     #[test]
     fn myisam_and_auto_increment_keys_stay() {
         let myisam = "CREATE TABLE `t` (\n  `id` int NOT NULL,\n  KEY `k1` (`id`)\n) ENGINE=MyISAM";
-        assert!(
-            defer_indexes("d", "t", myisam, &ReferencedColumns::default())
-                .unwrap()
-                .alters
-                .is_empty()
-        );
+        assert!(defer_indexes("d", "t", myisam, &ReferencedColumns::default()).unwrap().alters.is_empty());
         let ai = "CREATE TABLE `t` (\n  `a` int NOT NULL,\n  `id` int NOT NULL AUTO_INCREMENT,\n  PRIMARY KEY (`a`,`id`),\n  KEY `k_id` (`id`)\n) ENGINE=InnoDB";
-        assert!(defer_indexes("d", "t", ai, &ReferencedColumns::default())
-            .unwrap()
-            .alters
-            .is_empty());
+        assert!(defer_indexes("d", "t", ai, &ReferencedColumns::default()).unwrap().alters.is_empty());
     }
 
     #[test]
@@ -562,14 +487,9 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        for s in [
-            "",
-            "CREATE TABLE",
-            "CREATE TABLE t (",
-            "SELECT 1",
-            "CREATE TABLE t (a int, ((",
-            "CREATE TABLE t LIKE u",
-        ] {
+        for s in
+            ["", "CREATE TABLE", "CREATE TABLE t (", "SELECT 1", "CREATE TABLE t (a int, ((", "CREATE TABLE t LIKE u"]
+        {
             assert!(parse_create_table(s).is_err(), "{s}");
         }
     }

@@ -44,27 +44,17 @@ pub enum FormatError {
 
 impl FormatError {
     pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
-        FormatError::Io {
-            path: path.to_path_buf(),
-            source,
-        }
+        FormatError::Io { path: path.to_path_buf(), source }
     }
 
     pub(crate) fn corrupt(path: &Path, offset: Option<u64>, reason: impl Into<String>) -> Self {
-        FormatError::Corrupt {
-            path: path.to_path_buf(),
-            offset,
-            reason: reason.into(),
-        }
+        FormatError::Corrupt { path: path.to_path_buf(), offset, reason: reason.into() }
     }
 
     /// True when the error means the backup itself is damaged or incomplete (exit code 3),
     /// as opposed to a source that cannot be read at all.
     pub fn is_integrity(&self) -> bool {
-        matches!(
-            self,
-            FormatError::Corrupt { .. } | FormatError::UnsafePath { .. }
-        )
+        matches!(self, FormatError::Corrupt { .. } | FormatError::UnsafePath { .. })
     }
 }
 

@@ -24,14 +24,8 @@ pub struct Section {
 impl Section {
     /// The first uncommented value for `key` (case-insensitive), else a commented one.
     pub fn get(&self, key: &str) -> Option<&str> {
-        let matching = |c: bool| {
-            self.entries
-                .iter()
-                .find(|e| e.commented == c && e.key.eq_ignore_ascii_case(key))
-        };
-        matching(false)
-            .or_else(|| matching(true))
-            .map(|e| e.value.as_str())
+        let matching = |c: bool| self.entries.iter().find(|e| e.commented == c && e.key.eq_ignore_ascii_case(key));
+        matching(false).or_else(|| matching(true)).map(|e| e.value.as_str())
     }
 }
 
@@ -40,10 +34,7 @@ pub fn parse(text: &str) -> Vec<Section> {
     for raw in text.lines() {
         let line = raw.trim();
         if line.starts_with('[') && line.ends_with(']') && line.len() >= 2 {
-            sections.push(Section {
-                name: line[1..line.len() - 1].to_string(),
-                entries: Vec::new(),
-            });
+            sections.push(Section { name: line[1..line.len() - 1].to_string(), entries: Vec::new() });
             continue;
         }
         let (commented, body) = match line.strip_prefix('#') {
@@ -58,11 +49,7 @@ pub fn parse(text: &str) -> Vec<Section> {
             continue;
         }
         if let Some(section) = sections.last_mut() {
-            section.entries.push(Entry {
-                key: key.to_string(),
-                value: value.trim().to_string(),
-                commented,
-            });
+            section.entries.push(Entry { key: key.to_string(), value: value.trim().to_string(), commented });
         }
     }
     sections
@@ -89,10 +76,7 @@ mod tests {
         let s = parse(text);
         assert_eq!(s.len(), 5);
         assert_eq!(s[2].get("SOURCE_LOG_POS"), Some("241149225"));
-        assert_eq!(
-            unquote(s[2].get("SOURCE_LOG_FILE").unwrap()),
-            "binlog.000017"
-        );
+        assert_eq!(unquote(s[2].get("SOURCE_LOG_FILE").unwrap()), "binlog.000017");
         assert_eq!(s[3].name, "`db`.`t`");
         assert_eq!(s[3].get("rows"), Some("1234"));
     }

@@ -16,45 +16,50 @@ pub mod ident;
 mod ini;
 pub mod model;
 pub mod mydumper;
+pub mod mysqldump;
 pub mod split;
+pub mod sqltext;
 
 pub use error::{FormatError, Result};
-pub use model::{
-    Chunk, Database, Format, Position, RestorePlan, SessionSettings, SqlFile, Table, View,
-};
+pub use model::{Chunk, Database, Format, Position, RestorePlan, SessionSettings, SqlFile, Table, View};
 
 use std::path::Path;
 
-/// Looks at `source` and reads it with the reader its layout calls for.
+/// A backup, as detected.
+#[derive(Debug, Clone)]
+pub enum Backup {
+    /// A directory of files, fully described up front (mydumper).
+    Directory(RestorePlan),
+    /// One stream of SQL statements (mysqldump, mariadb-dump), read once, in order.
+    Dump(mysqldump::DumpSource),
+}
+
+/// Looks at `source` and picks the reader its layout calls for; `-` is standard input.
 ///
-/// Detection never guesses: a directory that matches no known layout is an error that says
+/// Detection never guesses: a source that matches no known layout is an error that says
 /// what was looked for.
-pub fn open(source: &Path) -> Result<RestorePlan> {
+pub fn open(source: &Path) -> Result<Backup> {
+    if source == Path::new("-") {
+        return mysqldump::detect(source).map(Backup::Dump);
+    }
     let meta = std::fs::metadata(source).map_err(|e| FormatError::io(source, e))?;
     if meta.is_dir() {
         if mydumper::looks_like(source)? {
-            return mydumper::read(source);
+            return mydumper::read(source).map(Backup::Directory);
         }
         return Err(FormatError::NotABackup {
             path: source.to_path_buf(),
-            reason:
-                "no mydumper `metadata` file with `*-schema-create.sql` or `*-schema.sql` files, \
+            reason: "no mydumper `metadata` file with `*-schema-create.sql` or `*-schema.sql` files, \
                      no floodgate `manifest.json`, no MySQL Shell `@.json`"
-                    .into(),
+                .into(),
         });
     }
-    Err(FormatError::NotABackup {
-        path: source.to_path_buf(),
-        reason: "a single file: mysqldump files are not supported by this build yet".into(),
-    })
+    mysqldump::detect(source).map(Backup::Dump)
 }
 
 /// Reads every statement of a small SQL file (schema and post-data files), decompressing it
 /// if needed. Files over 256 MiB are refused: those are data, which streams instead.
-pub fn read_statements(
-    file: &SqlFile,
-    terminator: split::Terminator,
-) -> Result<Vec<split::Statement>> {
+pub fn read_statements(file: &SqlFile, terminator: split::Terminator) -> Result<Vec<split::Statement>> {
     use std::io::Read;
     const LIMIT: u64 = 256 << 20;
     let mut text = Vec::new();
@@ -63,14 +68,10 @@ pub fn read_statements(
         .read_to_end(&mut text)
         .map_err(|e| FormatError::corrupt(&file.path, None, format!("cannot decompress: {e}")))?;
     if text.len() as u64 > LIMIT {
-        return Err(FormatError::corrupt(
-            &file.path,
-            None,
-            "schema file larger than 256 MiB",
-        ));
+        return Err(FormatError::corrupt(&file.path, None, "schema file larger than 256 MiB"));
     }
-    let statements = split::split_all(&text, terminator)
-        .map_err(|e| FormatError::corrupt(&file.path, None, e.to_string()))?;
+    let statements =
+        split::split_all(&text, terminator).map_err(|e| FormatError::corrupt(&file.path, None, e.to_string()))?;
     if let Some(last) = statements.last().filter(|s| !s.terminated) {
         return Err(FormatError::corrupt(
             &file.path,

@@ -63,12 +63,8 @@ impl Format {
     /// A short name for messages and reports.
     pub fn name(&self) -> &'static str {
         match self {
-            Format::Mydumper {
-                layout: MydumperLayout::Legacy,
-            } => "mydumper (legacy layout)",
-            Format::Mydumper {
-                layout: MydumperLayout::Modern,
-            } => "mydumper",
+            Format::Mydumper { layout: MydumperLayout::Legacy } => "mydumper (legacy layout)",
+            Format::Mydumper { layout: MydumperLayout::Modern } => "mydumper",
         }
     }
 }
@@ -107,10 +103,7 @@ pub struct SqlFile {
 impl SqlFile {
     /// The file name, for messages.
     pub fn name(&self) -> String {
-        self.path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
+        self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
     }
 }
 
@@ -198,9 +191,7 @@ pub struct RestorePlan {
 impl RestorePlan {
     /// All tables with their database name.
     pub fn tables(&self) -> impl Iterator<Item = (&Database, &Table)> {
-        self.databases
-            .iter()
-            .flat_map(|d| d.tables.iter().map(move |t| (d, t)))
+        self.databases.iter().flat_map(|d| d.tables.iter().map(move |t| (d, t)))
     }
 
     /// Total bytes on disk of all data chunks.
@@ -211,11 +202,8 @@ impl RestorePlan {
     /// Keeps only the named databases (all when `names` is empty) and drops excluded tables
     /// (`db.table`). Returns the names that matched nothing, so typos are reported.
     pub fn filter(&mut self, databases: &[String], exclude: &[String]) -> Vec<String> {
-        let mut unmatched: Vec<String> = databases
-            .iter()
-            .filter(|n| !self.databases.iter().any(|d| &&d.name == n))
-            .cloned()
-            .collect();
+        let mut unmatched: Vec<String> =
+            databases.iter().filter(|n| !self.databases.iter().any(|d| &&d.name == n)).cloned().collect();
         if !databases.is_empty() {
             self.databases.retain(|d| databases.contains(&d.name));
         }
@@ -223,10 +211,8 @@ impl RestorePlan {
             let mut hit = false;
             for db in &mut self.databases {
                 let before = db.tables.len() + db.views.len();
-                db.tables
-                    .retain(|t| pattern != &format!("{}.{}", db.name, t.name));
-                db.views
-                    .retain(|v| pattern != &format!("{}.{}", db.name, v.name));
+                db.tables.retain(|t| pattern != &format!("{}.{}", db.name, t.name));
+                db.views.retain(|v| pattern != &format!("{}.{}", db.name, v.name));
                 hit |= db.tables.len() + db.views.len() != before;
             }
             if !hit {

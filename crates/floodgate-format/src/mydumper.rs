@@ -99,15 +99,9 @@ pub fn read(dir: &Path) -> Result<RestorePlan> {
     }
     databases.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(RestorePlan {
-        format: Format::Mydumper {
-            layout: metadata.layout.unwrap_or(MydumperLayout::Legacy),
-        },
+        format: Format::Mydumper { layout: metadata.layout.unwrap_or(MydumperLayout::Legacy) },
         root,
-        session: SessionSettings {
-            sql_mode: metadata.sql_mode,
-            time_zone: None,
-            charset: None,
-        },
+        session: SessionSettings { sql_mode: metadata.sql_mode, time_zone: None, charset: None },
         position: metadata.position,
         databases,
     })
@@ -133,30 +127,19 @@ fn inside(root: &Path, name: &str) -> Result<SqlFile> {
     if !meta.is_file() {
         return Err(FormatError::corrupt(&path, None, "expected a regular file"));
     }
-    Ok(SqlFile {
-        path,
-        bytes: meta.len(),
-    })
+    Ok(SqlFile { path, bytes: meta.len() })
 }
 
 fn classify(root: &Path, name: &str, dbs: &mut BTreeMap<String, DbFiles>) -> Result<()> {
     let plain = compress::strip_suffix(name);
-    if plain.starts_with("metadata")
-        || plain == "resume"
-        || plain == "all-schema-create-tablespace.sql"
-    {
+    if plain.starts_with("metadata") || plain == "resume" || plain == "all-schema-create-tablespace.sql" {
         return Ok(());
     }
-    let table_entry =
-        |dbs: &mut BTreeMap<String, DbFiles>, stem: &str| -> Option<(String, String)> {
-            let (db, table) = stem.split_once('.')?;
-            dbs.entry(db.to_string())
-                .or_default()
-                .tables
-                .entry(table.to_string())
-                .or_default();
-            Some((db.to_string(), table.to_string()))
-        };
+    let table_entry = |dbs: &mut BTreeMap<String, DbFiles>, stem: &str| -> Option<(String, String)> {
+        let (db, table) = stem.split_once('.')?;
+        dbs.entry(db.to_string()).or_default().tables.entry(table.to_string()).or_default();
+        Some((db.to_string(), table.to_string()))
+    };
     macro_rules! table_file {
         ($suffix:literal, $field:ident) => {
             if let Some(stem) = plain.strip_suffix($suffix) {
@@ -192,38 +175,21 @@ fn classify(root: &Path, name: &str, dbs: &mut BTreeMap<String, DbFiles>) -> Res
         dbs.entry(db.to_string()).or_default().create = Some(file);
         return Ok(());
     }
-    if plain.ends_with("-checksum") || plain.ends_with(".checksum") || plain.ends_with(".metadata")
-    {
+    if plain.ends_with("-checksum") || plain.ends_with(".checksum") || plain.ends_with(".metadata") {
         return Ok(());
     }
     if let Some(stem) = plain.strip_suffix(".sql") {
-        let (db, table, part, sub) = data_file_parts(stem).ok_or_else(|| {
-            FormatError::corrupt(
-                &root.join(name),
-                None,
-                "data file name is not db.table[.part].sql",
-            )
-        })?;
+        let (db, table, part, sub) = data_file_parts(stem)
+            .ok_or_else(|| FormatError::corrupt(&root.join(name), None, "data file name is not db.table[.part].sql"))?;
         let file = inside(root, name)?;
         let db_entry = dbs.entry(db).or_default();
-        db_entry
-            .tables
-            .entry(table)
-            .or_default()
-            .chunks
-            .push((part, sub, file));
+        db_entry.tables.entry(table).or_default().chunks.push((part, sub, file));
         return Ok(());
     }
     if let Some(stem) = plain.strip_suffix(".dat") {
         if let Some((db, table, _, _)) = data_file_parts(stem) {
             let file = inside(root, name)?;
-            dbs.entry(db)
-                .or_default()
-                .tables
-                .entry(table)
-                .or_default()
-                .dat
-                .insert(name.to_string(), file);
+            dbs.entry(db).or_default().tables.entry(table).or_default().dat.insert(name.to_string(), file);
         }
         return Ok(());
     }
@@ -258,35 +224,21 @@ fn build_database(db_file: &str, files: DbFiles, meta: &Metadata) -> Result<Data
     let mut tables = Vec::new();
     let mut views = Vec::new();
     for (table_file, mut tf) in files.tables {
-        let tmeta = meta
-            .tables
-            .get(&(db_file.to_string(), table_file.clone()))
-            .cloned()
-            .unwrap_or_default();
+        let tmeta = meta.tables.get(&(db_file.to_string(), table_file.clone())).cloned().unwrap_or_default();
         if let Some(definition) = tf.view.take() {
             let real = match tmeta.real_name.clone() {
                 Some(n) => n,
                 None => created_name(&definition, "VIEW")?.unwrap_or_else(|| table_file.clone()),
             };
-            views.push(View {
-                name: real,
-                placeholder: tf.schema.take(),
-                definition,
-            });
+            views.push(View { name: real, placeholder: tf.schema.take(), definition });
             continue;
         }
         let Some(schema) = tf.schema.take().or_else(|| tf.sequence.take()) else {
-            let some = tf
-                .chunks
-                .first()
-                .map(|c| c.2.path.clone())
-                .unwrap_or_default();
+            let some = tf.chunks.first().map(|c| c.2.path.clone()).unwrap_or_default();
             return Err(FormatError::corrupt(
                 &some,
                 None,
-                format!(
-                    "data for `{db_file}`.`{table_file}` but no {db_file}.{table_file}-schema.sql"
-                ),
+                format!("data for `{db_file}`.`{table_file}` but no {db_file}.{table_file}-schema.sql"),
             ));
         };
         let real = match tmeta.real_name.clone() {
@@ -299,28 +251,12 @@ fn build_database(db_file: &str, files: DbFiles, meta: &Metadata) -> Result<Data
             .into_iter()
             .map(|(part, sub, file)| {
                 let data_files = matching_dat(&file, &tf.dat);
-                Chunk {
-                    index: part * 100_000 + sub,
-                    file,
-                    data_files,
-                }
+                Chunk { index: part * 100_000 + sub, file, data_files }
             })
             .collect();
-        tables.push(Table {
-            name: real,
-            schema,
-            chunks,
-            expected_rows: tmeta.rows,
-        });
+        tables.push(Table { name: real, schema, chunks, expected_rows: tmeta.rows });
     }
-    Ok(Database {
-        name,
-        create: files.create,
-        tables,
-        views,
-        post: files.post,
-        triggers: files.triggers,
-    })
+    Ok(Database { name, create: files.create, tables, views, post: files.post, triggers: files.triggers })
 }
 
 /// The `.dat` payloads that belong to the chunk `.sql` file (same stem).
@@ -365,10 +301,7 @@ fn name_after_keyword(sql: &str, what: &str) -> Option<String> {
         if let Some(r) = rest.strip_prefix("/*") {
             let end = r.find("*/")?;
             rest = r[end + 2..].trim_start();
-        } else if rest
-            .get(..13)
-            .is_some_and(|h| h.eq_ignore_ascii_case("IF NOT EXISTS"))
-        {
+        } else if rest.get(..13).is_some_and(|h| h.eq_ignore_ascii_case("IF NOT EXISTS")) {
             rest = rest[13..].trim_start();
         } else {
             break;
@@ -376,11 +309,9 @@ fn name_after_keyword(sql: &str, what: &str) -> Option<String> {
     }
     match ident::unquote_prefix(rest) {
         Some((name, _)) => Some(name),
-        None => rest
-            .split(|c: char| c.is_whitespace() || c == '(')
-            .next()
-            .filter(|s| !s.is_empty())
-            .map(str::to_string),
+        None => {
+            rest.split(|c: char| c.is_whitespace() || c == '(').next().filter(|s| !s.is_empty()).map(str::to_string)
+        }
     }
 }
 
@@ -394,10 +325,7 @@ fn read_metadata(path: &Path) -> Result<Metadata> {
 }
 
 fn legacy_metadata(text: &str) -> Metadata {
-    let mut meta = Metadata {
-        layout: Some(MydumperLayout::Legacy),
-        ..Default::default()
-    };
+    let mut meta = Metadata { layout: Some(MydumperLayout::Legacy), ..Default::default() };
     let mut in_master = false;
     let mut pos = Position::default();
     for line in text.lines() {
@@ -427,10 +355,7 @@ fn legacy_metadata(text: &str) -> Metadata {
 }
 
 fn modern_metadata(text: &str) -> Metadata {
-    let mut meta = Metadata {
-        layout: Some(MydumperLayout::Modern),
-        ..Default::default()
-    };
+    let mut meta = Metadata { layout: Some(MydumperLayout::Modern), ..Default::default() };
     for section in ini::parse(text) {
         match section.name.as_str() {
             "myloader_session_variables" => {
@@ -440,21 +365,13 @@ fn modern_metadata(text: &str) -> Metadata {
                 });
             }
             "source" | "master" => {
-                let file = section
-                    .get("SOURCE_LOG_FILE")
-                    .or_else(|| section.get("File"));
-                let position = section
-                    .get("SOURCE_LOG_POS")
-                    .or_else(|| section.get("Position"));
-                let gtid = section
-                    .get("executed_gtid_set")
-                    .or_else(|| section.get("Executed_Gtid_Set"));
+                let file = section.get("SOURCE_LOG_FILE").or_else(|| section.get("File"));
+                let position = section.get("SOURCE_LOG_POS").or_else(|| section.get("Position"));
+                let gtid = section.get("executed_gtid_set").or_else(|| section.get("Executed_Gtid_Set"));
                 let pos = Position {
                     binlog_file: file.map(|f| ini::unquote(f).to_string()),
                     binlog_position: position.and_then(|p| ini::unquote(p).parse().ok()),
-                    gtid_executed: gtid
-                        .map(|g| ini::unquote(g).to_string())
-                        .filter(|g| !g.is_empty()),
+                    gtid_executed: gtid.map(|g| ini::unquote(g).to_string()).filter(|g| !g.is_empty()),
                 };
                 if pos != Position::default() {
                     meta.position = Some(pos);
@@ -472,8 +389,7 @@ fn modern_metadata(text: &str) -> Metadata {
                 };
                 let real_name = section.get("real_table_name").map(|n| n.replace("``", "`"));
                 let rows = section.get("rows").and_then(|r| r.parse().ok());
-                meta.tables
-                    .insert((db, table), TableMeta { real_name, rows });
+                meta.tables.insert((db, table), TableMeta { real_name, rows });
             }
         }
     }
@@ -491,11 +407,7 @@ pub fn resolve_infile<'a>(chunk: &'a Chunk, requested: &str) -> Option<&'a SqlFi
 
 /// The file path a backup's statement names, refused if it could leave the backup.
 pub fn safe_relative(requested: &str, from: &Path) -> Result<PathBuf> {
-    if requested.is_empty()
-        || requested.contains('/')
-        || requested.contains('\\')
-        || requested.starts_with('.')
-    {
+    if requested.is_empty() || requested.contains('/') || requested.contains('\\') || requested.starts_with('.') {
         return Err(FormatError::UnsafePath {
             path: from.to_path_buf(),
             name: requested.to_string(),
@@ -511,18 +423,9 @@ mod tests {
 
     #[test]
     fn data_file_names() {
-        assert_eq!(
-            data_file_parts("db.t"),
-            Some(("db".into(), "t".into(), 0, 0))
-        );
-        assert_eq!(
-            data_file_parts("db.t.00012"),
-            Some(("db".into(), "t".into(), 12, 0))
-        );
-        assert_eq!(
-            data_file_parts("db.t.00001.00002"),
-            Some(("db".into(), "t".into(), 1, 2))
-        );
+        assert_eq!(data_file_parts("db.t"), Some(("db".into(), "t".into(), 0, 0)));
+        assert_eq!(data_file_parts("db.t.00012"), Some(("db".into(), "t".into(), 12, 0)));
+        assert_eq!(data_file_parts("db.t.00001.00002"), Some(("db".into(), "t".into(), 1, 2)));
         assert_eq!(data_file_parts("db.t.x"), None);
         assert_eq!(data_file_parts("nodot"), None);
     }
@@ -530,10 +433,7 @@ mod tests {
     #[test]
     fn names_from_create_statements() {
         assert_eq!(
-            name_after_keyword(
-                "CREATE DATABASE /*!32312 IF NOT EXISTS*/ `awk``ward` /*!40100 x */",
-                "DATABASE"
-            ),
+            name_after_keyword("CREATE DATABASE /*!32312 IF NOT EXISTS*/ `awk``ward` /*!40100 x */", "DATABASE"),
             Some("awk`ward".into())
         );
         assert_eq!(
@@ -541,7 +441,10 @@ mod tests {
             Some("v; odd".into())
         );
         assert_eq!(
-            name_after_keyword("CREATE ALGORITHM=UNDEFINED DEFINER=`root`@`localhost` SQL SECURITY DEFINER VIEW `v` AS select 1", "VIEW"),
+            name_after_keyword(
+                "CREATE ALGORITHM=UNDEFINED DEFINER=`root`@`localhost` SQL SECURITY DEFINER VIEW `v` AS select 1",
+                "VIEW"
+            ),
             Some("v".into())
         );
         assert_eq!(name_after_keyword("SET NAMES binary", "TABLE"), None);

@@ -39,9 +39,7 @@ pub struct Statement {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SplitError {
     /// The input ended inside a quoted string, identifier or comment.
-    #[error(
-        "the input ends inside {what} that starts at byte {start}: it is truncated, or not SQL"
-    )]
+    #[error("the input ends inside {what} that starts at byte {start}: it is truncated, or not SQL")]
     Unterminated {
         /// "a '...' string", "a /* comment */", ...
         what: &'static str,
@@ -116,10 +114,7 @@ impl Splitter {
         self.buf.extend_from_slice(input);
         self.scan(false, out)?;
         if self.buf.len() > self.max_statement {
-            return Err(SplitError::TooLarge {
-                start: self.base,
-                limit: self.max_statement,
-            });
+            return Err(SplitError::TooLarge { start: self.base, limit: self.max_statement });
         }
         Ok(())
     }
@@ -135,24 +130,15 @@ impl Splitter {
                     b'"' => "a \"...\" string",
                     _ => "a `...` identifier",
                 };
-                return Err(SplitError::Unterminated {
-                    what,
-                    start: self.state_start,
-                });
+                return Err(SplitError::Unterminated { what, start: self.state_start });
             }
             State::BlockComment => {
-                return Err(SplitError::Unterminated {
-                    what: "a /* comment */",
-                    start: self.state_start,
-                })
+                return Err(SplitError::Unterminated { what: "a /* comment */", start: self.state_start })
             }
             State::Code | State::LineComment => {}
         }
         if self.in_conditional {
-            return Err(SplitError::Unterminated {
-                what: "a /*! conditional comment */",
-                start: self.state_start,
-            });
+            return Err(SplitError::Unterminated { what: "a /*! conditional comment */", start: self.state_start });
         }
         if self.has_content {
             let end = self.buf.len();
@@ -223,8 +209,7 @@ impl Splitter {
     fn scan_code(&mut self, eof: bool, out: &mut Vec<Statement>) -> Result<bool, SplitError> {
         let pos = self.pos;
         let b = self.buf[pos];
-        if self.terminator == Terminator::Delimiter && !self.has_content && (b == b'D' || b == b'd')
-        {
+        if self.terminator == Terminator::Delimiter && !self.has_content && (b == b'D' || b == b'd') {
             match self.try_delimiter_command(eof)? {
                 None => return Ok(false),
                 Some(true) => return Ok(true),
@@ -251,10 +236,7 @@ impl Splitter {
                     return Ok(false);
                 }
                 let dash = self.buf.get(pos + 1) == Some(&b'-');
-                let space = self
-                    .buf
-                    .get(pos + 2)
-                    .is_none_or(|c| c.is_ascii_whitespace() || c.is_ascii_control());
+                let space = self.buf.get(pos + 2).is_none_or(|c| c.is_ascii_whitespace() || c.is_ascii_control());
                 if dash && space {
                     self.state = State::LineComment;
                     self.pos += 2;
@@ -357,11 +339,7 @@ impl Splitter {
             return Ok(Some(false));
         }
         let Some(nl) = avail.iter().position(|&c| c == b'\n') else {
-            return Ok(if eof {
-                self.set_delimiter(avail.len()).map(Some)?
-            } else {
-                None
-            });
+            return Ok(if eof { self.set_delimiter(avail.len()).map(Some)? } else { None });
         };
         self.set_delimiter(nl + 1).map(Some)
     }
@@ -369,16 +347,10 @@ impl Splitter {
     fn set_delimiter(&mut self, line_len: usize) -> Result<bool, SplitError> {
         let pos = self.pos;
         let line = &self.buf[pos + 9..pos + line_len];
-        let token: Vec<u8> = line
-            .iter()
-            .copied()
-            .skip_while(u8::is_ascii_whitespace)
-            .take_while(|c| !c.is_ascii_whitespace())
-            .collect();
+        let token: Vec<u8> =
+            line.iter().copied().skip_while(u8::is_ascii_whitespace).take_while(|c| !c.is_ascii_whitespace()).collect();
         if token.is_empty() {
-            return Err(SplitError::BadDelimiter {
-                at: self.base + pos as u64,
-            });
+            return Err(SplitError::BadDelimiter { at: self.base + pos as u64 });
         }
         self.delimiter = token;
         // The command is not part of any statement: drop it and what preceded it (whitespace
@@ -396,12 +368,8 @@ impl Splitter {
     fn emit(&mut self, end: usize, resume: usize, terminated: bool, out: &mut Vec<Statement>) {
         if self.has_content {
             let raw = &self.buf[..end];
-            let lead = raw.iter().take_while(|c| c.is_ascii_whitespace()).count();
-            let trail = raw[lead..]
-                .iter()
-                .rev()
-                .take_while(|c| c.is_ascii_whitespace())
-                .count();
+            let lead = leading_noise(raw);
+            let trail = raw[lead..].iter().rev().take_while(|c| c.is_ascii_whitespace()).count();
             out.push(Statement {
                 offset: self.base + lead as u64,
                 text: raw[lead..raw.len() - trail].to_vec(),
@@ -411,6 +379,40 @@ impl Splitter {
         self.has_content = false;
         self.in_conditional = false;
         self.discard(resume);
+    }
+}
+
+/// Length of the whitespace and plain comments before a statement's first token. The
+/// `mysql` client drops them too; conditional comments (`/*!`, `/*M!`) are code and stay.
+fn leading_noise(raw: &[u8]) -> usize {
+    let mut i = 0;
+    loop {
+        while i < raw.len() && raw[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let rest = &raw[i..];
+        let line_comment = rest.starts_with(b"#")
+            || (rest.starts_with(b"--") && rest.get(2).is_none_or(|c| c.is_ascii_whitespace() || c.is_ascii_control()));
+        if line_comment {
+            match rest.iter().position(|&c| c == b'\n') {
+                Some(nl) => i += nl + 1,
+                None => return raw.len(),
+            }
+        } else if rest.starts_with(b"/*M!999999") || rest.starts_with(b"/*!999999") {
+            // A version no server reaches: a note to the client (mariadb-dump's sandbox-mode
+            // line), never executed.
+            match rest.windows(2).skip(2).position(|w| w == b"*/") {
+                Some(end) => i += end + 4,
+                None => return i,
+            }
+        } else if rest.starts_with(b"/*") && !rest.starts_with(b"/*!") && !rest.starts_with(b"/*M!") {
+            match rest.windows(2).skip(2).position(|w| w == b"*/") {
+                Some(end) => i += end + 4,
+                None => return i,
+            }
+        } else {
+            return i;
+        }
     }
 }
 
@@ -471,12 +473,7 @@ impl<R: Read> StatementReader<R> {
                 match self.reader.read(&mut self.block) {
                     Ok(n) => break n,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(source) => {
-                        return Err(ReadError::Io {
-                            offset: self.consumed,
-                            source,
-                        })
-                    }
+                    Err(source) => return Err(ReadError::Io { offset: self.consumed, source }),
                 }
             };
             self.consumed += n as u64;
@@ -514,33 +511,22 @@ mod tests {
     use proptest::prelude::*;
 
     fn texts(input: &str, t: Terminator) -> Vec<String> {
-        split_all(input.as_bytes(), t)
-            .unwrap()
-            .into_iter()
-            .map(|s| String::from_utf8(s.text).unwrap())
-            .collect()
+        split_all(input.as_bytes(), t).unwrap().into_iter().map(|s| String::from_utf8(s.text).unwrap()).collect()
     }
 
     #[test]
     fn quotes_and_comments_hide_semicolons() {
-        let sql =
-            "INSERT INTO t VALUES ('a;b', \"c;\\\"d\", `e;f`);\n-- x; y\n# z;\n/* w; */ SELECT 1;";
+        let sql = "INSERT INTO t VALUES ('a;b', \"c;\\\"d\", `e;f`);\n-- x; y\n# z;\n/* w; */ SELECT 1;";
         assert_eq!(
             texts(sql, Terminator::Delimiter),
-            vec![
-                "INSERT INTO t VALUES ('a;b', \"c;\\\"d\", `e;f`)",
-                "-- x; y\n# z;\n/* w; */ SELECT 1"
-            ]
+            vec!["INSERT INTO t VALUES ('a;b', \"c;\\\"d\", `e;f`)", "SELECT 1"]
         );
     }
 
     #[test]
     fn doubled_quotes_and_backslashes() {
         let sql = "SELECT 'it''s;', 'back\\\\';SELECT `a``;b`;";
-        assert_eq!(
-            texts(sql, Terminator::Delimiter),
-            vec!["SELECT 'it''s;', 'back\\\\'", "SELECT `a``;b`"]
-        );
+        assert_eq!(texts(sql, Terminator::Delimiter), vec!["SELECT 'it''s;', 'back\\\\'", "SELECT `a``;b`"]);
     }
 
     #[test]
@@ -548,10 +534,7 @@ mod tests {
         let sql = "/*!40101 SET NAMES binary*/;\n/*M!100616 SET NOTE_VERBOSITY=0*/;\n";
         assert_eq!(
             texts(sql, Terminator::Delimiter),
-            vec![
-                "/*!40101 SET NAMES binary*/",
-                "/*M!100616 SET NOTE_VERBOSITY=0*/"
-            ]
+            vec!["/*!40101 SET NAMES binary*/", "/*M!100616 SET NOTE_VERBOSITY=0*/"]
         );
     }
 
@@ -559,12 +542,8 @@ mod tests {
     fn comment_only_statements_vanish() {
         assert!(texts("-- nothing\n/* here */\n", Terminator::Delimiter).is_empty());
         assert_eq!(
-            texts(
-                "/*M!999999\\- enable the sandbox mode */\nSELECT 1;",
-                Terminator::Delimiter
-            )
-            .len(),
-            1
+            texts("/*M!999999\\- enable the sandbox mode */\nSELECT 1;", Terminator::Delimiter),
+            vec!["SELECT 1"]
         );
     }
 
@@ -573,10 +552,7 @@ mod tests {
         let sql = "DELIMITER ;;\nCREATE TRIGGER x BEFORE INSERT ON t FOR EACH ROW BEGIN SET @a=1; SET @b=2; END ;;\nDELIMITER ;\nSELECT 1;";
         assert_eq!(
             texts(sql, Terminator::Delimiter),
-            vec![
-                "CREATE TRIGGER x BEFORE INSERT ON t FOR EACH ROW BEGIN SET @a=1; SET @b=2; END",
-                "SELECT 1"
-            ]
+            vec!["CREATE TRIGGER x BEFORE INSERT ON t FOR EACH ROW BEGIN SET @a=1; SET @b=2; END", "SELECT 1"]
         );
     }
 
@@ -585,27 +561,14 @@ mod tests {
         let sql = "CREATE PROCEDURE p() BEGIN\n  SELECT 1; \n  SELECT 2; \nEND;\nINSERT INTO t VALUES (\"a;\nb\");\n";
         assert_eq!(
             texts(sql, Terminator::SemicolonNewline),
-            vec![
-                "CREATE PROCEDURE p() BEGIN\n  SELECT 1; \n  SELECT 2; \nEND",
-                "INSERT INTO t VALUES (\"a;\nb\")"
-            ]
+            vec!["CREATE PROCEDURE p() BEGIN\n  SELECT 1; \n  SELECT 2; \nEND", "INSERT INTO t VALUES (\"a;\nb\")"]
         );
     }
 
     #[test]
     fn unterminated_string_is_an_error() {
-        let err = split_all(
-            b"SELECT 1; INSERT INTO t VALUES ('abc",
-            Terminator::Delimiter,
-        )
-        .unwrap_err();
-        assert_eq!(
-            err,
-            SplitError::Unterminated {
-                what: "a '...' string",
-                start: 32
-            }
-        );
+        let err = split_all(b"SELECT 1; INSERT INTO t VALUES ('abc", Terminator::Delimiter).unwrap_err();
+        assert_eq!(err, SplitError::Unterminated { what: "a '...' string", start: 32 });
     }
 
     #[test]
@@ -619,17 +582,11 @@ mod tests {
     #[test]
     fn too_large_statement() {
         let mut s = Splitter::new(Terminator::Delimiter, 10);
-        let err = s
-            .push(b"INSERT INTO t VALUES (1,2,3,4)", &mut Vec::new())
-            .unwrap_err();
+        let err = s.push(b"INSERT INTO t VALUES (1,2,3,4)", &mut Vec::new()).unwrap_err();
         assert!(matches!(err, SplitError::TooLarge { .. }));
     }
 
-    fn split_in_pieces(
-        input: &[u8],
-        cuts: &[usize],
-        t: Terminator,
-    ) -> Result<Vec<Statement>, SplitError> {
+    fn split_in_pieces(input: &[u8], cuts: &[usize], t: Terminator) -> Result<Vec<Statement>, SplitError> {
         let mut s = Splitter::new(t, usize::MAX);
         let mut out = Vec::new();
         let mut last = 0;

@@ -34,11 +34,7 @@ impl std::fmt::Debug for ConnectOptions {
     }
 }
 
-const DEFAULT_SOCKETS: [&str; 3] = [
-    "/run/mysqld/mysqld.sock",
-    "/var/run/mysqld/mysqld.sock",
-    "/tmp/mysql.sock",
-];
+const DEFAULT_SOCKETS: [&str; 3] = ["/run/mysqld/mysqld.sock", "/var/run/mysqld/mysqld.sock", "/tmp/mysql.sock"];
 
 impl ConnectOptions {
     fn uses_socket(&self) -> bool {
@@ -49,10 +45,7 @@ impl ConnectOptions {
         if let Some(s) = &self.socket {
             return Some(s.clone());
         }
-        DEFAULT_SOCKETS
-            .iter()
-            .map(PathBuf::from)
-            .find(|p| p.exists())
+        DEFAULT_SOCKETS.iter().map(PathBuf::from).find(|p| p.exists())
     }
 
     /// A description for messages: `user@host:port` or `user@socket`, never the password.
@@ -60,11 +53,7 @@ impl ConnectOptions {
         let user = self.user.clone().unwrap_or_else(login_name);
         match (self.uses_socket(), self.socket_path()) {
             (true, Some(sock)) => format!("{user}@{}", sock.display()),
-            _ => format!(
-                "{user}@{}:{}",
-                self.host.as_deref().unwrap_or("localhost"),
-                self.port.unwrap_or(3306)
-            ),
+            _ => format!("{user}@{}:{}", self.host.as_deref().unwrap_or("localhost"), self.port.unwrap_or(3306)),
         }
     }
 
@@ -91,23 +80,15 @@ impl ConnectOptions {
 }
 
 fn login_name() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "root".into())
+    std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "root".into())
 }
 
 /// Opens one connection and runs `init` statements on it.
 pub async fn connect(options: &ConnectOptions, init: &[String]) -> Result<Conn> {
-    let mut conn = Conn::new(options.opts())
-        .await
-        .map_err(|source| LoadError::Connect {
-            target: options.describe(),
-            source,
-        })?;
+    let mut conn =
+        Conn::new(options.opts()).await.map_err(|source| LoadError::Connect { target: options.describe(), source })?;
     for statement in init {
-        conn.query_drop(statement.as_str())
-            .await
-            .map_err(LoadError::sql(format!("session setup `{statement}`")))?;
+        conn.query_drop(statement.as_str()).await.map_err(LoadError::sql(format!("session setup `{statement}`")))?;
     }
     Ok(conn)
 }

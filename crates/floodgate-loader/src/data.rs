@@ -12,6 +12,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use tokio::sync::mpsc;
 
+use crate::indexes::IndexJob;
 use crate::report::TableReport;
 use crate::restore::Ctx;
 use crate::schema::PreparedTable;
@@ -54,12 +55,8 @@ impl Scheduler {
     }
 
     fn pick(&mut self) -> Option<(usize, usize)> {
-        let (i, state) = self
-            .tables
-            .iter_mut()
-            .enumerate()
-            .filter(|(_, s)| s.next_chunk < s.total)
-            .max_by(|(_, a), (_, b)| {
+        let (i, state) =
+            self.tables.iter_mut().enumerate().filter(|(_, s)| s.next_chunk < s.total).max_by(|(_, a), (_, b)| {
                 let score = |s: &TableState| (s.bytes_left as f64 + 1.0) / (s.active as f64 + 1.0);
                 score(a).total_cmp(&score(b))
             })?;
@@ -90,11 +87,7 @@ struct ChunkOutcome {
 
 /// Loads every chunk and builds deferred indexes. Returns per-table reports in plan order.
 pub async fn load(ctx: &Arc<Ctx>, prepared: Vec<PreparedTable>) -> Result<Vec<TableReport>> {
-    let tables: Vec<(String, Table)> = ctx
-        .plan
-        .tables()
-        .map(|(d, t)| (d.name.clone(), t.clone()))
-        .collect();
+    let tables: Vec<(String, Table)> = ctx.plan.tables().map(|(d, t)| (d.name.clone(), t.clone())).collect();
     let tables = Arc::new(tables);
     let reports: Vec<TableReport> = tables
         .iter()
@@ -113,10 +106,16 @@ pub async fn load(ctx: &Arc<Ctx>, prepared: Vec<PreparedTable>) -> Result<Vec<Ta
     let reports = Arc::new(Mutex::new(reports));
     let alters: Arc<Vec<Vec<String>>> = Arc::new(prepared.into_iter().map(|p| p.alters).collect());
     let scheduler = Arc::new(Mutex::new(Scheduler::new(&tables)));
-    let (done_tx, done_rx) = mpsc::unbounded_channel::<usize>();
+    let (done_tx, done_rx) = mpsc::unbounded_channel::<IndexJob>();
+    let index_job = |i: usize| IndexJob {
+        table: i,
+        db: tables[i].0.clone(),
+        name: tables[i].1.name.clone(),
+        alters: alters[i].clone(),
+    };
     for (i, (_, t)) in tables.iter().enumerate() {
         if t.chunks.is_empty() {
-            let _ = done_tx.send(i);
+            let _ = done_tx.send(index_job(i));
         }
     }
     let mut set = tokio::task::JoinSet::new();
@@ -127,61 +126,21 @@ pub async fn load(ctx: &Arc<Ctx>, prepared: Vec<PreparedTable>) -> Result<Vec<Ta
             scheduler: scheduler.clone(),
             reports: reports.clone(),
             done: done_tx.clone(),
+            alters: alters.clone(),
         };
         set.spawn(async move { w.run().await });
     }
     drop(done_tx);
-    let done_rx = Arc::new(tokio::sync::Mutex::new(done_rx));
-    let index_workers = (ctx.options.threads / 2).max(1);
-    for _ in 0..index_workers {
-        let (ctx, tables, alters, reports, done_rx) = (
-            ctx.clone(),
-            tables.clone(),
-            alters.clone(),
-            reports.clone(),
-            done_rx.clone(),
-        );
-        set.spawn(async move {
-            let mut conn: Option<Conn> = None;
-            loop {
-                let next = done_rx.lock().await.recv().await;
-                let Some(i) = next else { break };
-                let started = Instant::now();
-                if !alters[i].is_empty() {
-                    if conn.is_none() {
-                        conn = Some(connect(&ctx.target, &ctx.init).await?);
-                    }
-                    if let Some(c) = conn.as_mut() {
-                        build_indexes(c, &tables[i].0, &tables[i].1.name, &alters[i]).await?;
-                    }
-                }
-                if let Ok(mut r) = reports.lock() {
-                    r[i].index_seconds = started.elapsed().as_secs_f64();
-                }
-                Progress::add(&ctx.progress.tables_done, 1);
-            }
-            Ok(())
-        });
-    }
+    let builders = crate::indexes::Builders {
+        target: ctx.target.clone(),
+        init: ctx.init.clone(),
+        progress: ctx.progress.clone(),
+        reports: reports.clone(),
+    };
+    crate::indexes::spawn(&mut set, ctx.options.threads / 2, builders, done_rx);
     crate::restore::join_all(&mut set).await?;
-    let reports = reports
-        .lock()
-        .map_err(|_| LoadError::Refused("internal error: a worker panicked".into()))?
-        .clone();
+    let reports = reports.lock().map_err(|_| LoadError::Refused("internal error: a worker panicked".into()))?.clone();
     Ok(reports)
-}
-
-async fn build_indexes(conn: &mut Conn, db: &str, table: &str, alters: &[String]) -> Result<()> {
-    for alter in alters {
-        tracing::debug!(table = %qualified(db, table), "{alter}");
-        conn.query_drop(alter.as_str())
-            .await
-            .map_err(LoadError::sql(format!(
-                "adding deferred indexes to {}",
-                qualified(db, table)
-            )))?;
-    }
-    Ok(())
 }
 
 struct Worker {
@@ -189,7 +148,8 @@ struct Worker {
     tables: Arc<Vec<(String, Table)>>,
     scheduler: Arc<Mutex<Scheduler>>,
     reports: Arc<Mutex<Vec<TableReport>>>,
-    done: mpsc::UnboundedSender<usize>,
+    done: mpsc::UnboundedSender<IndexJob>,
+    alters: Arc<Vec<Vec<String>>>,
 }
 
 impl Worker {
@@ -219,13 +179,13 @@ impl Worker {
                 r.insert_statements += outcome.inserts;
                 r.load_data_statements += outcome.loads;
                 if last {
-                    r.data_seconds = started
-                        .map(|s| s.elapsed().as_secs_f64())
-                        .unwrap_or_default();
+                    r.data_seconds = started.map(|s| s.elapsed().as_secs_f64()).unwrap_or_default();
                 }
             }
             if last {
-                let _ = self.done.send(t);
+                let job =
+                    IndexJob { table: t, db: db.clone(), name: table.name.clone(), alters: self.alters[t].clone() };
+                let _ = self.done.send(job);
             }
         }
         Ok(())
@@ -238,39 +198,21 @@ fn poisoned() -> LoadError {
 
 /// Executes one chunk file in one transaction. On any error the caller drops the connection,
 /// which rolls the transaction back: no row of a failed chunk stays committed.
-async fn load_chunk(
-    ctx: &Ctx,
-    conn: &mut Conn,
-    db: &str,
-    table: &Table,
-    chunk: &Chunk,
-) -> Result<ChunkOutcome> {
+async fn load_chunk(ctx: &Ctx, conn: &mut Conn, db: &str, table: &Table, chunk: &Chunk) -> Result<ChunkOutcome> {
     let name = qualified(db, &table.name);
     let file = chunk.file.path.display().to_string();
-    conn.query_drop(format!(
-        "SET NAMES utf8mb4; USE {}; START TRANSACTION",
-        quote(db)
-    ))
-    .await
-    .map_err(LoadError::sql(format!(
-        "{name}: starting a transaction for {file}"
-    )))?;
+    conn.query_drop(format!("SET NAMES utf8mb4; USE {}; START TRANSACTION", quote(db)))
+        .await
+        .map_err(LoadError::sql(format!("{name}: starting a transaction for {file}")))?;
     let mut outcome = ChunkOutcome::default();
-    let mut statements = ctx
-        .pipeline
-        .statements(&chunk.file.path, ctx.plan.format.terminator());
+    let mut statements = ctx.pipeline.statements(&chunk.file.path, ctx.plan.format.terminator());
     while let Some(batch) = statements.recv().await {
-        let batch = batch.map_err(|source| LoadError::Chunk {
-            table: name.clone(),
-            source,
-        })?;
+        let batch = batch.map_err(|source| LoadError::Chunk { table: name.clone(), source })?;
         for s in batch {
             let at = || format!("{name}: {file} at byte {}", s.offset);
             match sql::kind(&s.text) {
                 StatementKind::Insert => {
-                    conn.query_drop(&s.text[..])
-                        .await
-                        .map_err(LoadError::sql(at()))?;
+                    conn.query_drop(&s.text[..]).await.map_err(LoadError::sql(at()))?;
                     outcome.rows += conn.affected_rows();
                     outcome.inserts += 1;
                     let warnings = sql::data_warnings(conn).await?;
@@ -289,34 +231,21 @@ async fn load_chunk(
                     outcome.loads += 1;
                 }
                 StatementKind::Other => {
-                    conn.query_drop(&s.text[..])
-                        .await
-                        .map_err(LoadError::sql(at()))?;
+                    conn.query_drop(&s.text[..]).await.map_err(LoadError::sql(at()))?;
                 }
             }
         }
     }
-    conn.query_drop("COMMIT")
-        .await
-        .map_err(LoadError::sql(format!("{name}: committing {file}")))?;
+    conn.query_drop("COMMIT").await.map_err(LoadError::sql(format!("{name}: committing {file}")))?;
     Ok(outcome)
 }
 
 /// Streams the chunk's data file into a LOAD DATA LOCAL statement and checks that every row
 /// arrived: LOCAL turns duplicate keys and bad values into warnings, so they are errors here.
-async fn load_data(
-    ctx: &Ctx,
-    conn: &mut Conn,
-    chunk: &Chunk,
-    text: &[u8],
-    at: &str,
-) -> Result<u64> {
-    let integrity = |reason: String| LoadError::Integrity {
-        context: at.to_string(),
-        reason,
-    };
-    let requested = sql::infile_name(text)
-        .ok_or_else(|| integrity("LOAD DATA statement without a file name".into()))?;
+async fn load_data(ctx: &Ctx, conn: &mut Conn, chunk: &Chunk, text: &[u8], at: &str) -> Result<u64> {
+    let integrity = |reason: String| LoadError::Integrity { context: at.to_string(), reason };
+    let requested =
+        sql::infile_name(text).ok_or_else(|| integrity("LOAD DATA statement without a file name".into()))?;
     let file = floodgate_format::mydumper::resolve_infile(chunk, &requested).ok_or_else(|| {
         integrity(format!("LOAD DATA names `{requested}`, which is not this chunk's data file; refusing to send it"))
     })?;
@@ -344,10 +273,7 @@ async fn load_data(
     let statement = sql::with_binary_charset(text);
     let result = conn.query_drop(&statement[..]).await;
     if let Some(e) = failure.lock().ok().and_then(|mut s| s.take()) {
-        return Err(LoadError::Chunk {
-            table: at.to_string(),
-            source: e,
-        });
+        return Err(LoadError::Chunk { table: at.to_string(), source: e });
     }
     match result {
         Ok(()) => {}
@@ -368,11 +294,7 @@ async fn load_data(
         return Err(integrity(format!(
             "sent {expected} rows from {}, the server stored {affected} ({info}){}",
             file.name(),
-            if warnings.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", sql::describe_warnings(&warnings))
-            }
+            if warnings.is_empty() { String::new() } else { format!(": {}", sql::describe_warnings(&warnings)) }
         )));
     }
     Ok(affected)
@@ -388,10 +310,7 @@ mod tests {
     use super::*;
 
     fn table(name: &str, chunk_bytes: &[u64]) -> (String, Table) {
-        let file = |b: u64| floodgate_format::SqlFile {
-            path: name.into(),
-            bytes: b,
-        };
+        let file = |b: u64| floodgate_format::SqlFile { path: name.into(), bytes: b };
         (
             "db".into(),
             Table {
@@ -400,11 +319,7 @@ mod tests {
                 chunks: chunk_bytes
                     .iter()
                     .enumerate()
-                    .map(|(i, &b)| Chunk {
-                        index: i as u64,
-                        file: file(b),
-                        data_files: vec![],
-                    })
+                    .map(|(i, &b)| Chunk { index: i as u64, file: file(b), data_files: vec![] })
                     .collect(),
                 expected_rows: None,
             },

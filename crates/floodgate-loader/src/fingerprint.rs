@@ -64,9 +64,7 @@ fn err(what: String) -> impl FnOnce(mysql_async::Error) -> LoadError {
 
 /// Computes the fingerprint of database `db`.
 pub async fn database(conn: &mut Conn, db: &str) -> Result<Fingerprint> {
-    conn.query_drop("SET NAMES utf8mb4")
-        .await
-        .map_err(err("SET NAMES".into()))?;
+    conn.query_drop("SET NAMES utf8mb4").await.map_err(err("SET NAMES".into()))?;
     let mut fp = Fingerprint::default();
     let objects: Vec<(String, String)> = conn
         .exec("SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? ORDER BY 1", (db,))
@@ -85,27 +83,14 @@ pub async fn database(conn: &mut Conn, db: &str) -> Result<Fingerprint> {
             fp.views.insert(name, def.unwrap_or_default());
             continue;
         }
-        let rows: Option<u64> = conn
-            .query_first(format!("SELECT COUNT(*) FROM {q}"))
-            .await
-            .map_err(err(format!("counting {q}")))?;
-        let checksum: Option<Row> = conn
-            .query_first(format!("CHECKSUM TABLE {q}"))
-            .await
-            .map_err(err(format!("checksumming {q}")))?;
+        let rows: Option<u64> =
+            conn.query_first(format!("SELECT COUNT(*) FROM {q}")).await.map_err(err(format!("counting {q}")))?;
+        let checksum: Option<Row> =
+            conn.query_first(format!("CHECKSUM TABLE {q}")).await.map_err(err(format!("checksumming {q}")))?;
         let checksum = checksum.and_then(|r| r.get::<Option<u64>, _>(1).flatten());
-        let create: Option<(String, String)> = conn
-            .query_first(format!("SHOW CREATE TABLE {q}"))
-            .await
-            .map_err(err(format!("SHOW CREATE {q}")))?;
-        fp.tables.insert(
-            name,
-            (
-                rows.unwrap_or(0),
-                checksum,
-                create.map(|c| c.1).unwrap_or_default(),
-            ),
-        );
+        let create: Option<(String, String)> =
+            conn.query_first(format!("SHOW CREATE TABLE {q}")).await.map_err(err(format!("SHOW CREATE {q}")))?;
+        fp.tables.insert(name, (rows.unwrap_or(0), checksum, create.map(|c| c.1).unwrap_or_default()));
     }
     let triggers: Vec<(String, String, String, String, String)> = conn
         .exec(
@@ -116,8 +101,7 @@ pub async fn database(conn: &mut Conn, db: &str) -> Result<Fingerprint> {
         .await
         .map_err(err(format!("listing triggers of {db}")))?;
     for (name, table, timing, event, body) in triggers {
-        fp.triggers
-            .insert(name, format!("{timing} {event} ON {table}: {body}"));
+        fp.triggers.insert(name, format!("{timing} {event} ON {table}: {body}"));
     }
     let routines: Vec<(String, String)> = conn
         .exec("SELECT ROUTINE_NAME, ROUTINE_TYPE FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ?", (db,))
@@ -128,16 +112,11 @@ pub async fn database(conn: &mut Conn, db: &str) -> Result<Fingerprint> {
             .query_first(format!("SHOW CREATE {kind} {}.{}", quote(db), quote(&name)))
             .await
             .map_err(err(format!("SHOW CREATE {kind} {name}")))?;
-        let body = row
-            .and_then(|r| r.get::<Option<String>, _>(2).flatten())
-            .unwrap_or_default();
+        let body = row.and_then(|r| r.get::<Option<String>, _>(2).flatten()).unwrap_or_default();
         fp.routines.insert(format!("{kind} {name}"), body);
     }
     let events: Vec<String> = conn
-        .exec(
-            "SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ?",
-            (db,),
-        )
+        .exec("SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ?", (db,))
         .await
         .map_err(err(format!("listing events of {db}")))?;
     for name in events {
@@ -145,9 +124,7 @@ pub async fn database(conn: &mut Conn, db: &str) -> Result<Fingerprint> {
             .query_first(format!("SHOW CREATE EVENT {}.{}", quote(db), quote(&name)))
             .await
             .map_err(err(format!("SHOW CREATE EVENT {name}")))?;
-        let body = row
-            .and_then(|r| r.get::<Option<String>, _>(3).flatten())
-            .unwrap_or_default();
+        let body = row.and_then(|r| r.get::<Option<String>, _>(3).flatten()).unwrap_or_default();
         fp.events.insert(name, body);
     }
     Ok(fp)

@@ -12,15 +12,18 @@ mod conn;
 mod data;
 mod error;
 pub mod fingerprint;
+mod indexes;
 mod post;
 mod progress;
 mod report;
 mod restore;
 mod schema;
 mod sql;
+mod stream;
 
 pub use conn::{connect, ConnectOptions};
 pub use error::{LoadError, Result};
 pub use progress::{Phase, Progress};
 pub use report::{PhaseSeconds, RestoreReport, TableReport};
 pub use restore::{restore, RestoreOptions, VerifyMode};
+pub use stream::restore_dump;

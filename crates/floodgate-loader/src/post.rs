@@ -44,12 +44,7 @@ pub async fn apply(ctx: &Ctx, conn: &mut Conn) -> Result<Applied> {
 /// not exist yet waits for the next round. Only views that still cannot be created (a cycle
 /// through a missing object) fall back to the dump's stand-in tables. Creating a view on top
 /// of a stand-in instead of the real view would store a differently qualified definition.
-async fn create_views(
-    ctx: &Ctx,
-    conn: &mut Conn,
-    db: &str,
-    views: &[floodgate_format::View],
-) -> Result<usize> {
+async fn create_views(ctx: &Ctx, conn: &mut Conn, db: &str, views: &[floodgate_format::View]) -> Result<usize> {
     let terminator = ctx.plan.format.terminator();
     let mut pending: Vec<&floodgate_format::View> = views.iter().collect();
     let mut stand_ins_created = false;
@@ -122,17 +117,12 @@ pub async fn verify_counts(conn: &mut Conn, reports: &[crate::TableReport]) -> R
         let count = count.unwrap_or(0);
         let expected = r.expected_rows.unwrap_or(r.rows);
         if count != expected {
-            bad.push(format!(
-                "{name}: {count} rows on the target, {expected} expected"
-            ));
+            bad.push(format!("{name}: {count} rows on the target, {expected} expected"));
         }
         lines.push(format!("{name}: {count} rows"));
     }
     if !bad.is_empty() {
-        return Err(LoadError::Integrity {
-            context: "row count verification".into(),
-            reason: bad.join("; "),
-        });
+        return Err(LoadError::Integrity { context: "row count verification".into(), reason: bad.join("; ") });
     }
     Ok(lines)
 }

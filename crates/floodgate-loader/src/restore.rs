@@ -67,59 +67,37 @@ pub(crate) struct Ctx {
 /// AUTO_INCREMENT column stays zero and zero dates load.
 const DEFAULT_SQL_MODE: &str = "NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION";
 
-fn session_init(plan: &RestorePlan, options: &RestoreOptions, server_version: &str) -> Vec<String> {
+fn session_init(
+    session: &floodgate_format::SessionSettings,
+    options: &RestoreOptions,
+    server_version: &str,
+) -> Vec<String> {
     let mut init = vec!["SET NAMES utf8mb4".to_string()];
     if !options.binlog {
         init.push("SET SESSION sql_log_bin = 0".into());
     }
     init.push("SET SESSION unique_checks = 0, foreign_key_checks = 0".into());
-    let mut mode = plan
-        .session
-        .sql_mode
-        .clone()
-        .unwrap_or_else(|| DEFAULT_SQL_MODE.into());
+    let mut mode = session.sql_mode.clone().unwrap_or_else(|| DEFAULT_SQL_MODE.into());
     if is_mysql8(server_version) {
         // MySQL 8.0 removed NO_AUTO_CREATE_USER; dumps from 5.7 and MariaDB still carry it.
-        mode = mode
-            .split(',')
-            .filter(|m| !m.eq_ignore_ascii_case("NO_AUTO_CREATE_USER"))
-            .collect::<Vec<_>>()
-            .join(",");
+        mode = mode.split(',').filter(|m| !m.eq_ignore_ascii_case("NO_AUTO_CREATE_USER")).collect::<Vec<_>>().join(",");
     }
-    init.push(format!(
-        "SET SESSION sql_mode = '{}'",
-        mode.replace('\'', "''")
-    ));
-    let tz = plan
-        .session
-        .time_zone
-        .clone()
-        .unwrap_or_else(|| "+00:00".into());
-    init.push(format!(
-        "SET SESSION time_zone = '{}'",
-        tz.replace('\'', "''")
-    ));
+    init.push(format!("SET SESSION sql_mode = '{}'", mode.replace('\'', "''")));
+    let tz = session.time_zone.clone().unwrap_or_else(|| "+00:00".into());
+    init.push(format!("SET SESSION time_zone = '{}'", tz.replace('\'', "''")));
     init
 }
 
 fn is_mysql8(version: &str) -> bool {
     !version.contains("MariaDB")
-        && version
-            .split('.')
-            .next()
-            .and_then(|m| m.parse::<u32>().ok())
-            .is_some_and(|m| m >= 8)
+        && version.split('.').next().and_then(|m| m.parse::<u32>().ok()).is_some_and(|m| m >= 8)
 }
 
 /// Waits for every task; the first error aborts the others (dropping their connections
 /// rolls back whatever they had in flight).
 pub(crate) async fn join_all(set: &mut tokio::task::JoinSet<Result<()>>) -> Result<()> {
     while let Some(joined) = set.join_next().await {
-        let outcome = joined.unwrap_or_else(|e| {
-            Err(LoadError::Refused(format!(
-                "internal error: a task failed: {e}"
-            )))
-        });
+        let outcome = joined.unwrap_or_else(|e| Err(LoadError::Refused(format!("internal error: a task failed: {e}"))));
         if let Err(e) = outcome {
             set.abort_all();
             while set.join_next().await.is_some() {}
@@ -142,44 +120,16 @@ pub async fn restore(
     let table_count = plan.tables().count() as u64;
     Progress::add(&progress.tables_total, table_count);
     Progress::add(&progress.bytes_total, plan.data_bytes());
-    Progress::add(
-        &progress.chunks_total,
-        plan.tables().map(|(_, t)| t.chunks.len() as u64).sum(),
-    );
+    Progress::add(&progress.chunks_total, plan.tables().map(|(_, t)| t.chunks.len() as u64).sum());
 
-    let mut conn = connect(&target, &[]).await?;
-    let version: String = conn
-        .query_first("SELECT VERSION()")
-        .await
-        .map_err(LoadError::sql("reading the server version"))?
-        .unwrap_or_default();
-    let init = session_init(&plan, &options, &version);
-    for s in &init {
-        conn.query_drop(s.as_str()).await.map_err(|e| match &e {
-            mysql_async::Error::Server(se) if se.code == 1227 => LoadError::Refused(format!(
-                "`{s}` needs a privilege this user lacks ({}); grant it, or pass --binlog to keep binary logging",
-                se.message
-            )),
-            _ => LoadError::Sql { context: format!("session setup `{s}`"), source: e },
-        })?;
-    }
+    let (mut conn, version, init) = open_target(&target, &options, &plan.session).await?;
     check_local_infile(&mut conn, &plan).await?;
     let existing = schema::check_target(&mut conn, &plan, options.overwrite).await?;
     phases.checks = started.elapsed().as_secs_f64();
 
-    let pipeline = Pipeline::new(PipelineConfig::for_budget(
-        options.threads,
-        options.memory_budget,
-    ))
-    .map_err(|e| LoadError::Refused(format!("cannot start the pipeline threads: {e}")))?;
-    let ctx = Arc::new(Ctx {
-        plan: Arc::new(plan),
-        target,
-        options,
-        init,
-        progress: progress.clone(),
-        pipeline,
-    });
+    let pipeline = Pipeline::new(PipelineConfig::for_budget(options.threads, options.memory_budget))
+        .map_err(|e| LoadError::Refused(format!("cannot start the pipeline threads: {e}")))?;
+    let ctx = Arc::new(Ctx { plan: Arc::new(plan), target, options, init, progress: progress.clone(), pipeline });
 
     let t = Instant::now();
     progress.set_phase(Phase::Schema);
@@ -225,17 +175,39 @@ pub async fn restore(
     })
 }
 
+/// Connects, reads the server version, and runs the session setup once to surface missing
+/// privileges before anything changes. Returns the connection, the version and the setup.
+pub(crate) async fn open_target(
+    target: &ConnectOptions,
+    options: &RestoreOptions,
+    session: &floodgate_format::SessionSettings,
+) -> Result<(mysql_async::Conn, String, Vec<String>)> {
+    let mut conn = connect(target, &[]).await?;
+    let version: String = conn
+        .query_first("SELECT VERSION()")
+        .await
+        .map_err(LoadError::sql("reading the server version"))?
+        .unwrap_or_default();
+    let init = session_init(session, options, &version);
+    for s in &init {
+        conn.query_drop(s.as_str()).await.map_err(|e| match &e {
+            mysql_async::Error::Server(se) if se.code == 1227 => LoadError::Refused(format!(
+                "`{s}` needs a privilege this user lacks ({}); grant it, or pass --binlog to keep binary logging",
+                se.message
+            )),
+            _ => LoadError::Sql { context: format!("session setup `{s}`"), source: e },
+        })?;
+    }
+    Ok((conn, version, init))
+}
+
 async fn check_local_infile(conn: &mut mysql_async::Conn, plan: &RestorePlan) -> Result<()> {
-    let needs = plan
-        .tables()
-        .any(|(_, t)| t.chunks.iter().any(|c| !c.data_files.is_empty()));
+    let needs = plan.tables().any(|(_, t)| t.chunks.iter().any(|c| !c.data_files.is_empty()));
     if !needs {
         return Ok(());
     }
-    let on: Option<u8> = conn
-        .query_first("SELECT @@GLOBAL.local_infile")
-        .await
-        .map_err(LoadError::sql("reading local_infile"))?;
+    let on: Option<u8> =
+        conn.query_first("SELECT @@GLOBAL.local_infile").await.map_err(LoadError::sql("reading local_infile"))?;
     if on != Some(1) {
         return Err(LoadError::Refused(
             "this backup loads with LOAD DATA LOCAL INFILE, which the target refuses (local_infile = OFF). \

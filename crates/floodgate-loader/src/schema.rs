@@ -12,8 +12,8 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
 use crate::restore::Ctx;
-use crate::sql::leading_keywords;
 use crate::{connect, LoadError, Result};
+use floodgate_format::sqltext::leading_keywords;
 
 /// What already exists on the target.
 #[derive(Debug, Default)]
@@ -24,19 +24,12 @@ pub struct Existing {
 }
 
 /// Refuses a target that holds objects the backup would overwrite, unless `overwrite`.
-pub async fn check_target(
-    conn: &mut Conn,
-    plan: &RestorePlan,
-    overwrite: bool,
-) -> Result<Existing> {
+pub async fn check_target(conn: &mut Conn, plan: &RestorePlan, overwrite: bool) -> Result<Existing> {
     let mut existing = Existing::default();
     let mut problems = Vec::new();
     for db in &plan.databases {
         let found: Option<String> = conn
-            .exec_first(
-                "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
-                (&db.name,),
-            )
+            .exec_first("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", (&db.name,))
             .await
             .map_err(LoadError::sql("reading the target's databases"))?;
         if found.is_none() {
@@ -49,17 +42,12 @@ pub async fn check_target(
             .map_err(LoadError::sql("reading the target's tables"))?;
         for (name, kind) in objects {
             let is_view = kind == "VIEW";
-            let wanted =
-                db.tables.iter().any(|t| t.name == name) || db.views.iter().any(|v| v.name == name);
+            let wanted = db.tables.iter().any(|t| t.name == name) || db.views.iter().any(|v| v.name == name);
             if !wanted {
                 continue;
             }
             if !overwrite {
-                let what = if is_view {
-                    "view".to_string()
-                } else {
-                    describe_table(conn, &db.name, &name).await?
-                };
+                let what = if is_view { "view".to_string() } else { describe_table(conn, &db.name, &name).await? };
                 problems.push(format!("{} ({what})", qualified(&db.name, &name)));
             }
             existing.conflicts.push((db.name.clone(), name, is_view));
@@ -73,10 +61,7 @@ pub async fn check_target(
             .await
             .map_err(LoadError::sql("reading the target's routines"))?;
         if !overwrite && !db.post.is_empty() && routines.unwrap_or(0) > 0 {
-            problems.push(format!(
-                "{} (has routines or events the backup's may replace)",
-                quote(&db.name)
-            ));
+            problems.push(format!("{} (has routines or events the backup's may replace)", quote(&db.name)));
         }
     }
     if !problems.is_empty() {
@@ -97,15 +82,8 @@ async fn describe_table(conn: &mut Conn, db: &str, table: &str) -> Result<String
     let any: Option<u8> = conn
         .query_first(format!("SELECT 1 FROM {} LIMIT 1", qualified(db, table)))
         .await
-        .map_err(LoadError::sql(format!(
-            "checking whether {} is empty",
-            qualified(db, table)
-        )))?;
-    Ok(if any.is_some() {
-        "exists and holds rows".into()
-    } else {
-        "exists, empty".into()
-    })
+        .map_err(LoadError::sql(format!("checking whether {} is empty", qualified(db, table))))?;
+    Ok(if any.is_some() { "exists and holds rows".into() } else { "exists, empty".into() })
 }
 
 /// A table after the schema phase: what remains to add once its rows are in.
@@ -122,10 +100,7 @@ pub async fn create_databases(ctx: &Ctx, conn: &mut Conn, existing: &Existing) -
         let what = if *is_view { "VIEW" } else { "TABLE" };
         conn.query_drop(format!("DROP {what} IF EXISTS {}", qualified(db, name)))
             .await
-            .map_err(LoadError::sql(format!(
-                "dropping {} (--overwrite)",
-                qualified(db, name)
-            )))?;
+            .map_err(LoadError::sql(format!("dropping {} (--overwrite)", qualified(db, name))))?;
     }
     for db in &ctx.plan.databases {
         if existing.databases.contains(&db.name) {
@@ -133,20 +108,14 @@ pub async fn create_databases(ctx: &Ctx, conn: &mut Conn, existing: &Existing) -
         }
         match &db.create {
             Some(file) => {
-                let statements =
-                    floodgate_format::read_statements(file, ctx.plan.format.terminator())?;
+                let statements = floodgate_format::read_statements(file, ctx.plan.format.terminator())?;
                 crate::sql::run_file_statements(conn, file, &statements).await?;
-                conn.query_drop("SET NAMES utf8mb4")
-                    .await
-                    .map_err(LoadError::sql("SET NAMES"))?;
+                conn.query_drop("SET NAMES utf8mb4").await.map_err(LoadError::sql("SET NAMES"))?;
             }
             None => conn
                 .query_drop(format!("CREATE DATABASE IF NOT EXISTS {}", quote(&db.name)))
                 .await
-                .map_err(LoadError::sql(format!(
-                    "creating database {}",
-                    quote(&db.name)
-                )))?,
+                .map_err(LoadError::sql(format!("creating database {}", quote(&db.name))))?,
         }
     }
     Ok(())
@@ -157,17 +126,11 @@ fn read_schemas(ctx: &Ctx) -> Result<(Vec<Vec<Statement>>, ReferencedColumns)> {
     let mut all = Vec::new();
     let mut referenced: Vec<(String, String, Vec<String>)> = Vec::new();
     for (db, table) in ctx.plan.tables() {
-        let statements =
-            floodgate_format::read_statements(&table.schema, ctx.plan.format.terminator())?;
+        let statements = floodgate_format::read_statements(&table.schema, ctx.plan.format.terminator())?;
         for s in &statements {
-            if let Some(parsed) = create_table_text(s).and_then(|t| ddl::parse_create_table(t).ok())
-            {
+            if let Some(parsed) = create_table_text(s).and_then(|t| ddl::parse_create_table(t).ok()) {
                 for d in parsed.definitions {
-                    if let ddl::DefinitionKind::ForeignKey {
-                        parent,
-                        parent_columns,
-                    } = d.kind
-                    {
+                    if let ddl::DefinitionKind::ForeignKey { parent, parent_columns } = d.kind {
                         referenced.push((db.name.clone(), parent, parent_columns));
                     }
                 }
@@ -176,22 +139,13 @@ fn read_schemas(ctx: &Ctx) -> Result<(Vec<Vec<Statement>>, ReferencedColumns)> {
         all.push(statements);
     }
     let _ = referenced.len();
-    Ok((
-        all,
-        ReferencedColumns(
-            referenced
-                .into_iter()
-                .map(|(d, t, c)| [vec![d, t], c].concat())
-                .collect(),
-        ),
-    ))
+    Ok((all, ReferencedColumns(referenced.into_iter().map(|(d, t, c)| [vec![d, t], c].concat()).collect())))
 }
 
 fn create_table_text(s: &Statement) -> Option<&str> {
     let words = leading_keywords(&s.text, 3);
     let is_create = words.first().map(String::as_str) == Some("CREATE")
-        && (words.get(1).map(String::as_str) == Some("TABLE")
-            || words.get(2).map(String::as_str) == Some("TABLE"));
+        && (words.get(1).map(String::as_str) == Some("TABLE") || words.get(2).map(String::as_str) == Some("TABLE"));
     if !is_create {
         return None;
     }
@@ -201,11 +155,7 @@ fn create_table_text(s: &Statement) -> Option<&str> {
 /// Columns of `db`.`table` that some foreign key references.
 fn referenced_for(all: &ReferencedColumns, db: &str, table: &str) -> ReferencedColumns {
     ReferencedColumns(
-        all.0
-            .iter()
-            .filter(|v| v.len() >= 2 && v[0] == db && v[1] == table)
-            .map(|v| v[2..].to_vec())
-            .collect(),
+        all.0.iter().filter(|v| v.len() >= 2 && v[0] == db && v[1] == table).map(|v| v[2..].to_vec()).collect(),
     )
 }
 
@@ -220,12 +170,7 @@ pub async fn create_tables(ctx: &Arc<Ctx>) -> Result<Vec<PreparedTable>> {
     let workers = ctx.options.threads.min(total).max(1);
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..workers {
-        let (ctx, queue, results, referenced) = (
-            ctx.clone(),
-            queue.clone(),
-            results.clone(),
-            referenced.clone(),
-        );
+        let (ctx, queue, results, referenced) = (ctx.clone(), queue.clone(), results.clone(), referenced.clone());
         set.spawn(async move {
             let mut conn = connect(&ctx.target, &ctx.init).await?;
             loop {
@@ -291,12 +236,7 @@ async fn create_one(
 
 /// Runs a DDL statement, retrying deadlocks (concurrent CREATE TABLE can deadlock on the
 /// data dictionary).
-async fn execute_with_retry(
-    conn: &mut Conn,
-    text: &[u8],
-    file: &SqlFile,
-    offset: u64,
-) -> Result<()> {
+async fn execute_with_retry(conn: &mut Conn, text: &[u8], file: &SqlFile, offset: u64) -> Result<()> {
     let mut attempt = 0;
     loop {
         match conn.query_drop(text).await {
@@ -306,10 +246,7 @@ async fn execute_with_retry(
                 tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
             }
             Err(e) => {
-                return Err(LoadError::Sql {
-                    context: format!("{} at byte {offset}", file.path.display()),
-                    source: e,
-                })
+                return Err(LoadError::Sql { context: format!("{} at byte {offset}", file.path.display()), source: e })
             }
         }
     }

@@ -3,6 +3,8 @@
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
+use floodgate_format::sqltext::leading_keywords;
+
 use crate::{LoadError, Result};
 
 /// A warning or error the server attached to the last statement.
@@ -13,31 +15,26 @@ pub struct ServerWarning {
     pub message: String,
 }
 
+/// Warnings that never mean lost data: 1906, a value given for a generated column was
+/// ignored (mariadb-dump writes them; the server computes its own).
+const BENIGN_WARNINGS: [u32; 1] = [1906];
+
 /// The warnings of the last statement that can mean lost or altered data (`Note`s excluded).
 pub async fn data_warnings(conn: &mut Conn) -> Result<Vec<ServerWarning>> {
     if conn.get_warnings() == 0 {
         return Ok(Vec::new());
     }
-    let rows: Vec<(String, u32, String)> = conn
-        .query("SHOW WARNINGS LIMIT 10")
-        .await
-        .map_err(LoadError::sql("SHOW WARNINGS"))?;
+    let rows: Vec<(String, u32, String)> =
+        conn.query("SHOW WARNINGS LIMIT 10").await.map_err(LoadError::sql("SHOW WARNINGS"))?;
     Ok(rows
         .into_iter()
-        .filter(|(level, _, _)| level != "Note")
-        .map(|(level, code, message)| ServerWarning {
-            level,
-            code,
-            message,
-        })
+        .filter(|(level, code, _)| level != "Note" && !BENIGN_WARNINGS.contains(code))
+        .map(|(level, code, message)| ServerWarning { level, code, message })
         .collect())
 }
 
 pub fn describe_warnings(w: &[ServerWarning]) -> String {
-    w.iter()
-        .map(|w| format!("{} {}: {}", w.level, w.code, w.message))
-        .collect::<Vec<_>>()
-        .join("; ")
+    w.iter().map(|w| format!("{} {}: {}", w.level, w.code, w.message)).collect::<Vec<_>>().join("; ")
 }
 
 /// What a statement from a backup does, by its leading keyword (conditional comments opened).
@@ -55,45 +52,6 @@ pub fn kind(text: &[u8]) -> StatementKind {
         Some("LOAD") if head.get(1).map(String::as_str) == Some("DATA") => StatementKind::LoadData,
         _ => StatementKind::Other,
     }
-}
-
-/// The first `n` words of a statement, upper-cased, skipping whitespace, comments and the
-/// `/*!NNNNN` opener of conditional comments.
-pub fn leading_keywords(text: &[u8], n: usize) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut i = 0;
-    while i < text.len() && words.len() < n {
-        let rest = &text[i..];
-        if rest[0].is_ascii_whitespace() {
-            i += 1;
-        } else if rest.starts_with(b"/*!") || rest.starts_with(b"/*M!") {
-            i += if rest[2] == b'!' { 3 } else { 4 };
-            while i < text.len() && text[i].is_ascii_digit() {
-                i += 1;
-            }
-        } else if rest.starts_with(b"/*") {
-            match rest.windows(2).position(|w| w == b"*/") {
-                Some(end) => i += end + 2,
-                None => break,
-            }
-        } else if rest.starts_with(b"--") || rest[0] == b'#' {
-            match rest.iter().position(|&c| c == b'\n') {
-                Some(end) => i += end + 1,
-                None => break,
-            }
-        } else {
-            let len = rest
-                .iter()
-                .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
-                .count();
-            if len == 0 {
-                break;
-            }
-            words.push(String::from_utf8_lossy(&rest[..len]).to_ascii_uppercase());
-            i += len;
-        }
-    }
-    words
 }
 
 /// The file name in `LOAD DATA [LOW_PRIORITY|CONCURRENT] LOCAL INFILE 'name'`.
@@ -156,9 +114,7 @@ pub fn with_binary_charset(text: &[u8]) -> Vec<u8> {
                 i += 1;
             }
         } else {
-            while i < text.len()
-                && (text[i].is_ascii_alphanumeric() || text[i] == b'_' || text[i] == b'$')
-            {
+            while i < text.len() && (text[i].is_ascii_alphanumeric() || text[i] == b'_' || text[i] == b'$') {
                 i += 1;
             }
         }
@@ -182,13 +138,11 @@ pub async fn run_file_statements(
     statements: &[floodgate_format::split::Statement],
 ) -> Result<()> {
     for s in statements {
-        conn.query_drop(&s.text[..])
-            .await
-            .map_err(LoadError::sql(format!(
-                "{} at byte {}",
-                file.path.display(),
-                s.offset
-            )))?;
+        conn.query_drop(&s.text[..]).await.map_err(LoadError::sql(format!(
+            "{} at byte {}",
+            file.path.display(),
+            s.offset
+        )))?;
     }
     Ok(())
 }
@@ -200,14 +154,8 @@ mod tests {
     #[test]
     fn classifies_statements() {
         assert_eq!(kind(b"INSERT INTO `t` VALUES (1)"), StatementKind::Insert);
-        assert_eq!(
-            kind(b"/*!40000 ALTER TABLE t DISABLE KEYS */"),
-            StatementKind::Other
-        );
-        assert_eq!(
-            kind(b"  load data local infile 'x' into table t"),
-            StatementKind::LoadData
-        );
+        assert_eq!(kind(b"/*!40000 ALTER TABLE t DISABLE KEYS */"), StatementKind::Other);
+        assert_eq!(kind(b"  load data local infile 'x' into table t"), StatementKind::LoadData);
         assert_eq!(kind(b"/*!40101 SET NAMES binary*/"), StatementKind::Other);
     }
 
@@ -217,10 +165,7 @@ mod tests {
             infile_name(b"LOAD DATA LOCAL INFILE 'db.t.00001.dat' INTO TABLE `t`").as_deref(),
             Some("db.t.00001.dat")
         );
-        assert_eq!(
-            infile_name(b"LOAD DATA LOCAL INFILE 'a\\'b' INTO TABLE t").as_deref(),
-            Some("a'b")
-        );
+        assert_eq!(infile_name(b"LOAD DATA LOCAL INFILE 'a\\'b' INTO TABLE t").as_deref(), Some("a'b"));
         assert_eq!(infile_name(b"LOAD DATA LOCAL INFILE"), None);
     }
 

@@ -12,6 +12,8 @@
 //! bit literals and charset introducers other than `_binary` are only exact for binary
 //! columns, so they are accepted there and refused elsewhere.
 
+use floodgate_format::sqltext::{identifier, keyword, skip_ws};
+
 /// How the loader will load a column, which decides which literals encode exactly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColumnClass {
@@ -42,128 +44,6 @@ pub enum EncodeError {
     },
 }
 
-/// The parts of an INSERT statement that matter for conversion.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InsertHead {
-    /// `INSERT IGNORE`, `REPLACE`, or `INSERT ... ON DUPLICATE KEY`: not convertible as is.
-    pub plain: bool,
-    /// The table name as written (unquoted; the last part if qualified).
-    pub table: String,
-    /// Explicit column list, if any.
-    pub columns: Option<Vec<String>>,
-    /// Offset of the first byte after `VALUES`.
-    pub values_at: usize,
-}
-
-fn skip_ws(s: &[u8], mut i: usize) -> usize {
-    while i < s.len() && s[i].is_ascii_whitespace() {
-        i += 1;
-    }
-    i
-}
-
-fn keyword(s: &[u8], i: usize, word: &[u8]) -> Option<usize> {
-    let end = i + word.len();
-    let head = s.get(i..end)?;
-    if !head.eq_ignore_ascii_case(word) {
-        return None;
-    }
-    match s.get(end) {
-        Some(c) if c.is_ascii_alphanumeric() || *c == b'_' => None,
-        _ => Some(end),
-    }
-}
-
-/// Reads a possibly backtick-quoted identifier.
-fn identifier(s: &[u8], i: usize) -> Option<(String, usize)> {
-    if s.get(i) == Some(&b'`') {
-        let mut name = Vec::new();
-        let mut j = i + 1;
-        while j < s.len() {
-            if s[j] == b'`' {
-                if s.get(j + 1) == Some(&b'`') {
-                    name.push(b'`');
-                    j += 2;
-                    continue;
-                }
-                return Some((String::from_utf8(name).ok()?, j + 1));
-            }
-            name.push(s[j]);
-            j += 1;
-        }
-        return None;
-    }
-    let len = s[i..]
-        .iter()
-        .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_' || **c == b'$')
-        .count();
-    if len == 0 {
-        return None;
-    }
-    Some((String::from_utf8(s[i..i + len].to_vec()).ok()?, i + len))
-}
-
-/// Parses `INSERT [IGNORE] INTO [db.]t [(cols)] VALUES`; None if the statement is another form.
-pub fn parse_head(stmt: &[u8]) -> Option<InsertHead> {
-    let mut i = skip_ws(stmt, 0);
-    let mut plain = true;
-    if let Some(e) = keyword(stmt, i, b"INSERT") {
-        i = skip_ws(stmt, e);
-    } else if let Some(e) = keyword(stmt, i, b"REPLACE") {
-        plain = false;
-        i = skip_ws(stmt, e);
-    } else {
-        return None;
-    }
-    for modifier in [
-        &b"LOW_PRIORITY"[..],
-        b"DELAYED",
-        b"HIGH_PRIORITY",
-        b"IGNORE",
-    ] {
-        if let Some(e) = keyword(stmt, i, modifier) {
-            plain &= modifier != b"IGNORE";
-            i = skip_ws(stmt, e);
-        }
-    }
-    if let Some(e) = keyword(stmt, i, b"INTO") {
-        i = skip_ws(stmt, e);
-    }
-    let (mut table, mut e) = identifier(stmt, i)?;
-    while stmt.get(e) == Some(&b'.') {
-        let (t, e2) = identifier(stmt, e + 1)?;
-        table = t;
-        e = e2;
-    }
-    i = skip_ws(stmt, e);
-    let mut columns = None;
-    if stmt.get(i) == Some(&b'(') {
-        let mut cols = Vec::new();
-        i = skip_ws(stmt, i + 1);
-        loop {
-            let (c, e) = identifier(stmt, i)?;
-            cols.push(c);
-            i = skip_ws(stmt, e);
-            match stmt.get(i) {
-                Some(b',') => i = skip_ws(stmt, i + 1),
-                Some(b')') => {
-                    i = skip_ws(stmt, i + 1);
-                    break;
-                }
-                _ => return None,
-            }
-        }
-        columns = Some(cols);
-    }
-    let e = keyword(stmt, i, b"VALUES").or_else(|| keyword(stmt, i, b"VALUE"))?;
-    Some(InsertHead {
-        plain,
-        table,
-        columns,
-        values_at: e,
-    })
-}
-
 /// Appends `bytes` to `out` escaped for LOAD DATA's default format.
 pub fn escape_field(bytes: &[u8], out: &mut Vec<u8>) {
     let mut start = 0;
@@ -188,20 +68,13 @@ pub fn escape_field(bytes: &[u8], out: &mut Vec<u8>) {
 /// Encodes a VALUES list (the text after `VALUES`, up to the end of the statement) as LOAD
 /// DATA rows appended to `out`, one class per column. Returns the number of rows.
 /// On error `out` may hold a partial row; callers truncate it back.
-pub fn encode_values(
-    values: &[u8],
-    columns: &[ColumnClass],
-    out: &mut Vec<u8>,
-) -> Result<u64, EncodeError> {
+pub fn encode_values(values: &[u8], columns: &[ColumnClass], out: &mut Vec<u8>) -> Result<u64, EncodeError> {
     let mut i = skip_ws(values, 0);
     let mut rows = 0;
     let mut scratch = Vec::new();
     loop {
         if values.get(i) != Some(&b'(') {
-            return Err(EncodeError::Malformed {
-                at: i,
-                what: "`(` starting a row",
-            });
+            return Err(EncodeError::Malformed { at: i, what: "`(` starting a row" });
         }
         i += 1;
         for (n, class) in columns.iter().enumerate() {
@@ -213,19 +86,11 @@ pub fn encode_values(
             i = skip_ws(values, i);
             let want = if n + 1 == columns.len() { b')' } else { b',' };
             if values.get(i) != Some(&want) {
-                return Err(
-                    if values.get(i) == Some(&b',') || values.get(i) == Some(&b')') {
-                        EncodeError::Malformed {
-                            at: i,
-                            what: "a row with as many values as columns",
-                        }
-                    } else {
-                        EncodeError::Malformed {
-                            at: i,
-                            what: "`,` or `)` after a value",
-                        }
-                    },
-                );
+                return Err(if values.get(i) == Some(&b',') || values.get(i) == Some(&b')') {
+                    EncodeError::Malformed { at: i, what: "a row with as many values as columns" }
+                } else {
+                    EncodeError::Malformed { at: i, what: "`,` or `)` after a value" }
+                });
             }
             i += 1;
         }
@@ -236,11 +101,7 @@ pub fn encode_values(
             Some(b',') => i = skip_ws(values, i + 1),
             None => return Ok(rows),
             Some(b';') if skip_ws(values, i + 1) == values.len() => return Ok(rows),
-            Some(_) => {
-                return Err(EncodeError::Unsupported(
-                    "text after the VALUES list (ON DUPLICATE KEY?)",
-                ))
-            }
+            Some(_) => return Err(EncodeError::Unsupported("text after the VALUES list (ON DUPLICATE KEY?)")),
         }
     }
 }
@@ -253,10 +114,7 @@ fn encode_value(
     scratch: &mut Vec<u8>,
 ) -> Result<usize, EncodeError> {
     let Some(&c) = s.get(i) else {
-        return Err(EncodeError::Malformed {
-            at: i,
-            what: "a value",
-        });
+        return Err(EncodeError::Malformed { at: i, what: "a value" });
     };
     match c {
         b'\'' | b'"' => {
@@ -271,41 +129,25 @@ fn encode_value(
         }
         b'0' if matches!(s.get(i + 1), Some(b'x') | Some(b'X')) => {
             if class == ColumnClass::Text {
-                return Err(EncodeError::Unsupported(
-                    "hex literal for a character column",
-                ));
+                return Err(EncodeError::Unsupported("hex literal for a character column"));
             }
-            let len = s[i + 2..]
-                .iter()
-                .take_while(|c| c.is_ascii_hexdigit())
-                .count();
+            let len = s[i + 2..].iter().take_while(|c| c.is_ascii_hexdigit()).count();
             scratch.clear();
-            decode_hex(&s[i + 2..i + 2 + len], scratch).ok_or(EncodeError::Malformed {
-                at: i,
-                what: "hex digits",
-            })?;
+            decode_hex(&s[i + 2..i + 2 + len], scratch).ok_or(EncodeError::Malformed { at: i, what: "hex digits" })?;
             escape_field(scratch, out);
             Ok(i + 2 + len)
         }
         b'x' | b'X' if s.get(i + 1) == Some(&b'\'') => {
             if class == ColumnClass::Text {
-                return Err(EncodeError::Unsupported(
-                    "hex literal for a character column",
-                ));
+                return Err(EncodeError::Unsupported("hex literal for a character column"));
             }
-            let close =
-                s[i + 2..]
-                    .iter()
-                    .position(|&c| c == b'\'')
-                    .ok_or(EncodeError::Malformed {
-                        at: i,
-                        what: "closing `'`",
-                    })?;
+            let close = s[i + 2..]
+                .iter()
+                .position(|&c| c == b'\'')
+                .ok_or(EncodeError::Malformed { at: i, what: "closing `'`" })?;
             scratch.clear();
-            decode_hex(&s[i + 2..i + 2 + close], scratch).ok_or(EncodeError::Malformed {
-                at: i,
-                what: "hex digits",
-            })?;
+            decode_hex(&s[i + 2..i + 2 + close], scratch)
+                .ok_or(EncodeError::Malformed { at: i, what: "hex digits" })?;
             escape_field(scratch, out);
             Ok(i + 3 + close)
         }
@@ -313,33 +155,21 @@ fn encode_value(
             let ColumnClass::Bit(width) = class else {
                 return Err(EncodeError::Unsupported("bit literal for a non-BIT column"));
             };
-            let close =
-                s[i + 2..]
-                    .iter()
-                    .position(|&c| c == b'\'')
-                    .ok_or(EncodeError::Malformed {
-                        at: i,
-                        what: "closing `'`",
-                    })?;
+            let close = s[i + 2..]
+                .iter()
+                .position(|&c| c == b'\'')
+                .ok_or(EncodeError::Malformed { at: i, what: "closing `'`" })?;
             let digits = &s[i + 2..i + 2 + close];
             if digits.len() > 64 || !digits.iter().all(|c| *c == b'0' || *c == b'1') {
-                return Err(EncodeError::Malformed {
-                    at: i,
-                    what: "binary digits",
-                });
+                return Err(EncodeError::Malformed { at: i, what: "binary digits" });
             }
-            let value = digits
-                .iter()
-                .fold(0u64, |v, d| (v << 1) | u64::from(d - b'0'));
+            let value = digits.iter().fold(0u64, |v, d| (v << 1) | u64::from(d - b'0'));
             let bytes = value.to_be_bytes();
             escape_field(&bytes[8 - usize::from(width.clamp(1, 8))..], out);
             Ok(i + 3 + close)
         }
         b'_' => {
-            let (intro, e) = identifier(s, i).ok_or(EncodeError::Malformed {
-                at: i,
-                what: "a charset introducer",
-            })?;
+            let (intro, e) = identifier(s, i).ok_or(EncodeError::Malformed { at: i, what: "a charset introducer" })?;
             if !intro.eq_ignore_ascii_case("_binary") || class == ColumnClass::Text {
                 return Err(EncodeError::Unsupported("charset introducer"));
             }
@@ -356,8 +186,7 @@ fn encode_value(
                 .take_while(|(k, c)| {
                     c.is_ascii_digit()
                         || matches!(c, b'.' | b'e' | b'E')
-                        || (matches!(c, b'-' | b'+')
-                            && (*k == 0 || matches!(s[i + k - 1], b'e' | b'E')))
+                        || (matches!(c, b'-' | b'+') && (*k == 0 || matches!(s[i + k - 1], b'e' | b'E')))
                 })
                 .count();
             out.extend_from_slice(&s[i..i + len]);
@@ -370,11 +199,7 @@ fn encode_value(
 fn decode_hex(digits: &[u8], out: &mut Vec<u8>) -> Option<()> {
     let nibble = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
     // An odd number of digits has an implied leading zero.
-    let (first, rest) = if digits.len() % 2 == 1 {
-        (Some(&digits[0]), &digits[1..])
-    } else {
-        (None, digits)
-    };
+    let (first, rest) = if digits.len() % 2 == 1 { (Some(&digits[0]), &digits[1..]) } else { (None, digits) };
     if let Some(&d) = first {
         out.push(nibble(d)?);
     }
@@ -393,10 +218,7 @@ fn unquote(s: &[u8], i: usize, out: &mut Vec<u8>) -> Result<usize, EncodeError> 
     loop {
         let rest = &s[j..];
         let Some(k) = rest.iter().position(|&c| c == q || c == b'\\') else {
-            return Err(EncodeError::Malformed {
-                at: i,
-                what: "a closing quote",
-            });
+            return Err(EncodeError::Malformed { at: i, what: "a closing quote" });
         };
         out.extend_from_slice(&rest[..k]);
         j += k;
@@ -409,10 +231,7 @@ fn unquote(s: &[u8], i: usize, out: &mut Vec<u8>) -> Result<usize, EncodeError> 
             return Ok(j + 1);
         }
         let Some(&e) = s.get(j + 1) else {
-            return Err(EncodeError::Malformed {
-                at: j,
-                what: "an escaped character",
-            });
+            return Err(EncodeError::Malformed { at: j, what: "an escaped character" });
         };
         match e {
             b'0' => out.push(0),
@@ -439,17 +258,15 @@ mod tests {
         Ok(String::from_utf8_lossy(&out).into_owned())
     }
 
+    use floodgate_format::sqltext::parse_insert_head as parse_head;
+
     #[test]
     fn heads() {
         let h = parse_head(b"INSERT INTO `db`.`t``x` (`a`,b) VALUES (1,2)").unwrap();
         assert_eq!(h.table, "t`x");
         assert_eq!(h.columns, Some(vec!["a".into(), "b".into()]));
         assert!(h.plain);
-        assert!(
-            !parse_head(b"INSERT IGNORE INTO t VALUES (1)")
-                .unwrap()
-                .plain
-        );
+        assert!(!parse_head(b"INSERT IGNORE INTO t VALUES (1)").unwrap().plain);
         assert!(!parse_head(b"REPLACE INTO t VALUES (1)").unwrap().plain);
         assert_eq!(parse_head(b"INSERT INTO t SELECT 1"), None);
     }
@@ -458,59 +275,26 @@ mod tests {
     fn values_become_rows() {
         use ColumnClass::*;
         assert_eq!(
-            enc(
-                "(1,'a\\tb','it''s \\\\N',NULL,-1.5e-3),(2,'\\0\\Z\\n','',NULL,0)",
-                &[Raw, Raw, Raw, Raw, Raw]
-            )
-            .unwrap(),
+            enc("(1,'a\\tb','it''s \\\\N',NULL,-1.5e-3),(2,'\\0\\Z\\n','',NULL,0)", &[Raw, Raw, Raw, Raw, Raw])
+                .unwrap(),
             "1\ta\\tb\tit's \\\\N\t\\N\t-1.5e-3\n2\t\\0\\Z\\n\t\t\\N\t0\n"
         );
-        assert_eq!(
-            enc("(0x00FF,X'41',_binary 'z')", &[Raw, Raw, Raw]).unwrap(),
-            "\\0\u{fffd}\tA\tz\n"
-        );
-        assert_eq!(
-            enc("(b'101',b'1')", &[Bit(2), Bit(1)]).unwrap(),
-            "\\0\u{5}\t\u{1}\n"
-        );
+        assert_eq!(enc("(0x00FF,X'41',_binary 'z')", &[Raw, Raw, Raw]).unwrap(), "\\0\u{fffd}\tA\tz\n");
+        assert_eq!(enc("(b'101',b'1')", &[Bit(2), Bit(1)]).unwrap(), "\\0\u{5}\t\u{1}\n");
         assert_eq!(enc("('\\%\\_')", &[Raw]).unwrap(), "\\\\%\\\\_\n");
     }
 
     #[test]
     fn refuses_what_is_not_exact() {
         use ColumnClass::*;
-        assert!(matches!(
-            enc("(0x41)", &[Text]),
-            Err(EncodeError::Unsupported(_))
-        ));
-        assert!(matches!(
-            enc("(_utf8mb4 'x')", &[Raw]),
-            Err(EncodeError::Unsupported(_))
-        ));
-        assert!(matches!(
-            enc("(NOW())", &[Raw]),
-            Err(EncodeError::Unsupported(_))
-        ));
-        assert!(matches!(
-            enc("(1) ON DUPLICATE KEY UPDATE a=1", &[Raw]),
-            Err(EncodeError::Unsupported(_))
-        ));
-        assert!(matches!(
-            enc("(5)", &[Bit(1)]),
-            Err(EncodeError::Unsupported(_))
-        ));
-        assert!(matches!(
-            enc("(1,2)", &[Raw]),
-            Err(EncodeError::Malformed { .. })
-        ));
-        assert!(matches!(
-            enc("(1", &[Raw]),
-            Err(EncodeError::Malformed { .. })
-        ));
-        assert!(matches!(
-            enc("('abc", &[Raw]),
-            Err(EncodeError::Malformed { .. })
-        ));
+        assert!(matches!(enc("(0x41)", &[Text]), Err(EncodeError::Unsupported(_))));
+        assert!(matches!(enc("(_utf8mb4 'x')", &[Raw]), Err(EncodeError::Unsupported(_))));
+        assert!(matches!(enc("(NOW())", &[Raw]), Err(EncodeError::Unsupported(_))));
+        assert!(matches!(enc("(1) ON DUPLICATE KEY UPDATE a=1", &[Raw]), Err(EncodeError::Unsupported(_))));
+        assert!(matches!(enc("(5)", &[Bit(1)]), Err(EncodeError::Unsupported(_))));
+        assert!(matches!(enc("(1,2)", &[Raw]), Err(EncodeError::Malformed { .. })));
+        assert!(matches!(enc("(1", &[Raw]), Err(EncodeError::Malformed { .. })));
+        assert!(matches!(enc("('abc", &[Raw]), Err(EncodeError::Malformed { .. })));
     }
 
     /// A decoder for LOAD DATA's default format, to check the encoder against.
@@ -541,11 +325,7 @@ mod tests {
                     continue;
                 }
                 b'\t' | b'\n' => {
-                    row.push(if is_null {
-                        None
-                    } else {
-                        Some(std::mem::take(&mut field))
-                    });
+                    row.push(if is_null { None } else { Some(std::mem::take(&mut field)) });
                     is_null = false;
                     if data[i] == b'\n' {
                         rows.push(std::mem::take(&mut row));

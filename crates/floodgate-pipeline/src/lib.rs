@@ -54,10 +54,7 @@ impl PipelineError {
 /// A read error on a file that opened fine means damaged content (the decoders report bad
 /// data with assorted kinds), unless the file vanished or its permissions changed.
 fn is_corruption(e: &std::io::Error) -> bool {
-    !matches!(
-        e.kind(),
-        std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
-    )
+    !matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied)
 }
 
 /// Sizes that bound the pipeline's memory.
@@ -79,12 +76,7 @@ impl PipelineConfig {
         let block_size = 1 << 20;
         let streams = 2 * connections.max(1);
         let queue_depth = (memory_budget / (streams * block_size)).clamp(2, 16);
-        PipelineConfig {
-            threads: streams,
-            block_size,
-            queue_depth,
-            max_statement: 1 << 30,
-        }
+        PipelineConfig { threads: streams, block_size, queue_depth, max_statement: 1 << 30 }
     }
 }
 
@@ -97,9 +89,7 @@ pub struct Pipeline {
 
 impl std::fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pipeline")
-            .field("config", &self.config)
-            .finish()
+        f.debug_struct("Pipeline").field("config", &self.config).finish()
     }
 }
 
@@ -122,10 +112,7 @@ impl Pipeline {
             .thread_name(|i| format!("floodgate-pipeline-{i}"))
             .build()
             .map_err(std::io::Error::other)?;
-        Ok(Pipeline {
-            pool: Arc::new(pool),
-            config,
-        })
+        Ok(Pipeline { pool: Arc::new(pool), config })
     }
 
     /// The configuration in force.
@@ -147,6 +134,45 @@ impl Pipeline {
             }
         });
         rx
+    }
+
+    /// Streams the statements of an already opened (still compressed) stream, such as a
+    /// mysqldump file or standard input; `name` is used in errors. `on_read` is told how many
+    /// raw bytes each read consumed, for progress. Text after the last delimiter is
+    /// passed on marked unterminated: whether that is an error is the caller's call.
+    pub fn stream_statements(
+        &self,
+        raw: Box<dyn Read + Send>,
+        name: PathBuf,
+        terminator: Terminator,
+        on_read: Box<dyn Fn(u64) + Send>,
+    ) -> StatementStream {
+        let (tx, rx) = mpsc::channel(self.config.queue_depth);
+        let config = self.config;
+        self.pool.spawn(move || {
+            let counted = CountingReader { inner: raw, on_read };
+            let result = floodgate_format::compress::decoder(counted)
+                .map_err(|e| PipelineError {
+                    file: name.clone(),
+                    offset: Some(0),
+                    reason: e.to_string(),
+                    integrity: true,
+                })
+                .and_then(|reader| send_statements(&name, reader, terminator, config, &tx, true));
+            if let Err(e) = result {
+                let _ = tx.blocking_send(Err(e));
+            }
+        });
+        rx
+    }
+
+    /// Runs CPU-bound `work` on the pipeline's pool and returns its result to async code.
+    pub async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.pool.spawn(move || {
+            let _ = tx.send(work());
+        });
+        rx.await.ok()
     }
 
     /// Streams the decompressed bytes of `path` in blocks, counting rows in LOAD DATA's
@@ -178,14 +204,22 @@ fn produce_statements(
         reason: e.to_string(),
         integrity: false,
     })?;
+    send_statements(path, reader, terminator, config, tx, false)
+}
+
+fn send_statements(
+    path: &Path,
+    reader: Box<dyn Read + Send>,
+    terminator: Terminator,
+    config: PipelineConfig,
+    tx: &mpsc::Sender<Result<Vec<Statement>, PipelineError>>,
+    allow_unterminated: bool,
+) -> Result<(), PipelineError> {
     let mut statements = StatementReader::new(reader, terminator, config.max_statement);
     let mut batch = Vec::new();
     let mut batch_bytes = 0;
-    while let Some(s) = statements
-        .next_statement()
-        .map_err(|e| PipelineError::from_read(path, e))?
-    {
-        if !s.terminated {
+    while let Some(s) = statements.next_statement().map_err(|e| PipelineError::from_read(path, e))? {
+        if !s.terminated && !allow_unterminated {
             return Err(PipelineError {
                 file: path.to_path_buf(),
                 offset: Some(s.offset),
@@ -247,6 +281,20 @@ fn produce_bytes(
 }
 
 use std::io::Read;
+
+/// Reports the bytes read through it.
+struct CountingReader {
+    inner: Box<dyn Read + Send>,
+    on_read: Box<dyn Fn(u64) + Send>,
+}
+
+impl Read for CountingReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        (self.on_read)(n as u64);
+        Ok(n)
+    }
+}
 
 /// Counts rows in LOAD DATA's default format across block boundaries.
 #[derive(Debug, Default, Clone)]

@@ -99,14 +99,8 @@ impl Sandbox {
         let server = find_server(options.server_binary.as_deref())?;
         let version = server_version(&server)?;
         let dir = make_dir()?;
-        let mut sandbox = Sandbox {
-            socket: dir.join("mysql.sock"),
-            dir,
-            port: 0,
-            guardian: None,
-            lifeline: None,
-            version,
-        };
+        let mut sandbox =
+            Sandbox { socket: dir.join("mysql.sock"), dir, port: 0, guardian: None, lifeline: None, version };
         sandbox.init_datadir(&server)?;
         sandbox.launch(&server, options)?;
         Ok(sandbox)
@@ -144,11 +138,7 @@ impl Sandbox {
 
     /// The server's process id, for tests that kill or restart it.
     pub fn server_pid(&self) -> Option<u32> {
-        std::fs::read_to_string(self.dir.join("server.pid"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
+        std::fs::read_to_string(self.dir.join("server.pid")).ok()?.trim().parse().ok()
     }
 
     fn datadir(&self) -> PathBuf {
@@ -272,20 +262,12 @@ impl Sandbox {
             if log.contains("ready for connections") && self.socket.exists() {
                 return Ok(());
             }
-            let exited = self
-                .server_pid()
-                .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+            let exited = self.server_pid().is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
             if exited || log.contains("[ERROR] Aborting") {
-                return Err(SandboxError::Start {
-                    reason: "the server exited".into(),
-                    log: tail(&log),
-                });
+                return Err(SandboxError::Start { reason: "the server exited".into(), log: tail(&log) });
             }
             if Instant::now() > deadline {
-                return Err(SandboxError::Start {
-                    reason: format!("not ready after {timeout:?}"),
-                    log: tail(&log),
-                });
+                return Err(SandboxError::Start { reason: format!("not ready after {timeout:?}"), log: tail(&log) });
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -339,11 +321,7 @@ fn root_user_arg() -> Vec<String> {
     // but would need privileges, so pass it only when we are root.
     let uid = std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(1) == Some("0"))
-        });
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")));
     if uid == Some(true) {
         vec!["--user=root".into()]
     } else {
@@ -354,38 +332,21 @@ fn root_user_arg() -> Vec<String> {
 fn make_dir() -> Result<PathBuf> {
     // Unix socket paths are limited to 107 bytes, so stay short: /tmp unless TMPDIR is short.
     let base = std::env::temp_dir();
-    let base = if base.as_os_str().len() > 40 {
-        PathBuf::from("/tmp")
-    } else {
-        base
-    };
-    let dir = tempfile::Builder::new()
-        .prefix("floodgate-sandbox-")
-        .tempdir_in(base)
-        .map_err(io("creating a temp dir"))?;
+    let base = if base.as_os_str().len() > 40 { PathBuf::from("/tmp") } else { base };
+    let dir =
+        tempfile::Builder::new().prefix("floodgate-sandbox-").tempdir_in(base).map_err(io("creating a temp dir"))?;
     Ok(dir.keep())
 }
 
 fn free_port() -> Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(io("finding a free port"))?;
-    Ok(listener
-        .local_addr()
-        .map_err(io("finding a free port"))?
-        .port())
+    Ok(listener.local_addr().map_err(io("finding a free port"))?.port())
 }
 
 fn find_on_path(names: &[&str]) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
-    dirs.extend(
-        [
-            "/usr/sbin",
-            "/usr/local/sbin",
-            "/usr/bin",
-            "/usr/local/mysql/bin",
-        ]
-        .map(PathBuf::from),
-    );
+    dirs.extend(["/usr/sbin", "/usr/local/sbin", "/usr/bin", "/usr/local/mysql/bin"].map(PathBuf::from));
     for name in names {
         for d in &dirs {
             let p = d.join(name);
@@ -400,10 +361,7 @@ fn find_on_path(names: &[&str]) -> Option<PathBuf> {
 fn find_server(given: Option<&Path>) -> Result<PathBuf> {
     match given {
         Some(p) if p.is_file() => Ok(p.to_path_buf()),
-        Some(p) => Err(SandboxError::NoServer(format!(
-            "{} does not exist",
-            p.display()
-        ))),
+        Some(p) => Err(SandboxError::NoServer(format!("{} does not exist", p.display()))),
         None => find_on_path(&["mariadbd", "mysqld"])
             .ok_or_else(|| SandboxError::NoServer("neither mariadbd nor mysqld is on PATH".into())),
     }
@@ -419,14 +377,9 @@ fn find_install_db(server: &Path) -> Result<PathBuf> {
 }
 
 fn server_version(server: &Path) -> Result<String> {
-    let out = Command::new(server)
-        .arg("--version")
-        .output()
-        .map_err(io("asking the server for its version"))?;
+    let out = Command::new(server).arg("--version").output().map_err(io("asking the server for its version"))?;
     let mut text = String::new();
-    BufReader::new(&out.stdout[..])
-        .read_line(&mut text)
-        .map_err(io("reading the version"))?;
+    BufReader::new(&out.stdout[..]).read_line(&mut text).map_err(io("reading the version"))?;
     if text.trim().is_empty() {
         let _ = (&out.stderr[..]).read_to_string(&mut text);
     }
@@ -455,10 +408,7 @@ mod tests {
 
     #[test]
     fn missing_binary_is_a_clear_error() {
-        let opts = SandboxOptions {
-            server_binary: Some("/nonexistent/mariadbd".into()),
-            ..Default::default()
-        };
+        let opts = SandboxOptions { server_binary: Some("/nonexistent/mariadbd".into()), ..Default::default() };
         let err = Sandbox::start(&opts).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/mariadbd"));
     }

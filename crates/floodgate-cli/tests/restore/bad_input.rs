@@ -16,10 +16,7 @@ fn copy_dir(from: &Path, to: &Path) {
 /// A copy of the modern SQL fixture to damage.
 fn fixture_copy(variant: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(
-        &repo_root().join("fixtures/mydumper-modern").join(variant),
-        dir.path(),
-    );
+    copy_dir(&repo_root().join("fixtures/mydumper-modern").join(variant), dir.path());
     dir
 }
 
@@ -36,21 +33,13 @@ fn directory_that_is_no_backup() {
     std::fs::write(dir.path().join("notes.txt"), "hello").unwrap();
     let out = restore(target(), dir.path(), &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("is not a backup floodgate can read"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("is not a backup floodgate can read"), "{}", stderr(&out));
 }
 
 #[test]
 fn unfinished_dump_is_refused() {
     let dir = fixture_copy("sql");
-    std::fs::rename(
-        dir.path().join("metadata"),
-        dir.path().join("metadata.partial"),
-    )
-    .unwrap();
+    std::fs::rename(dir.path().join("metadata"), dir.path().join("metadata.partial")).unwrap();
     let out = restore(target(), dir.path(), &[]);
     assert_eq!(out.status.code(), Some(3));
     assert!(stderr(&out).contains("did not finish"), "{}", stderr(&out));
@@ -66,15 +55,9 @@ fn truncated_chunk_names_the_file_and_commits_nothing_of_it() {
     let out = restore(&fresh, dir.path(), &["-t", "1"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(
-        err.contains("awkward.bulk.00003.sql") && err.contains("truncated"),
-        "{err}"
-    );
+    assert!(err.contains("awkward.bulk.00003.sql") && err.contains("truncated"), "{err}");
     // Rows of the damaged chunk never commit: ids 801..1200 live in chunk 3.
-    let n = sql(
-        &fresh,
-        "SELECT COUNT(*) FROM awkward.bulk WHERE id BETWEEN 801 AND 1200",
-    );
+    let n = sql(&fresh, "SELECT COUNT(*) FROM awkward.bulk WHERE id BETWEEN 801 AND 1200");
     assert_eq!(n.trim(), "0");
 }
 
@@ -90,11 +73,7 @@ fn corrupt_gzip_chunk_names_the_file() {
     let fresh = floodgate_sandbox::Sandbox::start(&options()).unwrap();
     let out = restore(&fresh, dir.path(), &[]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("awkward.bulk.00002.sql.gz"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("awkward.bulk.00002.sql.gz"), "{}", stderr(&out));
 }
 
 #[test]
@@ -102,19 +81,13 @@ fn failing_statement_is_never_skipped() {
     let dir = fixture_copy("sql");
     let victim = dir.path().join("awkward.orders.00002.sql");
     let text = std::fs::read_to_string(&victim).unwrap();
-    std::fs::write(
-        &victim,
-        text.replacen("INSERT INTO `orders`", "INSERT INTO `orders_typo`", 1),
-    )
-    .unwrap();
+    std::fs::write(&victim, text.replacen("INSERT INTO `orders`", "INSERT INTO `orders_typo`", 1)).unwrap();
     let fresh = floodgate_sandbox::Sandbox::start(&options()).unwrap();
     let out = restore(&fresh, dir.path(), &[]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
-        err.contains("`awkward`.`orders`")
-            && err.contains("awkward.orders.00002.sql")
-            && err.contains("orders_typo"),
+        err.contains("`awkward`.`orders`") && err.contains("awkward.orders.00002.sql") && err.contains("orders_typo"),
         "{err}"
     );
 }
@@ -122,52 +95,25 @@ fn failing_statement_is_never_skipped() {
 #[test]
 fn wrong_password() {
     sql(target(), "CREATE USER IF NOT EXISTS 'pw_user'@'127.0.0.1' IDENTIFIED BY 'right'; GRANT ALL ON *.* TO 'pw_user'@'127.0.0.1';");
-    let fixture = repo_root()
-        .join("fixtures/mydumper-modern/sql")
-        .display()
-        .to_string();
+    let fixture = repo_root().join("fixtures/mydumper-modern/sql").display().to_string();
     let port = target().port().to_string();
-    let out = floodgate(&[
-        "restore",
-        &fixture,
-        "-h",
-        "127.0.0.1",
-        "-P",
-        &port,
-        "-u",
-        "pw_user",
-        "-pwrong",
-    ]);
+    let out = floodgate(&["restore", &fixture, "-h", "127.0.0.1", "-P", &port, "-u", "pw_user", "-pwrong"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(
-        err.contains("Access denied") && err.contains("pw_user@127.0.0.1"),
-        "{err}"
-    );
-    assert!(
-        !err.contains("wrong"),
-        "the password is never printed: {err}"
-    );
+    assert!(err.contains("Access denied") && err.contains("pw_user@127.0.0.1"), "{err}");
+    assert!(!err.contains("wrong"), "the password is never printed: {err}");
 }
 
 #[test]
 fn target_refusing_local_infile() {
     let fresh = floodgate_sandbox::Sandbox::start(&options()).unwrap();
     sql(&fresh, "SET GLOBAL local_infile = 0");
-    let out = restore(
-        &fresh,
-        &repo_root().join("fixtures/mydumper-modern/load-data"),
-        &[],
-    );
+    let out = restore(&fresh, &repo_root().join("fixtures/mydumper-modern/load-data"), &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("local_infile"), "{}", stderr(&out));
     // Refused before anything was created.
     assert_eq!(
-        sql(
-            &fresh,
-            "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'awkward'"
-        )
-        .trim(),
+        sql(&fresh, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'awkward'").trim(),
         "0"
     );
 }
@@ -179,21 +125,11 @@ fn existing_rows_are_not_touched_without_overwrite() {
     let fixture = repo_root().join("fixtures/mydumper-modern/sql");
     let out = restore(&fresh, &fixture, &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("`awkward`.`bulk` (exists and holds rows)"),
-        "{}",
-        stderr(&out)
-    );
-    assert_eq!(
-        sql(&fresh, "SELECT mine FROM awkward.bulk").trim(),
-        "precious"
-    );
+    assert!(stderr(&out).contains("`awkward`.`bulk` (exists and holds rows)"), "{}", stderr(&out));
+    assert_eq!(sql(&fresh, "SELECT mine FROM awkward.bulk").trim(), "precious");
     let out = restore(&fresh, &fixture, &["--overwrite"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(
-        sql(&fresh, "SELECT COUNT(*) FROM awkward.bulk").trim(),
-        "2000"
-    );
+    assert_eq!(sql(&fresh, "SELECT COUNT(*) FROM awkward.bulk").trim(), "2000");
 }
 
 #[test]
@@ -204,11 +140,7 @@ fn hostile_symlink_out_of_the_backup_is_refused() {
     std::os::unix::fs::symlink("/etc/passwd", &victim).unwrap();
     let out = restore(target(), dir.path(), &["--dry-run"]);
     assert_eq!(out.status.code(), Some(3));
-    assert!(
-        stderr(&out).contains("leads out of the backup directory"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("leads out of the backup directory"), "{}", stderr(&out));
 }
 
 #[test]

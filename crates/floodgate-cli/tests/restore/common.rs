@@ -8,10 +8,7 @@ use floodgate_loader::fingerprint::{self, Fingerprint};
 use floodgate_sandbox::{Sandbox, SandboxOptions};
 
 pub fn options() -> SandboxOptions {
-    SandboxOptions {
-        buffer_pool: "128M".into(),
-        ..Default::default()
-    }
+    SandboxOptions { buffer_pool: "128M".into(), ..Default::default() }
 }
 
 /// The source server: test data is created here and dumped from here.
@@ -27,22 +24,13 @@ pub fn target() -> &'static Sandbox {
 }
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
 }
 
 /// Runs SQL through the real `mariadb` client (as a user would), failing the test on error.
 pub fn sql(server: &Sandbox, sql: &str) -> String {
     let out = Command::new("mariadb")
-        .args([
-            "--no-defaults",
-            "-uroot",
-            "-N",
-            "-B",
-            "--default-character-set=utf8mb4",
-        ])
+        .args(["--no-defaults", "-uroot", "-N", "-B", "--default-character-set=utf8mb4"])
         .arg(format!("--socket={}", server.socket().display()))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -54,11 +42,7 @@ pub fn sql(server: &Sandbox, sql: &str) -> String {
             c.wait_with_output()
         })
         .expect("run mariadb");
-    assert!(
-        out.status.success(),
-        "mariadb failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "mariadb failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -88,16 +72,7 @@ pub fn floodgate(args: &[&str]) -> Output {
 pub fn restore(server: &Sandbox, source: &Path, extra: &[&str]) -> Output {
     let socket = server.socket().display().to_string();
     let src = source.display().to_string();
-    let mut args = vec![
-        "restore",
-        src.as_str(),
-        "-S",
-        socket.as_str(),
-        "-u",
-        "root",
-        "--progress",
-        "plain",
-    ];
+    let mut args = vec!["restore", src.as_str(), "-S", socket.as_str(), "-u", "root", "--progress", "plain"];
     args.extend_from_slice(extra);
     floodgate(&args)
 }
@@ -107,10 +82,7 @@ pub fn stderr(o: &Output) -> String {
 }
 
 pub fn fingerprint(server: &Sandbox, db: &str) -> Fingerprint {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let opts = floodgate_loader::ConnectOptions {
             socket: Some(server.socket().to_path_buf()),
@@ -125,11 +97,7 @@ pub fn fingerprint(server: &Sandbox, db: &str) -> Fingerprint {
 /// Asserts two databases are the same data and definitions.
 pub fn assert_same(a: &Fingerprint, b: &Fingerprint) {
     let diffs = a.differences(b);
-    assert!(
-        diffs.is_empty(),
-        "fingerprints differ:\n{}",
-        diffs.join("\n")
-    );
+    assert!(diffs.is_empty(), "fingerprints differ:\n{}", diffs.join("\n"));
     assert!(!a.tables.is_empty(), "compared an empty database");
 }
 
@@ -145,10 +113,6 @@ pub fn mydumper(db: &str, extra: &[&str]) -> tempfile::TempDir {
         .args(extra)
         .output()
         .expect("run mydumper (scripts/test installs it)");
-    assert!(
-        out.status.success(),
-        "mydumper failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "mydumper failed: {}", String::from_utf8_lossy(&out.stderr));
     dir
 }

@@ -18,34 +18,17 @@ fn legacy_mydumper_round_trip_is_exact() {
     let out = restore(
         target(),
         &dump.path().join("dump"),
-        &[
-            "-t",
-            "4",
-            "--report",
-            &dump.path().join("r.json").display().to_string(),
-        ],
+        &["-t", "4", "--report", &dump.path().join("r.json").display().to_string()],
     );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_same(&fingerprint(source(), db), &fingerprint(target(), db));
     // Not a terminal: plain progress lines, the last one at 100%.
-    assert!(
-        stderr(&out).contains("floodgate: done: 100%"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("floodgate: done: 100%"), "{}", stderr(&out));
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dump.path().join("r.json")).unwrap()).unwrap();
-    let bulk = report["tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["table"] == "bulk")
-        .unwrap();
+    let bulk = report["tables"].as_array().unwrap().iter().find(|t| t["table"] == "bulk").unwrap();
     assert_eq!(bulk["rows"], 2000);
-    assert!(
-        bulk["chunks"].as_u64().unwrap() >= 2,
-        "bulk is split into chunks: {bulk}"
-    );
+    assert!(bulk["chunks"].as_u64().unwrap() >= 2, "bulk is split into chunks: {bulk}");
     assert_eq!(bulk["deferred_indexes"][0], "k_1");
     assert!(report["phases"]["data"].as_f64().is_some());
 }
@@ -55,11 +38,7 @@ fn legacy_mydumper_gzip_unchunked_and_no_defer() {
     let db = "legacy_gz";
     load_awkward_for_legacy(db);
     let dump = mydumper(db, &["-c"]);
-    let out = restore(
-        target(),
-        &dump.path().join("dump"),
-        &["-t", "2", "--no-defer-indexes"],
-    );
+    let out = restore(target(), &dump.path().join("dump"), &["-t", "2", "--no-defer-indexes"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_same(&fingerprint(source(), db), &fingerprint(target(), db));
 }
@@ -72,19 +51,10 @@ fn triggers_do_not_fire_on_restored_rows() {
     let dump = mydumper(db, &["--rows", "100"]);
     let out = restore(target(), &dump.path().join("dump"), &[]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(
-        sql(target(), &format!("SELECT COUNT(*) FROM `{db}`.audit_log")),
-        before
-    );
+    assert_eq!(sql(target(), &format!("SELECT COUNT(*) FROM `{db}`.audit_log")), before);
     // The trigger exists afterwards and works.
-    sql(
-        target(),
-        &format!("INSERT INTO `{db}`.orders (customer_id, amount) VALUES (1, 1.00)"),
-    );
-    let after: u64 = sql(target(), &format!("SELECT COUNT(*) FROM `{db}`.audit_log"))
-        .trim()
-        .parse()
-        .unwrap();
+    sql(target(), &format!("INSERT INTO `{db}`.orders (customer_id, amount) VALUES (1, 1.00)"));
+    let after: u64 = sql(target(), &format!("SELECT COUNT(*) FROM `{db}`.audit_log")).trim().parse().unwrap();
     assert_eq!(after, before.trim().parse::<u64>().unwrap() + 1);
 }
 
@@ -96,10 +66,7 @@ fn modern_fixture_round_trip(variant: &str) {
     let fixture = repo_root().join("fixtures/mydumper-modern").join(variant);
     let out = restore(&target, &fixture, &["-t", "3"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_same(
-        &fingerprint(source(), "awkward"),
-        &fingerprint(&target, "awkward"),
-    );
+    assert_same(&fingerprint(source(), "awkward"), &fingerprint(&target, "awkward"));
 }
 
 #[test]

@@ -27,9 +27,7 @@ fn main() {
         match a.as_str() {
             "--env-file" => env_file = Some(args.next().unwrap_or_else(|| usage()).into()),
             "--buffer-pool" => options.buffer_pool = args.next().unwrap_or_else(|| usage()),
-            "--server-binary" => {
-                options.server_binary = Some(args.next().unwrap_or_else(|| usage()).into())
-            }
+            "--server-binary" => options.server_binary = Some(args.next().unwrap_or_else(|| usage()).into()),
             "--binlog" => options.binlog = true,
             "--" => options.extra_args.extend(args.by_ref()),
             _ => usage(),

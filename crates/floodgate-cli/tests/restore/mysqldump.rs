@@ -1,0 +1,199 @@
+//! mysqldump / mariadb-dump files: one stream split across many connections. Dumps are made
+//! by the real mariadb-dump from the awkward data set and compared with the source.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::common::*;
+
+/// Runs mariadb-dump against the source; returns the dump's path in `dir`.
+fn mariadb_dump(dir: &Path, args: &[&str]) -> PathBuf {
+    let out = Command::new("mariadb-dump")
+        .args(["--no-defaults", "-uroot", "--single-transaction", "--routines", "--events", "--triggers"])
+        .arg(format!("--socket={}", source().socket().display()))
+        .args(args)
+        .output()
+        .expect("run mariadb-dump");
+    assert!(out.status.success(), "mariadb-dump: {}", String::from_utf8_lossy(&out.stderr));
+    let path = dir.join("dump.sql");
+    std::fs::write(&path, out.stdout).unwrap();
+    path
+}
+
+fn compress(path: &Path, tool: &str) -> PathBuf {
+    let status = Command::new(tool).arg("-q").arg("-f").arg(path).status().expect("compressor");
+    assert!(status.success());
+    let ext = if tool == "gzip" { "gz" } else { "zst" };
+    PathBuf::from(format!("{}.{ext}", path.display()))
+}
+
+/// Loads the awkward set as `db` on the source, dumps it with `args`, restores it with
+/// floodgate into the target under the same name, and compares.
+fn round_trip(db: &str, dump_args: &[&str], restore_args: &[&str], prepare: impl Fn(PathBuf) -> PathBuf) {
+    load_awkward(db);
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = dump_args.to_vec();
+    args.push(db);
+    let dump = prepare(mariadb_dump(dir.path(), &args));
+    let out = restore(target(), &dump, restore_args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_same(&fingerprint(source(), db), &fingerprint(target(), db));
+}
+
+#[test]
+fn extended_inserts_with_databases() {
+    round_trip("md_ext", &["--databases"], &["-t", "4"], |p| p);
+}
+
+#[test]
+fn one_row_per_insert_into_named_database() {
+    round_trip("md_rows", &["--skip-extended-insert"], &["-t", "3", "--into", "md_rows"], |p| p);
+}
+
+#[test]
+fn gzip_dump() {
+    round_trip("md_gz", &["--databases"], &[], |p| compress(&p, "gzip"));
+}
+
+#[test]
+fn zstd_dump() {
+    round_trip("md_zst", &["--databases"], &[], |p| compress(&p, "zstd"));
+}
+
+#[test]
+fn dump_from_stdin() {
+    let db = "md_stdin";
+    load_awkward(db);
+    let dir = tempfile::tempdir().unwrap();
+    let dump = compress(&mariadb_dump(dir.path(), &["--databases", db]), "zstd");
+    let socket = target().socket().display().to_string();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_floodgate"))
+        .args(["restore", "-", "-S", &socket, "-u", "root", "--progress", "none"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&std::fs::read(&dump).unwrap()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_same(&fingerprint(source(), db), &fingerprint(target(), db));
+}
+
+#[test]
+fn rows_load_as_load_data_and_indexes_are_deferred() {
+    let db = "md_report";
+    load_awkward(db);
+    let dir = tempfile::tempdir().unwrap();
+    let dump = mariadb_dump(dir.path(), &["--databases", db]);
+    let report = dir.path().join("r.json");
+    let out = restore(target(), &dump, &["--report", &report.display().to_string()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(report).unwrap()).unwrap();
+    let tables = report["tables"].as_array().unwrap();
+    let bulk = tables.iter().find(|t| t["table"] == "bulk").unwrap();
+    assert_eq!(bulk["rows"], 2000);
+    assert_eq!(bulk["insert_statements"], 0, "every row went through LOAD DATA");
+    assert_eq!(bulk["deferred_indexes"][0], "k_1");
+    let fallbacks: u64 = tables.iter().map(|t| t["insert_statements"].as_u64().unwrap()).sum();
+    assert_eq!(fallbacks, 0, "{tables:?}");
+    assert_eq!(report["format"], "mysqldump");
+}
+
+#[test]
+fn truncated_dump_names_the_offset() {
+    let db = "md_trunc";
+    load_awkward(db);
+    let dir = tempfile::tempdir().unwrap();
+    let dump = mariadb_dump(dir.path(), &["--databases", db]);
+    let text = std::fs::read(&dump).unwrap();
+    // Cut inside the INSERT of `strings`, in the middle of a quoted value.
+    let at = find(&text, b"'emoji") + 3;
+    std::fs::write(&dump, &text[..at]).unwrap();
+    let out = restore(target(), &dump, &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("dump.sql") && err.contains("at byte") && err.contains("truncated"), "{err}");
+}
+
+#[test]
+fn dump_cut_between_statements_is_accepted_only_when_complete() {
+    // A dump cut right after a statement's `;` is indistinguishable from a shorter dump for
+    // the splitter; a cut in the middle of a statement is not.
+    let db = "md_cut";
+    load_awkward(db);
+    let dir = tempfile::tempdir().unwrap();
+    let dump = mariadb_dump(dir.path(), &["--databases", db]);
+    let text = std::fs::read(&dump).unwrap();
+    let at = find(&text, b"INSERT INTO `bulk`") + 40;
+    std::fs::write(&dump, &text[..at]).unwrap();
+    let out = restore(target(), &dump, &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("truncated"), "{}", stderr(&out));
+}
+
+#[test]
+fn garbage_is_not_a_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("garbage.sql");
+    std::fs::write(&path, (0..4096u32).map(|i| (i * 7919 % 251) as u8).collect::<Vec<_>>()).unwrap();
+    let out = restore(target(), &path, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not a mysqldump"), "{}", stderr(&out));
+}
+
+#[test]
+fn corrupt_gzip_dump() {
+    let db = "md_badgz";
+    load_awkward(db);
+    let dir = tempfile::tempdir().unwrap();
+    let dump = compress(&mariadb_dump(dir.path(), &["--databases", db]), "gzip");
+    let mut bytes = std::fs::read(&dump).unwrap();
+    let n = bytes.len();
+    for b in &mut bytes[n / 2..n / 2 + 16] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&dump, bytes).unwrap();
+    let out = restore(target(), &dump, &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("dump.sql.gz"), "{}", stderr(&out));
+}
+
+#[test]
+fn failing_statement_names_offset_and_table() {
+    let db = "md_fail";
+    load_awkward(db);
+    let dir = tempfile::tempdir().unwrap();
+    let dump = mariadb_dump(dir.path(), &["--databases", db]);
+    let text = std::fs::read(&dump).unwrap();
+    // A column the table does not have: the server refuses the statement.
+    let at = find(&text, b"INSERT INTO `zero_ai` VALUES");
+    let mut broken = text[..at].to_vec();
+    broken.extend_from_slice(b"INSERT INTO `zero_ai` (id, v, nope) VALUES");
+    broken.extend_from_slice(&text[at + b"INSERT INTO `zero_ai` VALUES".len()..]);
+    std::fs::write(&dump, broken).unwrap();
+    let out = restore(target(), &dump, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("dump.sql at byte") && err.contains("`md_fail`.`zero_ai`") && err.contains("Column count"),
+        "{err}"
+    );
+}
+
+#[test]
+fn existing_table_is_refused_before_it_is_dropped() {
+    let db = "md_guard";
+    load_awkward(db);
+    sql(target(), &format!("CREATE DATABASE IF NOT EXISTS {db}; CREATE TABLE {db}.bulk (mine TEXT); INSERT INTO {db}.bulk VALUES ('precious');"));
+    let dir = tempfile::tempdir().unwrap();
+    let dump = mariadb_dump(dir.path(), &["--databases", db]);
+    let out = restore(target(), &dump, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&format!("`{db}`.`bulk`")), "{}", stderr(&out));
+    assert_eq!(sql(target(), &format!("SELECT mine FROM {db}.bulk")).trim(), "precious");
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> usize {
+    haystack.windows(needle.len()).position(|w| w == needle).expect("needle in dump")
+}

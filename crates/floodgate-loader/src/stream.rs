@@ -1,0 +1,828 @@
+//! Restores a mysqldump / mariadb-dump stream over many connections.
+//!
+//! One task, the sequencer, reads the classified statements in order. Schema and session
+//! statements run at once on its own connection, so every CREATE TABLE exists before its
+//! rows load. Each table's INSERTs are cut into chunks of consecutive statements (about
+//! [`CHUNK_BYTES`] of SQL) and handed to N loader connections through a bounded queue, so
+//! the reader never runs more than a few chunks ahead and memory stays bounded. A loader
+//! converts a chunk's INSERTs to LOAD DATA rows on the pipeline pool (statements that do not
+//! convert exactly run as the INSERTs they were) and commits the chunk as one transaction.
+//! A table's deferred indexes are built when its last chunk commits; triggers, routines,
+//! events and views are replayed after all data, with the dump's session statements around
+//! them.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::Bytes;
+use floodgate_format::ddl::{self, ReferencedColumns};
+use floodgate_format::ident::{qualified, quote};
+use floodgate_format::mysqldump::{Classifier, DumpSource, Item, SchemaTarget};
+use floodgate_format::split::{Statement, Terminator};
+use floodgate_format::sqltext;
+use floodgate_pipeline::insert::{self, ColumnClass};
+use floodgate_pipeline::{Pipeline, PipelineConfig};
+use futures::StreamExt;
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+use tokio::sync::mpsc;
+
+use crate::indexes::{Builders, IndexJob};
+use crate::report::{PhaseSeconds, RestoreReport, TableReport};
+use crate::restore::{join_all, open_target, RestoreOptions, VerifyMode};
+use crate::{connect, sql, ConnectOptions, LoadError, Phase, Progress, Result};
+
+/// SQL text per chunk: large enough to amortise a transaction, small enough that N loaders
+/// plus the queue stay well inside the memory budget.
+pub const CHUNK_BYTES: usize = 8 << 20;
+
+/// A column as the loader treats it.
+#[derive(Debug, Clone)]
+struct ColumnSpec {
+    name: String,
+    class: ColumnClass,
+    generated: bool,
+}
+
+/// What the loader needs to know about a table to convert its INSERTs.
+#[derive(Debug)]
+struct TableSpec {
+    db: String,
+    name: String,
+    columns: Vec<ColumnSpec>,
+    /// The character set the dump's text is in (its `SET NAMES`).
+    names: String,
+}
+
+/// A piece of a table's rows: consecutive INSERT statements, loaded in one transaction.
+struct ChunkJob {
+    table: usize,
+    spec: Arc<TableSpec>,
+    statements: Vec<Statement>,
+    bytes: u64,
+}
+
+/// Per-table progress of the data phase.
+#[derive(Debug, Default)]
+struct TableState {
+    chunks_sent: u64,
+    chunks_done: u64,
+    sealed: bool,
+    alters: Vec<String>,
+    started: Option<Instant>,
+}
+
+/// Shared between the sequencer and the loaders.
+struct Shared {
+    states: Mutex<Vec<TableState>>,
+    reports: Arc<Mutex<Vec<TableReport>>>,
+    index_tx: mpsc::UnboundedSender<IndexJob>,
+    /// Session statements of the dump's header, replayed on every loader connection.
+    prelude: Mutex<Vec<Vec<u8>>>,
+}
+
+impl Shared {
+    /// Sends the table to the index builders when it is sealed and every chunk committed.
+    fn maybe_complete(&self, table: usize) -> Result<()> {
+        let job = {
+            let mut states = self.states.lock().map_err(|_| poisoned())?;
+            let s = &mut states[table];
+            if !(s.sealed && s.chunks_done == s.chunks_sent) {
+                return Ok(());
+            }
+            let (db, name) = self
+                .reports
+                .lock()
+                .map(|r| (r[table].database.clone(), r[table].table.clone()))
+                .map_err(|_| poisoned())?;
+            if let (Some(started), Ok(mut r)) = (s.started, self.reports.lock()) {
+                r[table].data_seconds = started.elapsed().as_secs_f64();
+            }
+            IndexJob { table, db, name, alters: std::mem::take(&mut s.alters) }
+        };
+        let _ = self.index_tx.send(job);
+        Ok(())
+    }
+}
+
+fn poisoned() -> LoadError {
+    LoadError::Refused("internal error: a worker panicked".into())
+}
+
+/// Restores the dump `source` into `target`; `into` renames its single database.
+pub async fn restore_dump(
+    source: DumpSource,
+    into: Option<String>,
+    target: ConnectOptions,
+    options: RestoreOptions,
+    progress: Arc<Progress>,
+) -> Result<RestoreReport> {
+    let started = Instant::now();
+    let mut phases = PhaseSeconds::default();
+    progress.set_phase(Phase::Checks);
+    let (mut control, version, init) = open_target(&target, &options, &Default::default()).await?;
+    let pipeline = Pipeline::new(PipelineConfig::for_budget(options.threads, options.memory_budget))
+        .map_err(|e| LoadError::Refused(format!("cannot start the pipeline threads: {e}")))?;
+    if let Some(n) = source.bytes {
+        Progress::add(&progress.bytes_total, n);
+    }
+    let raw = source.open_raw()?;
+    let name = source.name();
+    let mut statements = pipeline.stream_statements(raw, PathBuf::from(&name), Terminator::Delimiter, {
+        let progress = progress.clone();
+        Box::new(move |n| Progress::add(&progress.bytes_done, n))
+    });
+    phases.checks = started.elapsed().as_secs_f64();
+
+    let (index_tx, index_rx) = mpsc::unbounded_channel();
+    let reports: Arc<Mutex<Vec<TableReport>>> = Arc::default();
+    let shared =
+        Arc::new(Shared { states: Mutex::default(), reports: reports.clone(), index_tx, prelude: Mutex::default() });
+    let (job_tx, job_rx) = mpsc::channel::<ChunkJob>(options.threads.max(1));
+    let job_rx = Arc::new(tokio::sync::Mutex::new(job_rx));
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..options.threads.max(1) {
+        let loader = Loader {
+            target: target.clone(),
+            init: init.clone(),
+            pipeline: pipeline.clone(),
+            shared: shared.clone(),
+            progress: progress.clone(),
+            jobs: job_rx.clone(),
+            source: name.clone(),
+        };
+        set.spawn(async move { loader.run().await });
+    }
+    let builders =
+        Builders { target: target.clone(), init: init.clone(), progress: progress.clone(), reports: reports.clone() };
+    crate::indexes::spawn(&mut set, options.threads / 2, builders, index_rx);
+
+    progress.set_phase(Phase::Data);
+    let mut seq = Sequencer {
+        control: &mut control,
+        classifier: Classifier::new(into),
+        options: &options,
+        shared: shared.clone(),
+        progress: progress.clone(),
+        jobs: job_tx,
+        source: name.clone(),
+        tables: HashMap::new(),
+        checked: HashMap::new(),
+        open_table: None,
+        pending: None,
+        post: Vec::new(),
+        names: "utf8mb4".into(),
+        in_header: true,
+        specs: HashMap::new(),
+    };
+    let sequenced = match seq.start_into().await {
+        Ok(()) => seq.run(&mut statements).await,
+        Err(e) => Err(e),
+    };
+    let post = std::mem::take(&mut seq.post);
+    drop(seq); // closes the job queue: loaders finish what is queued, then stop
+    drop(shared); // and the index queue, once the loaders drop their handles
+    let loaded = join_all(&mut set).await;
+    // A loader's own error explains a sequencer that found the queue closed.
+    loaded?;
+    sequenced?;
+    phases.data = started.elapsed().as_secs_f64() - phases.checks;
+
+    let t = Instant::now();
+    progress.set_phase(Phase::Post);
+    let mut post_conn = connect(&target, &init).await?;
+    for s in &post {
+        post_conn.query_drop(&s.text[..]).await.map_err(LoadError::sql(format!("{name} at byte {}", s.offset)))?;
+    }
+    let _ = post_conn.disconnect().await;
+    phases.post = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    progress.set_phase(Phase::Verify);
+    let tables = reports.lock().map_err(|_| poisoned())?.clone();
+    let verification = match options.verify {
+        VerifyMode::None => Vec::new(),
+        VerifyMode::Counts | VerifyMode::Digest => crate::post::verify_counts(&mut control, &tables).await?,
+    };
+    phases.verify = t.elapsed().as_secs_f64();
+    progress.set_phase(Phase::Done);
+    let _ = control.disconnect().await;
+    Ok(RestoreReport {
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        source: name,
+        format: "mysqldump".into(),
+        target_version: version,
+        threads: options.threads,
+        seconds: started.elapsed().as_secs_f64(),
+        phases,
+        rows: tables.iter().map(|t| t.rows).sum(),
+        bytes: source.bytes.unwrap_or_default(),
+        views: post.iter().filter(|s| sql_words(&s.text).contains(&"VIEW".to_string())).count(),
+        post_files: 0,
+        trigger_files: 0,
+        tables,
+        verification,
+    })
+}
+
+fn sql_words(text: &[u8]) -> Vec<String> {
+    floodgate_format::mysqldump::object_words(text)
+}
+
+struct Sequencer<'a> {
+    control: &'a mut Conn,
+    classifier: Classifier,
+    options: &'a RestoreOptions,
+    shared: Arc<Shared>,
+    progress: Arc<Progress>,
+    jobs: mpsc::Sender<ChunkJob>,
+    source: String,
+    /// (db, table) -> index in reports/states
+    tables: HashMap<(String, String), usize>,
+    /// tables and databases already checked against existing data
+    checked: HashMap<String, ()>,
+    /// The table whose rows are arriving now.
+    open_table: Option<usize>,
+    /// Statements of the chunk being filled.
+    pending: Option<(usize, Vec<Statement>, u64)>,
+    /// Statements replayed after all data.
+    post: Vec<Statement>,
+    names: String,
+    /// Still reading the dump's header (session statements before any schema or data).
+    in_header: bool,
+    specs: HashMap<usize, Arc<TableSpec>>,
+}
+
+impl Sequencer<'_> {
+    /// With `--into`, a dump made without `--databases` names no database: create and select
+    /// the named one first, here and for the post-data replay.
+    async fn start_into(&mut self) -> Result<()> {
+        let Some(db) = self.classifier.current_db().map(str::to_string) else { return Ok(()) };
+        let use_db = Statement { offset: 0, text: format!("USE {}", quote(&db)).into_bytes(), terminated: true };
+        self.control
+            .query_drop(format!("CREATE DATABASE IF NOT EXISTS {}", quote(&db)))
+            .await
+            .map_err(LoadError::sql(format!("creating database {}", quote(&db))))?;
+        self.exec_control(&use_db).await?;
+        self.post.push(use_db);
+        Ok(())
+    }
+
+    async fn run(&mut self, statements: &mut floodgate_pipeline::StatementStream) -> Result<()> {
+        while let Some(batch) = statements.recv().await {
+            let batch = batch.map_err(|source| LoadError::Chunk { table: "(dump)".into(), source })?;
+            for s in batch {
+                if !s.terminated {
+                    return Err(LoadError::Integrity {
+                        context: format!("{} at byte {}", self.source, s.offset),
+                        reason: "the dump ends in the middle of a statement: it is truncated".into(),
+                    });
+                }
+                let item = self.classifier.classify(s, &self.source)?;
+                self.handle(item).await?;
+            }
+        }
+        self.seal_open().await?;
+        Ok(())
+    }
+
+    async fn handle(&mut self, item: Item) -> Result<()> {
+        match item {
+            Item::Context(s) => {
+                if let Some(cs) = set_names(&s.text) {
+                    self.names = cs;
+                }
+                self.exec_control(&s).await?;
+                if self.in_header {
+                    if let Ok(mut p) = self.shared.prelude.lock() {
+                        p.push(s.text.clone());
+                    }
+                }
+                self.post.push(s);
+            }
+            Item::Skip(_) => {}
+            Item::Post(s) => {
+                self.in_header = false;
+                self.seal_open().await?;
+                self.post.push(s);
+            }
+            Item::Schema(s) => {
+                self.in_header = false;
+                self.seal_open().await?;
+                self.schema(s).await?;
+            }
+            Item::Rows { db, table, statement } => {
+                self.in_header = false;
+                let idx = self.table_index(&db, &table);
+                if self.open_table != Some(idx) {
+                    self.seal_open().await?;
+                    let sealed = self.shared.states.lock().map_err(|_| poisoned())?[idx].sealed;
+                    if sealed {
+                        return Err(LoadError::Refused(format!(
+                            "{} at byte {}: more rows for {} after its data ended; floodgate loads each table's rows as one run",
+                            self.source,
+                            statement.offset,
+                            qualified(&db, &table)
+                        )));
+                    }
+                    self.open_table = Some(idx);
+                }
+                self.add_rows(idx, statement).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn exec_control(&mut self, s: &Statement) -> Result<()> {
+        self.control
+            .query_drop(&s.text[..])
+            .await
+            .map_err(LoadError::sql(format!("{} at byte {}", self.source, s.offset)))
+    }
+
+    fn table_index(&mut self, db: &str, table: &str) -> usize {
+        let key = (db.to_string(), table.to_string());
+        if let Some(&i) = self.tables.get(&key) {
+            return i;
+        }
+        let i = self.tables.len();
+        self.tables.insert(key, i);
+        if let Ok(mut r) = self.shared.reports.lock() {
+            r.push(TableReport { database: db.into(), table: table.into(), ..Default::default() });
+        }
+        if let Ok(mut s) = self.shared.states.lock() {
+            s.push(TableState::default());
+        }
+        Progress::add(&self.progress.tables_total, 1);
+        i
+    }
+
+    /// Schema statements: refuse to replace existing data, defer indexes, run in order.
+    async fn schema(&mut self, mut s: Statement) -> Result<()> {
+        let target = floodgate_format::mysqldump::schema_target(&s.text);
+        let current = self.classifier.current_db().unwrap_or_default().to_string();
+        match &target {
+            Some(SchemaTarget::Table(db, table)) => {
+                let db = if db.is_empty() { current.clone() } else { db.clone() };
+                self.guard_table(&db, table, s.offset).await?;
+                if sqltext::leading_keywords(&s.text, 1).first().map(String::as_str) == Some("CREATE") {
+                    let idx = self.table_index(&db, table);
+                    let t = Instant::now();
+                    if self.options.defer_indexes {
+                        if let Ok(text) = std::str::from_utf8(&s.text) {
+                            match ddl::defer_indexes(&db, table, text, &ReferencedColumns::default()) {
+                                Ok(d) => {
+                                    s.text = d.create.into_bytes();
+                                    if let Ok(mut st) = self.shared.states.lock() {
+                                        st[idx].alters = d.alters;
+                                    }
+                                    if let Ok(mut r) = self.shared.reports.lock() {
+                                        r[idx].deferred_indexes = d.deferred;
+                                    }
+                                }
+                                Err(e) => tracing::warn!(table = %qualified(&db, table), "indexes not deferred: {e}"),
+                            }
+                        }
+                    }
+                    self.exec_control(&s).await?;
+                    if let Ok(mut r) = self.shared.reports.lock() {
+                        r[idx].schema_seconds += t.elapsed().as_secs_f64();
+                    }
+                    self.open_table = Some(idx);
+                    return Ok(());
+                }
+            }
+            Some(SchemaTarget::Database(db)) => self.guard_database(db, &s).await?,
+            None => {}
+        }
+        self.exec_control(&s).await
+    }
+
+    async fn guard_table(&mut self, db: &str, table: &str, offset: u64) -> Result<()> {
+        let key = qualified(db, table);
+        if self.options.overwrite || self.checked.insert(key.clone(), ()).is_some() {
+            return Ok(());
+        }
+        let exists: Option<String> = self
+            .control
+            .exec_first(
+                "SELECT TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (db, table),
+            )
+            .await
+            .map_err(LoadError::sql("reading the target's tables"))?;
+        if exists.is_some() {
+            return Err(LoadError::Refused(format!(
+                "{} at byte {offset}: the target already has {key}, which this dump would replace. Nothing of it was \
+                 changed. Restore into a fresh server, drop it, or pass --overwrite.",
+                self.source
+            )));
+        }
+        Ok(())
+    }
+
+    async fn guard_database(&mut self, db: &str, s: &Statement) -> Result<()> {
+        let is_drop = sqltext::leading_keywords(&s.text, 1).first().map(String::as_str) == Some("DROP");
+        if !is_drop || self.options.overwrite {
+            return Ok(());
+        }
+        let tables: Option<u64> = self
+            .control
+            .exec_first("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", (db,))
+            .await
+            .map_err(LoadError::sql("reading the target's tables"))?;
+        if tables.unwrap_or(0) > 0 {
+            return Err(LoadError::Refused(format!(
+                "{} at byte {}: the dump drops database {}, which holds tables on the target. Pass --overwrite to allow it.",
+                self.source,
+                s.offset,
+                quote(db)
+            )));
+        }
+        Ok(())
+    }
+
+    async fn add_rows(&mut self, idx: usize, statement: Statement) -> Result<()> {
+        let len = statement.text.len() as u64;
+        match &mut self.pending {
+            Some((t, statements, bytes)) if *t == idx => {
+                statements.push(statement);
+                *bytes += len;
+            }
+            _ => {
+                self.flush().await?;
+                self.pending = Some((idx, vec![statement], len));
+            }
+        }
+        if self.pending.as_ref().is_some_and(|p| p.2 as usize >= CHUNK_BYTES) {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn spec(&mut self, idx: usize) -> Result<Arc<TableSpec>> {
+        if let Some(s) = self.specs.get(&idx) {
+            return Ok(s.clone());
+        }
+        let (db, name) = {
+            let r = self.shared.reports.lock().map_err(|_| poisoned())?;
+            (r[idx].database.clone(), r[idx].table.clone())
+        };
+        let spec = Arc::new(table_spec(self.control, &db, &name, &self.names).await?);
+        self.specs.insert(idx, spec.clone());
+        Ok(spec)
+    }
+
+    async fn flush(&mut self) -> Result<()> {
+        let Some((table, statements, bytes)) = self.pending.take() else { return Ok(()) };
+        let spec = self.spec(table).await?;
+        {
+            let mut states = self.shared.states.lock().map_err(|_| poisoned())?;
+            states[table].chunks_sent += 1;
+            states[table].started.get_or_insert_with(Instant::now);
+        }
+        Progress::add(&self.progress.chunks_total, 1);
+        let job = ChunkJob { table, spec, statements, bytes };
+        if self.jobs.send(job).await.is_err() {
+            // Every loader stopped: one failed, and its error is what the caller reports.
+            return Err(LoadError::Refused("loaders stopped".into()));
+        }
+        Ok(())
+    }
+
+    /// Ends the open table's rows: flushes its last chunk and marks it complete.
+    async fn seal_open(&mut self) -> Result<()> {
+        self.flush().await?;
+        if let Some(t) = self.open_table.take() {
+            self.shared.states.lock().map_err(|_| poisoned())?[t].sealed = true;
+            self.shared.maybe_complete(t)?;
+        }
+        Ok(())
+    }
+}
+
+/// `SET NAMES cs` (possibly inside a conditional comment): the character set.
+fn set_names(text: &[u8]) -> Option<String> {
+    let upper = text.to_ascii_uppercase();
+    let at = upper.windows(9).position(|w| w == b"SET NAMES")? + 9;
+    let i = sqltext::skip_ws(text, at);
+    let (cs, _) = sqltext::identifier(text, i).or_else(|| {
+        let q = text.get(i).filter(|c| **c == b'\'')?;
+        let _ = q;
+        let end = text[i + 1..].iter().position(|c| *c == b'\'')?;
+        Some((String::from_utf8_lossy(&text[i + 1..i + 1 + end]).into_owned(), 0))
+    })?;
+    Some(cs.to_ascii_lowercase())
+}
+
+/// Reads the table's columns from the target and decides how each loads.
+async fn table_spec(conn: &mut Conn, db: &str, table: &str, names: &str) -> Result<TableSpec> {
+    let rows: Vec<(String, String, Option<String>, String, String)> = conn
+        .exec(
+            "SELECT COLUMN_NAME, DATA_TYPE, CHARACTER_SET_NAME, COLUMN_TYPE, EXTRA FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+            (db, table),
+        )
+        .await
+        .map_err(LoadError::sql(format!("reading the columns of {}", qualified(db, table))))?;
+    let names_base = base_charset(names);
+    let columns = rows
+        .into_iter()
+        .map(|(name, data_type, charset, column_type, extra)| {
+            let class = match (data_type.as_str(), charset) {
+                ("bit", _) => ColumnClass::Bit(bit_bytes(&column_type)),
+                // MySQL's JSON type refuses binary input: convert from the dump's text.
+                ("json", _) => ColumnClass::Text,
+                (_, Some(cs)) if names_base != "binary" && base_charset(&cs) != names_base => ColumnClass::Text,
+                _ => ColumnClass::Raw,
+            };
+            let generated = extra.to_ascii_uppercase().contains("GENERATED");
+            ColumnSpec { name, class, generated }
+        })
+        .collect();
+    Ok(TableSpec { db: db.into(), name: table.into(), columns, names: names.into() })
+}
+
+/// utf8 and utf8mb3 are one character set; so are their spellings across versions.
+fn base_charset(cs: &str) -> String {
+    match cs.to_ascii_lowercase().as_str() {
+        "utf8" | "utf8mb3" => "utf8mb3".into(),
+        other => other.into(),
+    }
+}
+
+fn bit_bytes(column_type: &str) -> u8 {
+    let bits: u32 = column_type.trim_start_matches("bit(").trim_end_matches(')').parse().unwrap_or(1);
+    u8::try_from(bits.div_ceil(8).clamp(1, 8)).unwrap_or(8)
+}
+
+/// One step of a chunk's transaction.
+enum Piece {
+    /// Rows in LOAD DATA format for these columns (names; `@vN` for converted ones).
+    Load { columns: Vec<usize>, data: Vec<u8>, rows: u64, first_offset: u64 },
+    /// A statement that runs as written.
+    Insert(Statement),
+}
+
+/// Converts a chunk's statements; runs on the pipeline pool.
+fn encode_chunk(spec: &TableSpec, statements: Vec<Statement>) -> Vec<Piece> {
+    let mut pieces: Vec<Piece> = Vec::new();
+    for s in statements {
+        match encode_statement(spec, &s, pieces.last_mut()) {
+            Encoded::Appended => {}
+            Encoded::New(piece) => pieces.push(piece),
+            Encoded::AsInsert => pieces.push(Piece::Insert(s)),
+        }
+    }
+    pieces
+}
+
+enum Encoded {
+    Appended,
+    New(Piece),
+    AsInsert,
+}
+
+fn encode_statement(spec: &TableSpec, s: &Statement, last: Option<&mut Piece>) -> Encoded {
+    let Some(head) = sqltext::parse_insert_head(&s.text) else { return Encoded::AsInsert };
+    if !head.plain || head.table != spec.name {
+        return Encoded::AsInsert;
+    }
+    // Without a column list the values cover every column, generated ones too (mariadb-dump
+    // writes their values; the server ignores them): those go to a throwaway variable.
+    let columns: Option<Vec<usize>> = match &head.columns {
+        Some(names) => names.iter().map(|n| spec.columns.iter().position(|c| &c.name == n)).collect(),
+        None => Some((0..spec.columns.len()).collect()),
+    };
+    let Some(columns) = columns else { return Encoded::AsInsert };
+    let classes: Vec<ColumnClass> = columns.iter().map(|&c| spec.columns[c].class).collect();
+    let values = &s.text[head.values_at..];
+    if let Some(Piece::Load { columns: cols, data, rows, .. }) = last {
+        if *cols == columns {
+            let mark = data.len();
+            return match insert::encode_values(values, &classes, data) {
+                Ok(n) => {
+                    *rows += n;
+                    Encoded::Appended
+                }
+                Err(_) => {
+                    data.truncate(mark);
+                    Encoded::AsInsert
+                }
+            };
+        }
+    }
+    let mut data = Vec::with_capacity(s.text.len());
+    match insert::encode_values(values, &classes, &mut data) {
+        Ok(rows) => Encoded::New(Piece::Load { columns, data, rows, first_offset: s.offset }),
+        Err(_) => Encoded::AsInsert,
+    }
+}
+
+/// The LOAD DATA statement for a piece: binary input, converted where the column needs it.
+fn load_statement(spec: &TableSpec, columns: &[usize]) -> String {
+    let mut list = Vec::new();
+    let mut sets = Vec::new();
+    for (n, &c) in columns.iter().enumerate() {
+        let col = &spec.columns[c];
+        if col.generated {
+            list.push(format!("@generated{n}"));
+        } else if col.class == ColumnClass::Text {
+            list.push(format!("@v{n}"));
+            sets.push(format!("{} = CONVERT(@v{n} USING {})", quote(&col.name), spec.names));
+        } else {
+            list.push(quote(&col.name));
+        }
+    }
+    let mut sql = format!(
+        "LOAD DATA LOCAL INFILE 'floodgate-chunk' INTO TABLE {} CHARACTER SET binary \
+         FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ({})",
+        qualified(&spec.db, &spec.name),
+        list.join(", ")
+    );
+    if !sets.is_empty() {
+        sql.push_str(" SET ");
+        sql.push_str(&sets.join(", "));
+    }
+    sql
+}
+
+struct Loader {
+    target: ConnectOptions,
+    init: Vec<String>,
+    pipeline: Pipeline,
+    shared: Arc<Shared>,
+    progress: Arc<Progress>,
+    jobs: Arc<tokio::sync::Mutex<mpsc::Receiver<ChunkJob>>>,
+    source: String,
+}
+
+impl Loader {
+    async fn run(self) -> Result<()> {
+        let result = self.work().await;
+        if result.is_err() {
+            // Stop the sequencer from queueing more work.
+            self.jobs.lock().await.close();
+        }
+        result
+    }
+
+    async fn work(&self) -> Result<()> {
+        let mut conn: Option<Conn> = None;
+        loop {
+            let next = self.jobs.lock().await.recv().await;
+            let Some(job) = next else { return Ok(()) };
+            if conn.is_none() {
+                let mut c = connect(&self.target, &self.init).await?;
+                let prelude = self.shared.prelude.lock().map_err(|_| poisoned())?.clone();
+                for s in prelude {
+                    c.query_drop(&s[..]).await.map_err(LoadError::sql(format!("{}: session setup", self.source)))?;
+                }
+                conn = Some(c);
+            }
+            let Some(c) = conn.as_mut() else { return Ok(()) };
+            let (table, bytes) = (job.table, job.bytes);
+            let spec = job.spec.clone();
+            let statements = job.statements;
+            let pieces = self
+                .pipeline
+                .run(move || encode_chunk(&spec, statements))
+                .await
+                .ok_or_else(|| LoadError::Refused("internal error: the encoder stopped".into()))?;
+            let outcome = self.load(c, &job.spec, pieces).await?;
+            {
+                let mut r = self.shared.reports.lock().map_err(|_| poisoned())?;
+                r[table].rows += outcome.rows;
+                r[table].bytes += bytes;
+                r[table].chunks += 1;
+                r[table].insert_statements += outcome.inserts;
+                r[table].load_data_statements += outcome.loads;
+            }
+            Progress::add(&self.progress.rows_done, outcome.rows);
+            Progress::add(&self.progress.chunks_done, 1);
+            self.shared.states.lock().map_err(|_| poisoned())?[table].chunks_done += 1;
+            self.shared.maybe_complete(table)?;
+        }
+    }
+
+    async fn load(&self, conn: &mut Conn, spec: &TableSpec, pieces: Vec<Piece>) -> Result<Outcome> {
+        let name = qualified(&spec.db, &spec.name);
+        // Fallback INSERTs name their table without its database, as the dump does.
+        conn.query_drop(format!("USE {}; START TRANSACTION", quote(&spec.db)))
+            .await
+            .map_err(LoadError::sql(format!("{name}: starting a transaction")))?;
+        let mut outcome = Outcome::default();
+        for piece in pieces {
+            match piece {
+                Piece::Insert(s) => {
+                    let at = format!("{} at byte {} ({name})", self.source, s.offset);
+                    conn.query_drop(&s.text[..]).await.map_err(LoadError::sql(at.clone()))?;
+                    outcome.rows += conn.affected_rows();
+                    outcome.inserts += 1;
+                    check_warnings(conn, &at).await?;
+                }
+                Piece::Load { columns, data, rows, first_offset } => {
+                    let at = format!("{} at byte {first_offset} ({name})", self.source);
+                    let blocks: Vec<Bytes> = Bytes::from(data).chunks_exact_or_rest(1 << 20);
+                    conn.set_infile_handler(
+                        async move { Ok(futures::stream::iter(blocks.into_iter().map(Ok)).boxed()) },
+                    );
+                    conn.query_drop(load_statement(spec, &columns)).await.map_err(|e| match &e {
+                        mysql_async::Error::Server(se) if matches!(se.code, 1148 | 3948 | 4166) => LoadError::Refused(format!(
+                            "{at}: the target refuses LOAD DATA LOCAL INFILE ({}); enable it with SET GLOBAL local_infile = 1",
+                            se.message
+                        )),
+                        _ => LoadError::Sql { context: at.clone(), source: e },
+                    })?;
+                    let affected = conn.affected_rows();
+                    check_warnings(conn, &at).await?;
+                    if affected != rows {
+                        return Err(LoadError::Integrity {
+                            context: at,
+                            reason: format!("sent {rows} rows, the server stored {affected}"),
+                        });
+                    }
+                    outcome.rows += affected;
+                    outcome.loads += 1;
+                }
+            }
+        }
+        conn.query_drop("COMMIT").await.map_err(LoadError::sql(format!("{name}: commit")))?;
+        Ok(outcome)
+    }
+}
+
+async fn check_warnings(conn: &mut Conn, at: &str) -> Result<()> {
+    let warnings = sql::data_warnings(conn).await?;
+    if warnings.is_empty() {
+        return Ok(());
+    }
+    Err(LoadError::Integrity {
+        context: at.to_string(),
+        reason: format!("the server changed or dropped values: {}", sql::describe_warnings(&warnings)),
+    })
+}
+
+#[derive(Debug, Default)]
+struct Outcome {
+    rows: u64,
+    inserts: u64,
+    loads: u64,
+}
+
+/// Splits a buffer into blocks without copying.
+trait Blocks {
+    fn chunks_exact_or_rest(self, size: usize) -> Vec<Bytes>;
+}
+
+impl Blocks for Bytes {
+    fn chunks_exact_or_rest(mut self, size: usize) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        while self.len() > size {
+            out.push(self.split_to(size));
+        }
+        if !self.is_empty() {
+            out.push(self);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_names_is_found() {
+        assert_eq!(set_names(b"/*!40101 SET NAMES utf8mb4 */").as_deref(), Some("utf8mb4"));
+        assert_eq!(set_names(b"SET NAMES 'latin1'").as_deref(), Some("latin1"));
+        assert_eq!(set_names(b"SET sql_mode=''"), None);
+    }
+
+    #[test]
+    fn bit_widths() {
+        assert_eq!(bit_bytes("bit(1)"), 1);
+        assert_eq!(bit_bytes("bit(9)"), 2);
+        assert_eq!(bit_bytes("bit(64)"), 8);
+    }
+
+    #[test]
+    fn load_statement_converts_foreign_charsets() {
+        let spec = TableSpec {
+            db: "d".into(),
+            name: "t".into(),
+            names: "utf8mb4".into(),
+            columns: vec![
+                ColumnSpec { name: "a".into(), class: ColumnClass::Raw, generated: false },
+                ColumnSpec { name: "l".into(), class: ColumnClass::Text, generated: false },
+            ],
+        };
+        assert_eq!(
+            load_statement(&spec, &[0, 1]),
+            "LOAD DATA LOCAL INFILE 'floodgate-chunk' INTO TABLE `d`.`t` CHARACTER SET binary FIELDS TERMINATED BY '\\t' \
+             ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' (`a`, @v1) SET `l` = CONVERT(@v1 USING utf8mb4)"
+        );
+    }
+}
