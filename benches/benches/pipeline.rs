@@ -6,6 +6,7 @@ use std::io::{Read, Write};
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use floodgate_format::split::{split_all, Terminator};
+use floodgate_pipeline::insert::{encode_values, ColumnClass};
 use floodgate_pipeline::RowCounter;
 use sha2::Digest;
 
@@ -54,6 +55,23 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("split_delimiter", |b| {
         b.iter(|| split_all(black_box(&sql), Terminator::Delimiter).unwrap().len())
+    });
+    // The INSERT encoder on the VALUES lists of the same statements (what a loader converts).
+    let statements: Vec<Vec<u8>> = split_all(&sql, Terminator::Delimiter)
+        .unwrap()
+        .into_iter()
+        .map(|s| {
+            let at = floodgate_format::sqltext::parse_insert_head(&s.text).unwrap().values_at;
+            s.text[at..].to_vec()
+        })
+        .collect();
+    let classes = [ColumnClass::Raw; 4];
+    g.bench_function("insert_encoder", |b| {
+        let mut out = Vec::with_capacity(sql.len());
+        b.iter(|| {
+            out.clear();
+            statements.iter().map(|v| encode_values(v, &classes, &mut out).unwrap()).sum::<u64>()
+        })
     });
     g.throughput(Throughput::Bytes(tsv.len() as u64));
     g.bench_function("row_counter", |b| b.iter(|| RowCounter::default().count(black_box(&tsv))));
