@@ -31,6 +31,12 @@ pub enum Command {
     /// Restore a backup (mydumper directory or mysqldump file) into a server.
     #[command(disable_help_flag = true)]
     Restore(Box<RestoreArgs>),
+    /// Dump databases into floodgate's native format, from one consistent snapshot.
+    #[command(disable_help_flag = true)]
+    Dump(Box<DumpArgs>),
+    /// Check a native backup offline: every chunk's SHA-256, rows and content digests.
+    #[command(disable_help_flag = true)]
+    Verify(VerifyArgs),
     /// Describe a backup: format, position, databases, tables, chunks, sizes.
     #[command(disable_help_flag = true)]
     Inspect(InspectArgs),
@@ -120,6 +126,60 @@ pub struct RestoreArgs {
     /// Memory the pipeline may hold in flight, in MiB.
     #[arg(long, default_value_t = 256, value_name = "MiB")]
     pub memory_budget: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct DumpArgs {
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    /// The new backup directory (must not exist, or be empty).
+    #[arg(short = 'o', long = "output", value_name = "DIR")]
+    pub output: PathBuf,
+    /// Databases to dump (all user databases when none).
+    pub databases: Vec<String>,
+    /// Worker connections.
+    #[arg(short = 't', long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: u16,
+    /// Uncompressed bytes per chunk (suffixes K, M, G; or KiB, MiB, GiB).
+    #[arg(long, default_value = "64MiB", value_parser = parse_size)]
+    pub chunk_size: u64,
+    /// zstd compression level (1-19).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
+    pub compress_level: i32,
+    /// Write a JSON report here.
+    #[arg(long, value_name = "FILE.json")]
+    pub report: Option<PathBuf>,
+    /// Progress display.
+    #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
+    pub progress: ProgressArg,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The native backup directory.
+    pub dir: PathBuf,
+    /// Threads (default: all cores).
+    #[arg(short = 't', long)]
+    pub threads: Option<usize>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses `64MiB`, `1G`, `4096`.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let digits = t.chars().take_while(|c| c.is_ascii_digit()).count();
+    let (num, unit) = t.split_at(digits);
+    let n: u64 = num.parse().map_err(|_| format!("not a size: {text}"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => return Err(format!("unknown size unit {other:?} in {text}")),
+    };
+    n.checked_mul(mult).filter(|v| *v > 0).ok_or_else(|| format!("size out of range: {text}"))
 }
 
 #[derive(Debug, Args)]

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use floodgate_format::{Backup, FormatError, RestorePlan};
 use floodgate_loader::{LoadError, Progress, RestoreOptions, VerifyMode};
 
-use crate::args::{Cli, Command, InspectArgs, RestoreArgs, VerifyArg};
+use crate::args::{Cli, Command, DumpArgs, InspectArgs, RestoreArgs, VerifyArg, VerifyArgs};
 use crate::progress::Display;
 
 pub fn init_logging(verbose: u8) {
@@ -36,6 +36,12 @@ pub fn error_chain(e: &anyhow::Error) -> String {
 
 /// The exit code DESIGN.md gives for an error.
 pub fn exit_code(e: &anyhow::Error) -> i32 {
+    if let Some(Integrity(_)) = e.downcast_ref::<Integrity>() {
+        return 3;
+    }
+    if let Some(floodgate_dump::DumpError::Load(l)) = e.downcast_ref::<floodgate_dump::DumpError>() {
+        return l.exit_code();
+    }
     if let Some(l) = e.downcast_ref::<LoadError>() {
         return l.exit_code();
     }
@@ -49,6 +55,8 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Restore(args) => restore(*args),
         Command::Inspect(args) => inspect(args),
+        Command::Dump(args) => dump(*args),
+        Command::Verify(args) => verify(args),
     }
 }
 
@@ -92,11 +100,7 @@ fn restore(args: RestoreArgs) -> Result<()> {
         },
         memory_budget: args.memory_budget.max(16) << 20,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let runtime = runtime()?;
     let progress = Arc::new(Progress::default());
     let display = Display::start(progress.clone(), args.progress);
     let outcome = runtime.block_on(async {
@@ -164,6 +168,74 @@ fn print_plan(plan: &RestorePlan, defer: bool) {
             println!("  view {}", v.name);
         }
     }
+}
+
+/// An integrity failure found by a command itself (exit code 3).
+#[derive(Debug)]
+pub struct Integrity(pub String);
+
+impl std::fmt::Display for Integrity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Integrity {}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().context("starting the runtime")
+}
+
+fn dump(args: DumpArgs) -> Result<()> {
+    let source = crate::conn::resolve(&args.conn)?;
+    let options = floodgate_dump::DumpOptions {
+        threads: usize::from(args.threads),
+        chunk_size: args.chunk_size,
+        compress_level: args.compress_level,
+        databases: args.databases.clone(),
+    };
+    let progress = Arc::new(Progress::default());
+    progress.set_phase(floodgate_loader::Phase::Data);
+    let display = Display::start(progress.clone(), args.progress);
+    let outcome = runtime()?.block_on(floodgate_dump::dump(&source, &args.output, &options, progress));
+    display.finish();
+    let report = outcome?;
+    if let Some(path) = &args.report {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    eprintln!(
+        "floodgate: dumped {} rows of {} tables into {} chunks ({} bytes, {} compressed) in {:.2}s",
+        report.rows, report.tables, report.chunks, report.bytes, report.compressed_bytes, report.seconds
+    );
+    Ok(())
+}
+
+fn verify(args: VerifyArgs) -> Result<()> {
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+    let started = std::time::Instant::now();
+    let report = floodgate_pipeline::verify::verify_backup(&args.dir, threads)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    for p in &report.problems {
+        eprintln!("floodgate: bad: {}: {}", p.file.display(), p.reason);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    if !report.problems.is_empty() {
+        return Err(Integrity(format!(
+            "{} problem(s) in {} chunks of {}",
+            report.problems.len(),
+            report.chunks,
+            args.dir.display()
+        ))
+        .into());
+    }
+    eprintln!(
+        "floodgate: verified {} chunks, {} rows, {} bytes in {secs:.2}s: every SHA-256, row count and content digest matches",
+        report.chunks, report.rows, report.bytes
+    );
+    Ok(())
 }
 
 fn print_dump(dump: &floodgate_format::mysqldump::DumpSource, into: Option<String>) -> Result<()> {

@@ -17,11 +17,12 @@ mod ini;
 pub mod model;
 pub mod mydumper;
 pub mod mysqldump;
+pub mod native;
 pub mod split;
 pub mod sqltext;
 
 pub use error::{FormatError, Result};
-pub use model::{Chunk, Database, Format, Position, RestorePlan, SessionSettings, SqlFile, Table, View};
+pub use model::{Chunk, Database, Format, Position, RestorePlan, RowsCheck, SessionSettings, SqlFile, Table, View};
 
 use std::path::Path;
 
@@ -44,6 +45,15 @@ pub fn open(source: &Path) -> Result<Backup> {
     }
     let meta = std::fs::metadata(source).map_err(|e| FormatError::io(source, e))?;
     if meta.is_dir() {
+        if native::looks_like(source) {
+            return native::read(source).map(Backup::Directory);
+        }
+        if source.join("schema").is_dir() && source.join("data").is_dir() {
+            // floodgate's layout without its manifest: a dump that did not finish.
+            return native::read_manifest(&source.join(native::MANIFEST))
+                .and_then(|_| native::read(source))
+                .map(Backup::Directory);
+        }
         if mydumper::looks_like(source)? {
             return mydumper::read(source).map(Backup::Directory);
         }

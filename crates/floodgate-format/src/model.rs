@@ -15,6 +15,8 @@ pub enum Format {
         /// `legacy` (0.10–0.12 free-text metadata) or `modern` (0.13+ INI metadata).
         layout: MydumperLayout,
     },
+    /// floodgate's own format, `floodgate/1`.
+    Native,
 }
 
 /// The two generations of mydumper's metadata file.
@@ -32,6 +34,7 @@ impl Format {
     pub fn terminator(&self) -> Terminator {
         match self {
             Format::Mydumper { .. } => Terminator::SemicolonNewline,
+            Format::Native => Terminator::Delimiter,
         }
     }
 
@@ -65,6 +68,7 @@ impl Format {
         match self {
             Format::Mydumper { layout: MydumperLayout::Legacy } => "mydumper (legacy layout)",
             Format::Mydumper { layout: MydumperLayout::Modern } => "mydumper",
+            Format::Native => "floodgate/1",
         }
     }
 }
@@ -116,6 +120,18 @@ pub struct Chunk {
     pub file: SqlFile,
     /// Data files its LOAD DATA statements may stream (mydumper `--load-data` `.dat` files).
     pub data_files: Vec<SqlFile>,
+    /// For rows files (floodgate's native chunks): the file holds LOAD DATA rows, not SQL,
+    /// and must hash and count to these values.
+    pub rows: Option<RowsCheck>,
+}
+
+/// What a native chunk must be: its compressed bytes' SHA-256 and its row count.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RowsCheck {
+    /// Lower-case hex SHA-256 of the file as stored.
+    pub sha256: String,
+    /// Rows in the chunk.
+    pub rows: u64,
 }
 
 impl Chunk {
@@ -136,6 +152,10 @@ pub struct Table {
     pub chunks: Vec<Chunk>,
     /// Row count the backup recorded, if it records one.
     pub expected_rows: Option<u64>,
+    /// Columns the rows files list, in order (generated columns left out); native only.
+    pub columns: Vec<String>,
+    /// The order-independent digest of the table's rows (hex), where the backup has one.
+    pub content_digest: Option<String>,
 }
 
 impl Table {

@@ -251,10 +251,17 @@ fn build_database(db_file: &str, files: DbFiles, meta: &Metadata) -> Result<Data
             .into_iter()
             .map(|(part, sub, file)| {
                 let data_files = matching_dat(&file, &tf.dat);
-                Chunk { index: part * 100_000 + sub, file, data_files }
+                Chunk { index: part * 100_000 + sub, file, data_files, rows: None }
             })
             .collect();
-        tables.push(Table { name: real, schema, chunks, expected_rows: tmeta.rows });
+        tables.push(Table {
+            name: real,
+            schema,
+            chunks,
+            expected_rows: tmeta.rows,
+            columns: Vec::new(),
+            content_digest: None,
+        });
     }
     Ok(Database { name, create: files.create, tables, views, post: files.post, triggers: files.triggers })
 }

@@ -199,6 +199,9 @@ fn poisoned() -> LoadError {
 /// Executes one chunk file in one transaction. On any error the caller drops the connection,
 /// which rolls the transaction back: no row of a failed chunk stays committed.
 async fn load_chunk(ctx: &Ctx, conn: &mut Conn, db: &str, table: &Table, chunk: &Chunk) -> Result<ChunkOutcome> {
+    if let Some(check) = &chunk.rows {
+        return load_rows_chunk(ctx, conn, db, table, chunk, check).await;
+    }
     let name = qualified(db, &table.name);
     let file = chunk.file.path.display().to_string();
     conn.query_drop(format!("SET NAMES utf8mb4; USE {}; START TRANSACTION", quote(db)))
@@ -240,6 +243,37 @@ async fn load_chunk(ctx: &Ctx, conn: &mut Conn, db: &str, table: &Table, chunk: 
     Ok(outcome)
 }
 
+/// Loads a native rows file: one LOAD DATA of the table's columns, as binary, in one
+/// transaction. The file is hashed while it streams; a mismatch ends the stream with an
+/// error, and the transaction is never committed.
+async fn load_rows_chunk(
+    ctx: &Ctx,
+    conn: &mut Conn,
+    db: &str,
+    table: &Table,
+    chunk: &Chunk,
+    check: &floodgate_format::RowsCheck,
+) -> Result<ChunkOutcome> {
+    let name = qualified(db, &table.name);
+    let at = format!("{name}: {}", chunk.file.path.display());
+    conn.query_drop("START TRANSACTION").await.map_err(LoadError::sql(format!("{at}: starting a transaction")))?;
+    let columns = table.columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
+    let statement = format!(
+        "LOAD DATA LOCAL INFILE 'floodgate-chunk' INTO TABLE {name} CHARACTER SET binary \
+         FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ({columns})"
+    );
+    let stream = ctx.pipeline.bytes_verified(&chunk.file.path, &check.sha256);
+    let rows = stream_into_load(ctx, conn, stream, statement.as_bytes(), &at, &chunk.file.name()).await?;
+    if rows != check.rows {
+        return Err(LoadError::Integrity {
+            context: at,
+            reason: format!("{rows} rows loaded, the manifest says {}", check.rows),
+        });
+    }
+    conn.query_drop("COMMIT").await.map_err(LoadError::sql(format!("{at}: commit")))?;
+    Ok(ChunkOutcome { rows, inserts: 0, loads: 1 })
+}
+
 /// Streams the chunk's data file into a LOAD DATA LOCAL statement and checks that every row
 /// arrived: LOCAL turns duplicate keys and bad values into warnings, so they are errors here.
 async fn load_data(ctx: &Ctx, conn: &mut Conn, chunk: &Chunk, text: &[u8], at: &str) -> Result<u64> {
@@ -250,6 +284,20 @@ async fn load_data(ctx: &Ctx, conn: &mut Conn, chunk: &Chunk, text: &[u8], at: &
         integrity(format!("LOAD DATA names `{requested}`, which is not this chunk's data file; refusing to send it"))
     })?;
     let stream = ctx.pipeline.bytes(&file.path);
+    stream_into_load(ctx, conn, stream, &sql::with_binary_charset(text), at, &file.name()).await
+}
+
+/// Runs `statement` (a LOAD DATA LOCAL) with `stream` as its file, and checks every row sent
+/// arrived: LOCAL turns duplicate keys and bad values into warnings, so they are errors here.
+async fn stream_into_load(
+    _ctx: &Ctx,
+    conn: &mut Conn,
+    stream: floodgate_pipeline::ByteStream,
+    statement: &[u8],
+    at: &str,
+    file_name: &str,
+) -> Result<u64> {
+    let integrity = |reason: String| LoadError::Integrity { context: at.to_string(), reason };
     let rows_sent = stream.rows.clone();
     let failure: Arc<Mutex<Option<PipelineError>>> = Arc::default();
     let slot = failure.clone();
@@ -270,8 +318,7 @@ async fn load_data(ctx: &Ctx, conn: &mut Conn, chunk: &Chunk, text: &[u8], at: &
         });
         Ok(data.boxed())
     });
-    let statement = sql::with_binary_charset(text);
-    let result = conn.query_drop(&statement[..]).await;
+    let result = conn.query_drop(statement).await;
     if let Some(e) = failure.lock().ok().and_then(|mut s| s.take()) {
         return Err(LoadError::Chunk { table: at.to_string(), source: e });
     }
@@ -292,8 +339,7 @@ async fn load_data(ctx: &Ctx, conn: &mut Conn, chunk: &Chunk, text: &[u8], at: &
     let skipped = info_number(&info, "Skipped:").unwrap_or(0);
     if affected != expected || skipped > 0 || !warnings.is_empty() {
         return Err(integrity(format!(
-            "sent {expected} rows from {}, the server stored {affected} ({info}){}",
-            file.name(),
+            "sent {expected} rows from {file_name}, the server stored {affected} ({info}){}",
             if warnings.is_empty() { String::new() } else { format!(": {}", sql::describe_warnings(&warnings)) }
         )));
     }
@@ -319,9 +365,11 @@ mod tests {
                 chunks: chunk_bytes
                     .iter()
                     .enumerate()
-                    .map(|(i, &b)| Chunk { index: i as u64, file: file(b), data_files: vec![] })
+                    .map(|(i, &b)| Chunk { index: i as u64, file: file(b), data_files: vec![], rows: None })
                     .collect(),
                 expected_rows: None,
+                columns: vec![],
+                content_digest: None,
             },
         )
     }

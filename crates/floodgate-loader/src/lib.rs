@@ -10,6 +10,7 @@
 
 mod conn;
 mod data;
+mod digest;
 mod error;
 pub mod fingerprint;
 mod indexes;
@@ -22,6 +23,7 @@ mod sql;
 mod stream;
 
 pub use conn::{connect, ConnectOptions};
+pub use digest::{encode_row, table_digest};
 pub use error::{LoadError, Result};
 pub use progress::{Phase, Progress};
 pub use report::{PhaseSeconds, RestoreReport, TableReport};

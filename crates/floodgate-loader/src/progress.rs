@@ -71,7 +71,8 @@ impl Progress {
         }
     }
 
-    pub(crate) fn set_phase(&self, p: Phase) {
+    /// Moves to phase `p`.
+    pub fn set_phase(&self, p: Phase) {
         self.phase.store(p as u8, Ordering::Relaxed);
         tracing::info!(phase = p.name(), "phase started");
     }
@@ -81,7 +82,8 @@ impl Progress {
         counter.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+    /// Adds to a counter.
+    pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 }

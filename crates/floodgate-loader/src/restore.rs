@@ -149,10 +149,13 @@ pub async fn restore(
 
     let t = Instant::now();
     progress.set_phase(Phase::Verify);
-    let verification = match ctx.options.verify {
+    let mut verification = match ctx.options.verify {
         VerifyMode::None => Vec::new(),
         VerifyMode::Counts | VerifyMode::Digest => post::verify_counts(&mut conn, &tables).await?,
     };
+    if ctx.options.verify == VerifyMode::Digest {
+        verification.extend(verify_digests(&mut conn, &ctx.plan).await?);
+    }
     phases.verify = t.elapsed().as_secs_f64();
     progress.set_phase(Phase::Done);
     let _ = conn.disconnect().await;
@@ -201,8 +204,28 @@ pub(crate) async fn open_target(
     Ok((conn, version, init))
 }
 
+/// Recomputes each table's content digest on the target and compares it with the backup's.
+async fn verify_digests(conn: &mut mysql_async::Conn, plan: &RestorePlan) -> Result<Vec<String>> {
+    let mut lines = Vec::new();
+    let mut bad = Vec::new();
+    for (db, t) in plan.tables() {
+        let Some(expected) = &t.content_digest else { continue };
+        let (digest, rows) = crate::digest::table_digest(conn, &db.name, &t.name, &t.columns).await?;
+        let name = floodgate_format::ident::qualified(&db.name, &t.name);
+        if &digest.hex() != expected {
+            bad.push(format!("{name}: content digest {} over {rows} rows, the backup says {expected}", digest.hex()));
+        } else {
+            lines.push(format!("{name}: content digest matches ({rows} rows)"));
+        }
+    }
+    if !bad.is_empty() {
+        return Err(LoadError::Integrity { context: "content digest verification".into(), reason: bad.join("; ") });
+    }
+    Ok(lines)
+}
+
 async fn check_local_infile(conn: &mut mysql_async::Conn, plan: &RestorePlan) -> Result<()> {
-    let needs = plan.tables().any(|(_, t)| t.chunks.iter().any(|c| !c.data_files.is_empty()));
+    let needs = plan.tables().any(|(_, t)| t.chunks.iter().any(|c| !c.data_files.is_empty() || c.rows.is_some()));
     if !needs {
         return Ok(());
     }

@@ -9,6 +9,7 @@
 //! Boundary: the pipeline never talks to a server; the loader never decompresses.
 
 pub mod insert;
+pub mod verify;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -166,6 +167,25 @@ impl Pipeline {
         rx
     }
 
+    /// Like [`Pipeline::bytes`], for a file that must hash to `sha256` (lower-case hex, of the
+    /// file as stored). The hash is checked as the last block is read: on a mismatch the
+    /// stream ends with an integrity error instead of ending cleanly, so the loader rolls the
+    /// chunk back before it commits.
+    pub fn bytes_verified(&self, path: &Path, sha256: &str) -> ByteStream {
+        let (tx, rx) = mpsc::channel(self.config.queue_depth);
+        let rows = Arc::new(AtomicU64::new(0));
+        let counter = rows.clone();
+        let path = path.to_path_buf();
+        let expected = sha256.to_ascii_lowercase();
+        let block_size = self.config.block_size;
+        self.pool.spawn(move || {
+            if let Err(e) = produce_verified(&path, &expected, block_size, &counter, &tx) {
+                let _ = tx.blocking_send(Err(e));
+            }
+        });
+        ByteStream { blocks: rx, rows }
+    }
+
     /// Runs CPU-bound `work` on the pipeline's pool and returns its result to async code.
     pub async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -238,6 +258,84 @@ fn send_statements(
     }
     if !batch.is_empty() {
         let _ = tx.blocking_send(Ok(batch));
+    }
+    Ok(())
+}
+
+/// Hashes what passes through it.
+pub struct HashingReader<R> {
+    inner: R,
+    hash: sha2::Sha256,
+}
+
+impl<R: Read> HashingReader<R> {
+    /// Wraps `inner`.
+    pub fn new(inner: R) -> Self {
+        HashingReader { inner, hash: sha2::Digest::new() }
+    }
+
+    /// The lower-case hex SHA-256 of everything read.
+    pub fn hex(self) -> String {
+        sha2::Digest::finalize(self.hash).iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        sha2::Digest::update(&mut self.hash, &buf[..n]);
+        Ok(n)
+    }
+}
+
+fn produce_verified(
+    path: &Path,
+    expected: &str,
+    block_size: usize,
+    rows: &AtomicU64,
+    tx: &mpsc::Sender<Result<Bytes, PipelineError>>,
+) -> Result<(), PipelineError> {
+    let err = |offset: Option<u64>, reason: String, integrity: bool| PipelineError {
+        file: path.to_path_buf(),
+        offset,
+        reason,
+        integrity,
+    };
+    let file =
+        std::fs::File::open(path).map_err(|e| err(None, e.to_string(), e.kind() == std::io::ErrorKind::NotFound))?;
+    let mut hashing = HashingReader::new(std::io::BufReader::with_capacity(256 * 1024, file));
+    let mut counter = RowCounter::default();
+    let mut offset = 0u64;
+    {
+        let mut decoder = zstd::stream::read::Decoder::with_buffer(std::io::BufReader::new(&mut hashing))
+            .map_err(|e| err(Some(0), format!("not a zstd file: {e}"), true))?;
+        loop {
+            let mut block = vec![0u8; block_size];
+            let mut filled = 0;
+            while filled < block_size {
+                match decoder.read(&mut block[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(err(Some(offset + filled as u64), format!("cannot decompress: {e}"), true)),
+                }
+            }
+            if filled == 0 {
+                break;
+            }
+            block.truncate(filled);
+            offset += filled as u64;
+            rows.fetch_add(counter.count(&block), Ordering::Relaxed);
+            if tx.blocking_send(Ok(Bytes::from(block))).is_err() {
+                return Ok(());
+            }
+        }
+    }
+    // Anything after the last frame was not read by the decoder: hash it too.
+    std::io::copy(&mut hashing, &mut std::io::sink()).map_err(|e| err(None, e.to_string(), true))?;
+    let actual = hashing.hex();
+    if actual != expected {
+        return Err(err(None, format!("SHA-256 is {actual}, the manifest says {expected}: the file is corrupt"), true));
     }
     Ok(())
 }

@@ -145,13 +145,22 @@ impl Sandbox {
         self.dir.join("data")
     }
 
+    /// Temporary files of the server and of its bootstrap, kept inside the sandbox: in a
+    /// shared /tmp, concurrent bootstraps were seen to lose each other's temporary tables.
+    fn tmpdir(&self) -> PathBuf {
+        self.dir.join("tmp")
+    }
+
     fn init_datadir(&self, server: &Path) -> Result<()> {
         let datadir = self.datadir();
+        std::fs::create_dir_all(self.tmpdir()).map_err(io("creating the sandbox's tmpdir"))?;
         let output = if is_mysql(&self.version) {
             Command::new(server)
                 .arg("--no-defaults")
                 .arg("--initialize-insecure")
                 .arg(format!("--datadir={}", datadir.display()))
+                .arg(format!("--tmpdir={}", self.tmpdir().display()))
+                .env("TMPDIR", self.tmpdir())
                 .args(root_user_arg())
                 .output()
         } else {
@@ -161,6 +170,8 @@ impl Sandbox {
                 .arg(format!("--datadir={}", datadir.display()))
                 .arg("--auth-root-authentication-method=normal")
                 .arg("--skip-test-db")
+                .arg(format!("--tmpdir={}", self.tmpdir().display()))
+                .env("TMPDIR", self.tmpdir())
                 .args(root_user_arg())
                 .output()
         }
@@ -201,6 +212,7 @@ impl Sandbox {
             "--bind-address=127.0.0.1".into(),
             format!("--log-error={}", self.dir.join("error.log").display()),
             format!("--pid-file={}", self.dir.join("mysqld.pid").display()),
+            format!("--tmpdir={}", self.tmpdir().display()),
             format!("--innodb-buffer-pool-size={}", options.buffer_pool),
             // Throwaway server: favour ingest speed over durability.
             "--innodb-flush-log-at-trx-commit=2".into(),

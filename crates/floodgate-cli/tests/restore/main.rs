@@ -8,3 +8,4 @@ mod common;
 mod differential;
 mod mydumper;
 mod mysqldump;
+mod native;

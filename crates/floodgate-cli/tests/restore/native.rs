@@ -1,0 +1,178 @@
+//! floodgate's native format: dump, verify, inspect and restore, and every way a backup can
+//! be damaged.
+
+use std::path::{Path, PathBuf};
+
+use crate::common::*;
+
+/// `floodgate dump` of `db` from the source into a new directory.
+fn dump(db: &str, extra: &[&str]) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("backup");
+    let socket = source().socket().display().to_string();
+    let o = out.display().to_string();
+    let mut args = vec!["dump", "-S", &socket, "-u", "root", "-o", &o, "--progress", "none", db];
+    args.extend_from_slice(extra);
+    let res = floodgate(&args);
+    assert!(res.status.success(), "{}", stderr(&res));
+    (dir, out)
+}
+
+fn manifest(dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap()
+}
+
+fn write_manifest(dir: &Path, m: &serde_json::Value) {
+    std::fs::write(dir.join("manifest.json"), serde_json::to_vec_pretty(m).unwrap()).unwrap();
+}
+
+/// The chunk files of `table` in the manifest.
+fn chunk_files(dir: &Path, table: &str) -> Vec<PathBuf> {
+    let m = manifest(dir);
+    let t = m["databases"][0]["tables"].as_array().unwrap().iter().find(|t| t["name"] == table).unwrap().clone();
+    t["chunks"].as_array().unwrap().iter().map(|c| dir.join(c["file"].as_str().unwrap())).collect()
+}
+
+#[test]
+fn round_trip_is_exact_and_digests_match() {
+    let db = "nat_rt";
+    load_awkward(db);
+    let (_tmp, backup) = dump(db, &["--chunk-size", "16KiB", "-t", "3"]);
+    assert!(chunk_files(&backup, "bulk").len() > 2, "bulk is split by key range");
+    let out = floodgate(&["verify", &backup.display().to_string()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = restore(target(), &backup, &["--verify", "digest", "-t", "3"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("restored"), "{}", stderr(&out));
+    assert_same(&fingerprint(source(), db), &fingerprint(target(), db));
+    let out = floodgate(&["inspect", &backup.display().to_string()]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("format: floodgate/1"));
+}
+
+/// A fresh target, a restore expected to fail with `code`, naming `needle`, and no row of
+/// `table` committed.
+fn restore_fails(backup: &Path, code: i32, needle: &str, db: &str, table: &str) {
+    let fresh = floodgate_sandbox::Sandbox::start(&options()).unwrap();
+    let out = restore(&fresh, backup, &["-t", "2"]);
+    assert_eq!(out.status.code(), Some(code), "{}", stderr(&out));
+    assert!(stderr(&out).contains(needle), "expected {needle:?} in: {}", stderr(&out));
+    let exists = sql(
+        &fresh,
+        &format!("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA='{db}' AND TABLE_NAME='{table}'"),
+    );
+    if exists.trim() == "1" {
+        assert_eq!(
+            sql(&fresh, &format!("SELECT COUNT(*) FROM `{db}`.`{table}`")).trim(),
+            "0",
+            "no row of the bad table committed"
+        );
+    }
+}
+
+fn verify_fails(backup: &Path, needle: &str) {
+    let out = floodgate(&["verify", &backup.display().to_string()]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains(needle), "expected {needle:?} in: {}", stderr(&out));
+}
+
+#[test]
+fn flipped_bit_is_caught_before_commit() {
+    let db = "nat_bit";
+    load_awkward(db);
+    let (_tmp, backup) = dump(db, &[]);
+    let victim = chunk_files(&backup, "bulk")[0].clone();
+    let mut bytes = std::fs::read(&victim).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x10;
+    std::fs::write(&victim, bytes).unwrap();
+    let name = victim.file_name().unwrap().to_string_lossy().into_owned();
+    verify_fails(&backup, &name);
+    restore_fails(&backup, 3, &name, db, "bulk");
+}
+
+#[test]
+fn truncated_chunk() {
+    let db = "nat_trunc";
+    load_awkward(db);
+    let (_tmp, backup) = dump(db, &[]);
+    let victim = chunk_files(&backup, "orders")[0].clone();
+    let bytes = std::fs::read(&victim).unwrap();
+    std::fs::write(&victim, &bytes[..bytes.len() - 7]).unwrap();
+    verify_fails(&backup, "000000.tsv.zst");
+    restore_fails(&backup, 3, "000000.tsv.zst", db, "orders");
+}
+
+#[test]
+fn missing_chunk() {
+    let db = "nat_missing";
+    load_awkward(db);
+    let (_tmp, backup) = dump(db, &[]);
+    let victim = chunk_files(&backup, "customers")[0].clone();
+    std::fs::remove_file(&victim).unwrap();
+    verify_fails(&backup, "missing");
+    let out = restore(target(), &backup, &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("000000.tsv.zst") && stderr(&out).contains("missing"), "{}", stderr(&out));
+}
+
+#[test]
+fn manifest_counts_that_disagree() {
+    let db = "nat_counts";
+    load_awkward(db);
+    let (_tmp, backup) = dump(db, &[]);
+    let mut m = manifest(&backup);
+    let tables = m["databases"][0]["tables"].as_array_mut().unwrap();
+    let t = tables.iter_mut().find(|t| t["name"] == "strings").unwrap();
+    t["chunks"][0]["rows"] = serde_json::json!(9);
+    t["rows"] = serde_json::json!(9);
+    write_manifest(&backup, &m);
+    verify_fails(&backup, "holds 8 rows, the manifest says 9");
+    restore_fails(&backup, 3, "manifest", db, "strings");
+}
+
+#[test]
+fn manifest_pointing_outside_is_refused() {
+    let db = "nat_escape";
+    load_awkward(db);
+    let (tmp, backup) = dump(db, &[]);
+    std::fs::write(tmp.path().join("outside.tsv.zst"), b"x").unwrap();
+    std::os::unix::fs::symlink(tmp.path().join("outside.tsv.zst"), backup.join("link.tsv.zst")).unwrap();
+    for bad in ["../outside.tsv.zst", "/etc/passwd", "link.tsv.zst"] {
+        let mut m = manifest(&backup);
+        let tables = m["databases"][0]["tables"].as_array_mut().unwrap();
+        tables.iter_mut().find(|t| t["name"] == "docs").unwrap()["chunks"][0]["file"] = serde_json::json!(bad);
+        write_manifest(&backup, &m);
+        let out = restore(target(), &backup, &["--dry-run"]);
+        assert_eq!(out.status.code(), Some(3), "{bad}: {}", stderr(&out));
+        assert!(stderr(&out).contains("refusing unsafe path"), "{bad}: {}", stderr(&out));
+        verify_fails(&backup, bad);
+    }
+}
+
+#[test]
+fn half_written_dump_without_manifest() {
+    let db = "nat_half";
+    load_awkward(db);
+    let (_tmp, backup) = dump(db, &[]);
+    std::fs::remove_file(backup.join("manifest.json")).unwrap();
+    let out = restore(target(), &backup, &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("did not finish"), "{}", stderr(&out));
+    verify_fails(&backup, "did not finish");
+}
+
+#[test]
+fn dump_refuses_a_non_empty_directory_and_unknown_databases() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("keep.txt"), "mine").unwrap();
+    let socket = source().socket().display().to_string();
+    let o = dir.path().display().to_string();
+    let out = floodgate(&["dump", "-S", &socket, "-u", "root", "-o", &o, "mysql"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not empty"));
+    let o = dir.path().join("new").display().to_string();
+    let out = floodgate(&["dump", "-S", &socket, "-u", "root", "-o", &o, "no_such_db"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no such database: no_such_db"));
+}

@@ -1,0 +1,652 @@
+//! Dumps a server into floodgate's native format (`floodgate/1`), in parallel, from one
+//! consistent snapshot.
+//!
+//! Consistency: one connection takes `FLUSH TABLES WITH READ LOCK`, records the binary log
+//! position and GTID, every worker connection starts `START TRANSACTION WITH CONSISTENT
+//! SNAPSHOT` while the lock holds, non-transactional tables are dumped before the lock is
+//! released, and InnoDB tables after it, each worker reading the same snapshot.
+//!
+//! Chunks: a table with a single-column integer primary key is split into key ranges, so
+//! several workers read one big table at once; any other table is read in one pass cut into
+//! chunks by size. Rows are written exactly (`SET NAMES binary`: the column's bytes) in
+//! LOAD DATA's default format, zstd-compressed, each chunk hashed (SHA-256 of the file) and
+//! counted, each table digested ([`ContentDigest`]). manifest.json is written last, by
+//! rename: its presence means the dump is complete.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use floodgate_format::ident::{qualified, quote};
+use floodgate_format::native::{
+    encode_name, ChunkEntry, ColumnEntry, ContentDigest, DatabaseEntry, Manifest, SourceInfo, TableEntry, FORMAT,
+    MANIFEST,
+};
+use floodgate_loader::{connect, encode_row, ConnectOptions, Progress};
+use floodgate_pipeline::{Pipeline, PipelineConfig};
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Row, Value};
+use sha2::{Digest, Sha256};
+
+mod post;
+
+/// Why a dump failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DumpError {
+    /// The server refused or failed a query.
+    #[error(transparent)]
+    Load(#[from] floodgate_loader::LoadError),
+    /// Writing the output failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The output directory is not empty, or a database does not exist.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = DumpError> = std::result::Result<T, E>;
+
+fn sql(context: impl Into<String>) -> impl FnOnce(mysql_async::Error) -> DumpError {
+    let context = context.into();
+    move |source| DumpError::Load(floodgate_loader::LoadError::Sql { context, source })
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DumpError + '_ {
+    move |source| DumpError::Io { path: path.to_path_buf(), source }
+}
+
+/// Knobs of a dump.
+#[derive(Debug, Clone)]
+pub struct DumpOptions {
+    /// Worker connections.
+    pub threads: usize,
+    /// Target uncompressed bytes per chunk.
+    pub chunk_size: u64,
+    /// zstd level.
+    pub compress_level: i32,
+    /// Databases to dump; all user databases when empty.
+    pub databases: Vec<String>,
+}
+
+impl Default for DumpOptions {
+    fn default() -> Self {
+        DumpOptions { threads: 4, chunk_size: 64 << 20, compress_level: 3, databases: Vec::new() }
+    }
+}
+
+/// What a dump produced.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct DumpReport {
+    /// Wall seconds.
+    pub seconds: f64,
+    /// Rows written.
+    pub rows: u64,
+    /// Uncompressed bytes of rows.
+    pub bytes: u64,
+    /// Bytes on disk of chunk files.
+    pub compressed_bytes: u64,
+    /// Tables.
+    pub tables: usize,
+    /// Chunk files.
+    pub chunks: usize,
+}
+
+const SYSTEM_DATABASES: [&str; 4] = ["mysql", "information_schema", "performance_schema", "sys"];
+
+/// One table to dump.
+#[derive(Debug, Clone)]
+struct TableJob {
+    db: String,
+    name: String,
+    transactional: bool,
+    columns: Vec<ColumnEntry>,
+    /// The single integer primary key column, if the table has one.
+    int_key: Option<String>,
+    data_length: u64,
+}
+
+/// A piece of a table: a key range, or the whole table.
+#[derive(Debug, Clone)]
+struct ChunkJob {
+    table: usize,
+    /// `[from, to)` on the integer key; None = the whole table in one pass.
+    range: Option<(i128, i128, bool)>,
+    /// First chunk number this job writes (range jobs write one chunk).
+    number: usize,
+}
+
+/// Output of one chunk job.
+#[derive(Debug)]
+struct ChunkResult {
+    table: usize,
+    entries: Vec<(usize, ChunkEntry)>,
+    digest: ContentDigest,
+}
+
+/// Dumps `options.databases` from `source` into the new directory `out`.
+pub async fn dump(
+    source: &ConnectOptions,
+    out: &Path,
+    options: &DumpOptions,
+    progress: Arc<Progress>,
+) -> Result<DumpReport> {
+    let started = Instant::now();
+    prepare_dir(out)?;
+    let mut control = connect(source, &["SET NAMES utf8mb4".into()]).await?;
+    let databases = list_databases(&mut control, &options.databases).await?;
+    let mut tables = Vec::new();
+    let mut entries = Vec::new();
+    for db in &databases {
+        entries.push(write_database_schema(&mut control, out, db).await?);
+        for t in list_tables(&mut control, db).await? {
+            tables.push(t);
+        }
+    }
+    Progress::add(&progress.tables_total, tables.len() as u64);
+    Progress::add(&progress.bytes_total, tables.iter().map(|t| t.data_length).sum());
+
+    // The snapshot: lock, record the position, open every worker's transaction, and keep the
+    // lock only as long as the non-transactional tables need it.
+    control.query_drop("FLUSH TABLES WITH READ LOCK").await.map_err(sql("FLUSH TABLES WITH READ LOCK"))?;
+    let position = source_info(&mut control).await?;
+    let session = vec![
+        "SET NAMES binary".to_string(),
+        "SET SESSION time_zone = '+00:00'".into(),
+        "SET SESSION net_write_timeout = 86400, net_read_timeout = 86400".into(),
+        "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ".into(),
+        "START TRANSACTION WITH CONSISTENT SNAPSHOT".into(),
+    ];
+    let mut workers = Vec::new();
+    for _ in 0..options.threads.max(1) {
+        workers.push(connect(source, &session).await?);
+    }
+    for t in &tables {
+        let path = out.join("schema").join(encode_name(&t.db)).join(format!("{}.sql", encode_name(&t.name)));
+        write_create_table(&mut control, &path, t).await?;
+    }
+    let post_files = post::write_all(&mut control, out, &databases).await?;
+
+    let pipeline = Pipeline::new(PipelineConfig::for_budget(options.threads, 256 << 20))
+        .map_err(|e| DumpError::Refused(format!("cannot start the compression threads: {e}")))?;
+    let shared = Arc::new(Shared {
+        out: out.to_path_buf(),
+        tables: tables.clone(),
+        options: options.clone(),
+        pipeline,
+        progress: progress.clone(),
+    });
+
+    let (first, second): (Vec<usize>, Vec<usize>) = (0..tables.len()).partition(|&i| !tables[i].transactional);
+    let mut results = Vec::new();
+    let mut next_number: HashMap<usize, usize> = HashMap::new();
+    let first_jobs = plan_chunks(&mut workers[0], &shared, &first, &mut next_number).await?;
+    let (mut workers, r) = run_jobs(workers, &shared, first_jobs).await?;
+    results.extend(r);
+    control.query_drop("UNLOCK TABLES").await.map_err(sql("UNLOCK TABLES"))?;
+    let second_jobs = plan_chunks(&mut workers[0], &shared, &second, &mut next_number).await?;
+    let (workers, r) = run_jobs(workers, &shared, second_jobs).await?;
+    results.extend(r);
+    for w in workers {
+        let _ = w.disconnect().await;
+    }
+
+    // Assemble the manifest: chunks in order, digests merged per table.
+    let mut per_table: Vec<(Vec<(usize, ChunkEntry)>, ContentDigest)> =
+        vec![(Vec::new(), ContentDigest::default()); tables.len()];
+    for r in results {
+        per_table[r.table].0.extend(r.entries);
+        per_table[r.table].1.merge(&r.digest);
+    }
+    let mut report = DumpReport { tables: tables.len(), ..Default::default() };
+    for (i, t) in tables.iter().enumerate() {
+        let (mut chunks, digest) = std::mem::take(&mut per_table[i]);
+        chunks.sort_by_key(|(n, _)| *n);
+        let chunks: Vec<ChunkEntry> = chunks.into_iter().map(|(_, c)| c).collect();
+        report.rows += chunks.iter().map(|c| c.rows).sum::<u64>();
+        report.bytes += chunks.iter().map(|c| c.bytes).sum::<u64>();
+        report.compressed_bytes += chunks.iter().map(|c| c.compressed_bytes).sum::<u64>();
+        report.chunks += chunks.len();
+        let Some(db) = entries.iter_mut().find(|d: &&mut DatabaseEntry| d.name == t.db) else { continue };
+        db.tables.push(TableEntry {
+            name: t.name.clone(),
+            schema_file: format!("schema/{}/{}.sql", encode_name(&t.db), encode_name(&t.name)),
+            columns: t.columns.clone(),
+            rows: chunks.iter().map(|c| c.rows).sum(),
+            content_digest: digest.hex(),
+            chunks,
+        });
+    }
+    for (db, file) in post_files {
+        if let Some(d) = entries.iter_mut().find(|d| d.name == db) {
+            d.post_file = Some(file);
+        }
+    }
+    let manifest = Manifest {
+        format: FORMAT.into(),
+        created_at: now_rfc3339(),
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        source: position,
+        databases: entries,
+    };
+    write_manifest(out, &manifest)?;
+    Progress::add(&progress.tables_done, tables.len() as u64);
+    let _ = control.disconnect().await;
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+struct Shared {
+    out: PathBuf,
+    tables: Vec<TableJob>,
+    options: DumpOptions,
+    pipeline: Pipeline,
+    progress: Arc<Progress>,
+}
+
+fn prepare_dir(out: &Path) -> Result<()> {
+    if out.exists() {
+        let mut entries = std::fs::read_dir(out).map_err(io(out))?;
+        if entries.next().is_some() {
+            return Err(DumpError::Refused(format!(
+                "{} exists and is not empty; dump into a new directory",
+                out.display()
+            )));
+        }
+    }
+    for sub in ["schema", "data", "post"] {
+        std::fs::create_dir_all(out.join(sub)).map_err(io(out))?;
+    }
+    Ok(())
+}
+
+async fn list_databases(conn: &mut Conn, wanted: &[String]) -> Result<Vec<String>> {
+    let all: Vec<String> = conn
+        .query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA ORDER BY 1")
+        .await
+        .map_err(sql("listing databases"))?;
+    if wanted.is_empty() {
+        return Ok(all.into_iter().filter(|d| !SYSTEM_DATABASES.contains(&d.as_str())).collect());
+    }
+    let missing: Vec<&String> = wanted.iter().filter(|w| !all.contains(w)).collect();
+    if !missing.is_empty() {
+        return Err(DumpError::Refused(format!(
+            "no such database: {}",
+            missing.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    Ok(wanted.to_vec())
+}
+
+async fn write_database_schema(conn: &mut Conn, out: &Path, db: &str) -> Result<DatabaseEntry> {
+    let row: Option<(String, String)> = conn
+        .query_first(format!("SHOW CREATE DATABASE {}", quote(db)))
+        .await
+        .map_err(sql(format!("SHOW CREATE DATABASE {db}")))?;
+    let create = row.map(|r| r.1).unwrap_or_default();
+    let (charset, collation): (String, String) = conn
+        .exec_first(
+            "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+            (db,),
+        )
+        .await
+        .map_err(sql("reading the database's charset"))?
+        .unwrap_or_default();
+    let rel = format!("schema/{}.sql", encode_name(db));
+    let path = out.join(&rel);
+    write_file(&path, format!("{create};\n").as_bytes())?;
+    std::fs::create_dir_all(out.join("schema").join(encode_name(db))).map_err(io(out))?;
+    std::fs::create_dir_all(out.join("data").join(encode_name(db))).map_err(io(out))?;
+    Ok(DatabaseEntry { name: db.into(), charset, collation, schema_file: rel, tables: Vec::new(), post_file: None })
+}
+
+async fn list_tables(conn: &mut Conn, db: &str) -> Result<Vec<TableJob>> {
+    let rows: Vec<(String, Option<String>, Option<u64>)> = conn
+        .exec(
+            "SELECT TABLE_NAME, ENGINE, DATA_LENGTH FROM information_schema.TABLES \
+             WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY 1",
+            (db,),
+        )
+        .await
+        .map_err(sql(format!("listing tables of {db}")))?;
+    let mut tables = Vec::new();
+    for (name, engine, data_length) in rows {
+        let cols: Vec<(String, String, String)> = conn
+            .exec(
+                "SELECT COLUMN_NAME, COLUMN_TYPE, EXTRA FROM information_schema.COLUMNS \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+                (db, &name),
+            )
+            .await
+            .map_err(sql(format!("reading columns of {}", qualified(db, &name))))?;
+        let columns: Vec<ColumnEntry> = cols
+            .into_iter()
+            .map(|(n, t, extra)| ColumnEntry {
+                name: n,
+                column_type: t,
+                generated: extra.to_ascii_uppercase().contains("GENERATED"),
+            })
+            .collect();
+        let key: Vec<String> = conn
+            .exec(
+                "SELECT COLUMN_NAME FROM information_schema.STATISTICS \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX",
+                (db, &name),
+            )
+            .await
+            .map_err(sql("reading primary keys"))?;
+        let int_key = match key.as_slice() {
+            [k] if columns.iter().any(|c| &c.name == k && is_integer(&c.column_type)) => Some(k.clone()),
+            _ => None,
+        };
+        let transactional = engine.as_deref().is_some_and(|e| e.eq_ignore_ascii_case("InnoDB"));
+        tables.push(TableJob {
+            db: db.into(),
+            name,
+            transactional,
+            columns,
+            int_key,
+            data_length: data_length.unwrap_or(0),
+        });
+    }
+    Ok(tables)
+}
+
+fn is_integer(column_type: &str) -> bool {
+    let t = column_type.to_ascii_lowercase();
+    ["tinyint", "smallint", "mediumint", "int", "bigint"].iter().any(|p| t.starts_with(p))
+}
+
+async fn write_create_table(conn: &mut Conn, path: &Path, t: &TableJob) -> Result<()> {
+    let row: Option<(String, String)> = conn
+        .query_first(format!("SHOW CREATE TABLE {}", qualified(&t.db, &t.name)))
+        .await
+        .map_err(sql(format!("SHOW CREATE TABLE {}", qualified(&t.db, &t.name))))?;
+    write_file(path, format!("{};\n", row.map(|r| r.1).unwrap_or_default()).as_bytes())
+}
+
+async fn source_info(conn: &mut Conn) -> Result<SourceInfo> {
+    let version: Option<String> = conn.query_first("SELECT VERSION()").await.map_err(sql("SELECT VERSION()"))?;
+    let version = version.unwrap_or_default();
+    let hostname: Option<String> = conn.query_first("SELECT @@hostname").await.map_err(sql("SELECT @@hostname"))?;
+    let status: Vec<Row> = conn.query("SHOW MASTER STATUS").await.map_err(sql("SHOW MASTER STATUS"))?;
+    let (binlog_file, binlog_position) = match status.into_iter().next() {
+        Some(mut r) => (r.take::<String, _>(0), r.take::<u64, _>(1)),
+        None => (None, None),
+    };
+    let gtid_query =
+        if version.contains("MariaDB") { "SELECT @@GLOBAL.gtid_binlog_pos" } else { "SELECT @@GLOBAL.gtid_executed" };
+    let gtid: Option<String> = conn.query_first(gtid_query).await.map_err(sql(gtid_query))?;
+    Ok(SourceInfo {
+        server_version: version,
+        hostname: hostname.unwrap_or_default(),
+        gtid_executed: gtid.filter(|g| !g.is_empty()),
+        binlog_file,
+        binlog_position,
+    })
+}
+
+/// Splits each table into jobs: key ranges where the key allows, else one pass.
+async fn plan_chunks(
+    conn: &mut Conn,
+    shared: &Shared,
+    tables: &[usize],
+    numbers: &mut HashMap<usize, usize>,
+) -> Result<Vec<ChunkJob>> {
+    let mut jobs = Vec::new();
+    for &i in tables {
+        let t = &shared.tables[i];
+        let pieces = (t.data_length / shared.options.chunk_size.max(1)).max(1);
+        let range = match (&t.int_key, pieces) {
+            (Some(k), p) if p > 1 => {
+                let q = format!("SELECT MIN({0}), MAX({0}) FROM {1}", quote(k), qualified(&t.db, &t.name));
+                let bounds: Option<(Option<String>, Option<String>)> =
+                    conn.query_first(q).await.map_err(sql("reading key bounds"))?;
+                match bounds {
+                    Some((Some(lo), Some(hi))) => lo.parse::<i128>().ok().zip(hi.parse::<i128>().ok()),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        match range {
+            Some((lo, hi)) => {
+                let span = (hi - lo + 1).max(1);
+                let n = i128::from(pieces).min(span);
+                for p in 0..n {
+                    let from = lo + span * p / n;
+                    let to = lo + span * (p + 1) / n;
+                    let number = numbers.entry(i).or_default();
+                    jobs.push(ChunkJob { table: i, range: Some((from, to, p == n - 1)), number: *number });
+                    *number += 1;
+                }
+            }
+            None => {
+                jobs.push(ChunkJob { table: i, range: None, number: 0 });
+            }
+        }
+    }
+    Progress::add(&shared.progress.chunks_total, jobs.len() as u64);
+    // Largest tables first, so the longest job does not start last.
+    jobs.sort_by_key(|j| std::cmp::Reverse(shared.tables[j.table].data_length));
+    Ok(jobs)
+}
+
+/// Runs jobs over the worker connections; returns the connections for the next phase.
+async fn run_jobs(
+    workers: Vec<Conn>,
+    shared: &Arc<Shared>,
+    jobs: Vec<ChunkJob>,
+) -> Result<(Vec<Conn>, Vec<ChunkResult>)> {
+    let queue = Arc::new(Mutex::new(std::collections::VecDeque::from(jobs)));
+    let mut set = tokio::task::JoinSet::new();
+    for mut conn in workers {
+        let (queue, shared) = (queue.clone(), shared.clone());
+        set.spawn(async move {
+            let mut results = Vec::new();
+            loop {
+                let job = queue.lock().ok().and_then(|mut q| q.pop_front());
+                let Some(job) = job else { break };
+                results.push(dump_chunk(&mut conn, &shared, job).await?);
+            }
+            Ok::<_, DumpError>((conn, results))
+        });
+    }
+    let mut conns = Vec::new();
+    let mut results = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        let (conn, r) = joined.map_err(|e| DumpError::Refused(format!("internal error: a worker failed: {e}")))??;
+        conns.push(conn);
+        results.extend(r);
+    }
+    Ok((conns, results))
+}
+
+/// A chunk file being written: rows are compressed and hashed as they come.
+struct ChunkWriter {
+    rel: String,
+    path: PathBuf,
+    encoder: Option<zstd::Encoder<'static, HashingWriter>>,
+    rows: u64,
+    bytes: u64,
+    first_key: Option<String>,
+    last_key: Option<String>,
+}
+
+struct HashingWriter {
+    file: std::fs::File,
+    hash: Sha256,
+    written: u64,
+}
+
+impl Write for HashingWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hash.update(&buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl ChunkWriter {
+    fn create(shared: &Shared, t: &TableJob, number: usize) -> Result<ChunkWriter> {
+        let dir_rel = format!("data/{}/{}", encode_name(&t.db), encode_name(&t.name));
+        let dir = shared.out.join(&dir_rel);
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let rel = format!("{dir_rel}/{number:06}.tsv.zst");
+        let path = shared.out.join(&rel);
+        let file = std::fs::File::create(&path).map_err(io(&path))?;
+        let encoder =
+            zstd::Encoder::new(HashingWriter { file, hash: Sha256::new(), written: 0 }, shared.options.compress_level)
+                .map_err(io(&path))?;
+        Ok(ChunkWriter { rel, path, encoder: Some(encoder), rows: 0, bytes: 0, first_key: None, last_key: None })
+    }
+
+    /// Compresses a block of encoded rows on the pipeline pool.
+    async fn write(&mut self, pipeline: &Pipeline, block: Vec<u8>) -> Result<()> {
+        let Some(mut encoder) = self.encoder.take() else { return Ok(()) };
+        self.bytes += block.len() as u64;
+        let (encoder, result) = pipeline
+            .run(move || {
+                let r = encoder.write_all(&block);
+                (encoder, r)
+            })
+            .await
+            .ok_or_else(|| DumpError::Refused("internal error: the compressor stopped".into()))?;
+        result.map_err(io(&self.path))?;
+        self.encoder = Some(encoder);
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<ChunkEntry> {
+        let encoder =
+            self.encoder.take().ok_or_else(|| DumpError::Refused("internal error: chunk finished twice".into()))?;
+        let writer = encoder.finish().map_err(io(&self.path))?;
+        writer.file.sync_all().map_err(io(&self.path))?;
+        let sha256 = writer.hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        Ok(ChunkEntry {
+            file: self.rel,
+            rows: self.rows,
+            bytes: self.bytes,
+            compressed_bytes: writer.written,
+            sha256,
+            first_key: self.first_key,
+            last_key: self.last_key,
+        })
+    }
+}
+
+const BLOCK: usize = 1 << 20;
+
+/// Reads one job's rows and writes its chunk file(s).
+async fn dump_chunk(conn: &mut Conn, shared: &Shared, job: ChunkJob) -> Result<ChunkResult> {
+    let t = &shared.tables[job.table];
+    let name = qualified(&t.db, &t.name);
+    let columns: Vec<&ColumnEntry> = t.columns.iter().filter(|c| !c.generated).collect();
+    let key_index = t.int_key.as_ref().and_then(|k| columns.iter().position(|c| &c.name == k));
+    let list = columns.iter().map(|c| quote(&c.name)).collect::<Vec<_>>().join(", ");
+    let mut query = format!("SELECT {list} FROM {name}");
+    if let (Some((from, to, last)), Some(k)) = (job.range, &t.int_key) {
+        let k = quote(k);
+        query.push_str(&format!(" WHERE {k} >= {from}"));
+        if !last {
+            query.push_str(&format!(" AND {k} < {to}"));
+        }
+        query.push_str(&format!(" ORDER BY {k}"));
+    } else if let Some(k) = &t.int_key {
+        query.push_str(&format!(" ORDER BY {}", quote(k)));
+    }
+    let mut result = conn.query_iter(query).await.map_err(sql(format!("reading {name}")))?;
+    let mut digest = ContentDigest::default();
+    let mut entries = Vec::new();
+    let mut number = job.number;
+    let mut writer = ChunkWriter::create(shared, t, number)?;
+    let mut block = Vec::with_capacity(BLOCK + 4096);
+    let mut row_buf = Vec::new();
+    while let Some(row) = result.next().await.map_err(sql(format!("reading {name}")))? {
+        row_buf.clear();
+        encode_row(&row, columns.len(), &mut row_buf);
+        digest.add_row(&row_buf);
+        block.extend_from_slice(&row_buf);
+        block.push(b'\n');
+        writer.rows += 1;
+        if let Some(k) = key_index.and_then(|k| row.as_ref(k)) {
+            let key = value_text(k);
+            if writer.first_key.is_none() {
+                writer.first_key = Some(key.clone());
+            }
+            writer.last_key = Some(key);
+        }
+        if block.len() >= BLOCK {
+            Progress::add(&shared.progress.bytes_done, block.len() as u64);
+            writer.write(&shared.pipeline, std::mem::replace(&mut block, Vec::with_capacity(BLOCK + 4096))).await?;
+        }
+        // A table read in one pass is cut into chunks by size.
+        if job.range.is_none() && writer.bytes >= shared.options.chunk_size {
+            entries.push((number, writer.finish()?));
+            number += 1;
+            writer = ChunkWriter::create(shared, t, number)?;
+        }
+    }
+    Progress::add(&shared.progress.bytes_done, block.len() as u64);
+    writer.write(&shared.pipeline, block).await?;
+    let rows: u64 = entries.iter().map(|(_, e): &(usize, ChunkEntry)| e.rows).sum::<u64>() + writer.rows;
+    entries.push((number, writer.finish()?));
+    Progress::add(&shared.progress.rows_done, rows);
+    Progress::add(&shared.progress.chunks_done, entries.len() as u64);
+    // Chunk numbers of one-pass tables start at 0; range chunks have their own numbers.
+    Ok(ChunkResult { table: job.table, entries, digest })
+}
+
+fn value_text(v: &Value) -> String {
+    match v {
+        Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+        Value::NULL => "NULL".into(),
+        other => other.as_sql(true),
+    }
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut f = std::fs::File::create(path).map_err(io(path))?;
+    f.write_all(bytes).map_err(io(path))?;
+    f.sync_all().map_err(io(path))
+}
+
+fn write_manifest(out: &Path, manifest: &Manifest) -> Result<()> {
+    let tmp = out.join(format!("{MANIFEST}.tmp"));
+    let json = serde_json::to_vec_pretty(manifest)
+        .map_err(|e| DumpError::Refused(format!("serialising the manifest: {e}")))?;
+    write_file(&tmp, &json)?;
+    let final_path = out.join(MANIFEST);
+    std::fs::rename(&tmp, &final_path).map_err(io(&final_path))?;
+    // Make the rename durable.
+    std::fs::File::open(out).and_then(|d| d.sync_all()).map_err(io(out))
+}
+
+fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}

@@ -1,0 +1,418 @@
+//! floodgate's own format, `floodgate/1` (DESIGN.md, "Native format").
+//!
+//! ```text
+//! DIR/manifest.json                      written last, atomically: its presence = complete
+//! DIR/schema/<db>.sql                    CREATE DATABASE
+//! DIR/schema/<db>/<table>.sql            CREATE TABLE
+//! DIR/data/<db>/<table>/<NNNNNN>.tsv.zst rows in LOAD DATA's default format, zstd
+//! DIR/post/<db>.sql                      views, routines, triggers, events
+//! ```
+//!
+//! Names in paths are percent-encoded ([`encode_name`]). Every path in a manifest is checked
+//! to stay inside the directory ([`resolve`]): no `..`, nothing absolute, no link out.
+
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::model::*;
+use crate::{FormatError, Result};
+
+/// The `format` value of a floodgate/1 manifest.
+pub const FORMAT: &str = "floodgate/1";
+/// The manifest's file name.
+pub const MANIFEST: &str = "manifest.json";
+
+/// manifest.json.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// RFC 3339 time the snapshot was taken.
+    pub created_at: String,
+    /// floodgate's version.
+    pub tool_version: String,
+    /// The source server and snapshot position.
+    pub source: SourceInfo,
+    /// Databases.
+    pub databases: Vec<DatabaseEntry>,
+}
+
+/// Where the dump came from.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceInfo {
+    /// `SELECT VERSION()`.
+    pub server_version: String,
+    /// `@@hostname`.
+    pub hostname: String,
+    /// GTID position of the snapshot (`@@gtid_binlog_pos` on MariaDB, `@@gtid_executed` on MySQL).
+    pub gtid_executed: Option<String>,
+    /// Binary log file of the snapshot.
+    pub binlog_file: Option<String>,
+    /// Position in it.
+    pub binlog_position: Option<u64>,
+}
+
+/// A database in the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseEntry {
+    /// Real name.
+    pub name: String,
+    /// Default character set.
+    pub charset: String,
+    /// Default collation.
+    pub collation: String,
+    /// CREATE DATABASE file.
+    pub schema_file: String,
+    /// Tables.
+    pub tables: Vec<TableEntry>,
+    /// Views, routines, triggers and events.
+    pub post_file: Option<String>,
+}
+
+/// A table in the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableEntry {
+    /// Real name.
+    pub name: String,
+    /// CREATE TABLE file.
+    pub schema_file: String,
+    /// Every column, in order.
+    pub columns: Vec<ColumnEntry>,
+    /// Rows in all chunks.
+    pub rows: u64,
+    /// Hex of the order-independent digest of all rows ([`ContentDigest`]).
+    pub content_digest: String,
+    /// Chunks in order.
+    pub chunks: Vec<ChunkEntry>,
+}
+
+/// A column in the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnEntry {
+    /// Name.
+    pub name: String,
+    /// `COLUMN_TYPE`.
+    #[serde(rename = "type")]
+    pub column_type: String,
+    /// Generated columns are not in the rows files.
+    pub generated: bool,
+}
+
+/// A chunk in the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChunkEntry {
+    /// Path relative to the backup directory.
+    pub file: String,
+    /// Rows in it.
+    pub rows: u64,
+    /// Uncompressed bytes.
+    pub bytes: u64,
+    /// Bytes as stored.
+    pub compressed_bytes: u64,
+    /// Hex SHA-256 of the stored (compressed) file.
+    pub sha256: String,
+    /// First key value of the chunk (informational).
+    pub first_key: Option<String>,
+    /// Last key value of the chunk (informational).
+    pub last_key: Option<String>,
+}
+
+/// Percent-encodes a name for use as a path component: every byte outside
+/// `[A-Za-z0-9_-]`, and a leading `.`, becomes `%XX`.
+pub fn encode_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for (i, b) in name.bytes().enumerate() {
+        let plain = b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || (b == b'.' && i > 0);
+        if plain && b != b'.' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Resolves a manifest path inside `root`, refusing `..`, absolute paths and symbolic links
+/// that lead out of the directory. The file must exist.
+pub fn resolve(root: &Path, relative: &str, manifest: &Path) -> Result<PathBuf> {
+    let unsafe_path = |reason: &str| FormatError::UnsafePath {
+        path: manifest.to_path_buf(),
+        name: relative.to_string(),
+        reason: reason.to_string(),
+    };
+    let rel = Path::new(relative);
+    if relative.is_empty() || rel.is_absolute() {
+        return Err(unsafe_path("paths in a manifest must be relative"));
+    }
+    if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+        return Err(unsafe_path("`..`, `.` and roots are not allowed in manifest paths"));
+    }
+    let path = root.join(rel);
+    let real = path.canonicalize().map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            FormatError::corrupt(&path, None, "listed in the manifest but missing")
+        } else {
+            FormatError::io(&path, e)
+        }
+    })?;
+    if !real.starts_with(root) {
+        return Err(unsafe_path("leads out of the backup directory"));
+    }
+    Ok(path)
+}
+
+/// The order-independent digest of a table's rows: the sum, modulo 2^256, of the SHA-256 of
+/// each row's encoded bytes (the row as a rows file holds it, without its line end). Any
+/// order of the same rows gives the same digest, so it can be recomputed from the target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ContentDigest([u8; 32]);
+
+impl ContentDigest {
+    /// Adds one row.
+    pub fn add_row(&mut self, encoded_row: &[u8]) {
+        let h = Sha256::digest(encoded_row);
+        self.add(&h.into());
+    }
+
+    fn add(&mut self, other: &[u8; 32]) {
+        let mut carry = 0u16;
+        for i in (0..32).rev() {
+            let sum = u16::from(self.0[i]) + u16::from(other[i]) + carry;
+            self.0[i] = (sum & 0xff) as u8;
+            carry = sum >> 8;
+        }
+    }
+
+    /// Combines two partial digests (of disjoint rows).
+    pub fn merge(&mut self, other: &ContentDigest) {
+        self.add(&other.0);
+    }
+
+    /// Lower-case hex.
+    pub fn hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Adds every row of a rows-file block; `state` carries an unfinished last row (and a
+    /// pending backslash) between blocks. Returns the rows completed.
+    pub fn add_rows(&mut self, block: &[u8], state: &mut RowState) -> u64 {
+        let mut rows = 0;
+        let mut start = 0;
+        for (i, &b) in block.iter().enumerate() {
+            if state.escaped {
+                state.escaped = false;
+            } else if b == b'\\' {
+                state.escaped = true;
+            } else if b == b'\n' {
+                if state.partial.is_empty() {
+                    self.add_row(&block[start..i]);
+                } else {
+                    state.partial.extend_from_slice(&block[start..i]);
+                    self.add_row(&state.partial);
+                    state.partial.clear();
+                }
+                rows += 1;
+                start = i + 1;
+            }
+        }
+        state.partial.extend_from_slice(&block[start..]);
+        rows
+    }
+}
+
+/// The part of a row not yet ended, between blocks of a rows file.
+#[derive(Debug, Clone, Default)]
+pub struct RowState {
+    partial: Vec<u8>,
+    escaped: bool,
+}
+
+impl RowState {
+    /// True when the input so far ended at a row boundary.
+    pub fn at_row_end(&self) -> bool {
+        self.partial.is_empty() && !self.escaped
+    }
+}
+
+/// Reads a native backup directory into a plan, checking the manifest's paths.
+pub fn read(dir: &Path) -> Result<RestorePlan> {
+    let root = dir.canonicalize().map_err(|e| FormatError::io(dir, e))?;
+    let manifest_path = root.join(MANIFEST);
+    let manifest = read_manifest(&manifest_path)?;
+    let mut databases = Vec::new();
+    for db in &manifest.databases {
+        let file = |rel: &str| -> Result<SqlFile> {
+            let path = resolve(&root, rel, &manifest_path)?;
+            let bytes = std::fs::metadata(&path).map_err(|e| FormatError::io(&path, e))?.len();
+            Ok(SqlFile { path, bytes })
+        };
+        let mut tables = Vec::new();
+        for t in &db.tables {
+            let mut chunks = Vec::new();
+            let mut total = 0u64;
+            for (i, c) in t.chunks.iter().enumerate() {
+                total += c.rows;
+                let f = file(&c.file)?;
+                if f.bytes != c.compressed_bytes {
+                    return Err(FormatError::corrupt(
+                        &f.path,
+                        None,
+                        format!("{} bytes on disk, the manifest says {}", f.bytes, c.compressed_bytes),
+                    ));
+                }
+                chunks.push(Chunk {
+                    index: i as u64,
+                    file: f,
+                    data_files: Vec::new(),
+                    rows: Some(RowsCheck { sha256: c.sha256.clone(), rows: c.rows }),
+                });
+            }
+            if total != t.rows {
+                return Err(FormatError::corrupt(
+                    &manifest_path,
+                    None,
+                    format!(
+                        "table `{}`.`{}`: chunks hold {total} rows, the table entry says {}",
+                        db.name, t.name, t.rows
+                    ),
+                ));
+            }
+            tables.push(Table {
+                name: t.name.clone(),
+                schema: file(&t.schema_file)?,
+                chunks,
+                expected_rows: Some(t.rows),
+                columns: t.columns.iter().filter(|c| !c.generated).map(|c| c.name.clone()).collect(),
+                content_digest: Some(t.content_digest.clone()),
+            });
+        }
+        let post = match &db.post_file {
+            Some(p) => vec![file(p)?],
+            None => Vec::new(),
+        };
+        databases.push(Database {
+            name: db.name.clone(),
+            create: Some(file(&db.schema_file)?),
+            tables,
+            views: Vec::new(),
+            post,
+            triggers: Vec::new(),
+        });
+    }
+    Ok(RestorePlan {
+        format: Format::Native,
+        root,
+        session: SessionSettings { sql_mode: None, time_zone: Some("+00:00".into()), charset: Some("binary".into()) },
+        position: Some(Position {
+            binlog_file: manifest.source.binlog_file.clone(),
+            binlog_position: manifest.source.binlog_position,
+            gtid_executed: manifest.source.gtid_executed.clone(),
+        }),
+        databases,
+    })
+}
+
+/// Reads and checks manifest.json. A directory without one is an unfinished dump.
+pub fn read_manifest(path: &Path) -> Result<Manifest> {
+    let text = match std::fs::read(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(FormatError::corrupt(
+                path,
+                None,
+                "no manifest.json: the dump did not finish (floodgate writes it last)",
+            ))
+        }
+        Err(e) => return Err(FormatError::io(path, e)),
+    };
+    let manifest: Manifest = serde_json::from_slice(&text)
+        .map_err(|e| FormatError::corrupt(path, None, format!("invalid manifest: {e}")))?;
+    if manifest.format != FORMAT {
+        return Err(FormatError::corrupt(path, None, format!("format is {:?}, expected {FORMAT:?}", manifest.format)));
+    }
+    Ok(manifest)
+}
+
+/// True if `dir` has a manifest.json naming this format.
+pub fn looks_like(dir: &Path) -> bool {
+    let path = dir.join(MANIFEST);
+    std::fs::read(&path)
+        .ok()
+        .and_then(|t| serde_json::from_slice::<serde_json::Value>(&t).ok())
+        .is_some_and(|v| v.get("format").and_then(|f| f.as_str()) == Some(FORMAT))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn names_are_encoded_for_paths() {
+        assert_eq!(encode_name("plain_Name-1"), "plain_Name-1");
+        assert_eq!(encode_name("odd name; `x`"), "odd%20name%3B%20%60x%60");
+        assert_eq!(encode_name(".hidden"), "%2Ehidden");
+        assert_eq!(encode_name("a.b"), "a%2Eb");
+        assert_eq!(encode_name("ü"), "%C3%BC");
+        assert_eq!(encode_name("../x"), "%2E%2E%2Fx");
+    }
+
+    #[test]
+    fn resolve_refuses_escapes() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::write(root.join("ok"), "x").unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", root.join("link")).unwrap();
+        let m = root.join(MANIFEST);
+        assert!(resolve(&root, "ok", &m).is_ok());
+        for bad in ["../ok", "/etc/hostname", "a/../../ok", "./ok", "", "link"] {
+            let e = resolve(&root, bad, &m).unwrap_err();
+            assert!(e.is_integrity(), "{bad}: {e}");
+        }
+        assert!(matches!(resolve(&root, "missing", &m), Err(FormatError::Corrupt { .. })));
+    }
+
+    fn encode(row: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for &b in row {
+            match b {
+                b'\\' => out.extend_from_slice(b"\\\\"),
+                b'\n' => out.extend_from_slice(b"\\n"),
+                b'\t' => out.extend_from_slice(b"\\t"),
+                _ => out.push(b),
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn digest_ignores_order_and_blocks(rows in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..12), 0..20), cut in any::<usize>()) {
+            let encoded: Vec<Vec<u8>> = rows.iter().map(|r| encode(r)).collect();
+            let data: Vec<u8> = encoded.iter().flat_map(|r| r.iter().copied().chain([b'\n'])).collect();
+            let mut whole = ContentDigest::default();
+            let mut state = RowState::default();
+            prop_assert_eq!(whole.add_rows(&data, &mut state) as usize, rows.len());
+            prop_assert!(state.at_row_end());
+            let cut = cut % (data.len() + 1);
+            let mut pieces = ContentDigest::default();
+            let mut state = RowState::default();
+            let n = pieces.add_rows(&data[..cut], &mut state) + pieces.add_rows(&data[cut..], &mut state);
+            prop_assert_eq!(n as usize, rows.len());
+            prop_assert_eq!(whole, pieces);
+            let mut reversed = ContentDigest::default();
+            for r in encoded.iter().rev() {
+                reversed.add_row(r);
+            }
+            prop_assert_eq!(whole, reversed);
+        }
+    }
+}
