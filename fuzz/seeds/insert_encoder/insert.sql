@@ -1,0 +1,1 @@
+INSERT INTO `db`.`t``x` (`a`,b,`c`) VALUES (1,'a\\tb',b'10'),(2,'\r\n',b'0'),(3,NULL,NULL);

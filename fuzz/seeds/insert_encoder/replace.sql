@@ -1,0 +1,1 @@
+REPLACE LOW_PRIORITY INTO t VALUES (_binary 0x4142,'\'',b'1'),(1e10,'"',1)
