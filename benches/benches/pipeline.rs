@@ -89,6 +89,13 @@ fn bench(c: &mut Criterion) {
             out.len()
         })
     });
+    // `floodgate verify` of one native chunk: SHA-256 of the stored bytes, decompression, row
+    // parsing and the per-row content digest; throughput in decompressed bytes.
+    let sha = sha2::Sha256::digest(&zst).iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let rows = RowCounter::default().count(&tsv);
+    g.bench_function("verify_chunk", |b| {
+        b.iter(|| floodgate_pipeline::verify::check_stored(&zst[..], &sha, rows).unwrap().rows)
+    });
     g.throughput(Throughput::Bytes(zst.len() as u64));
     g.bench_function("sha256", |b| b.iter(|| sha2::Sha256::digest(black_box(&zst))));
     g.finish();

@@ -32,15 +32,26 @@ pub struct VerifyReport {
     pub problems: Vec<Problem>,
 }
 
-struct ChunkOutcome {
-    rows: u64,
-    bytes: u64,
-    digest: ContentDigest,
+/// What checking one chunk found.
+#[derive(Debug)]
+pub struct ChunkOutcome {
+    /// Rows in it.
+    pub rows: u64,
+    /// Decompressed bytes.
+    pub bytes: u64,
+    /// The digest of its rows.
+    pub digest: ContentDigest,
 }
 
 fn check_chunk(path: &Path, sha256: &str, rows: u64) -> Result<ChunkOutcome, String> {
     let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-    let mut hashing = HashingReader::new(std::io::BufReader::with_capacity(256 * 1024, file));
+    check_stored(std::io::BufReader::with_capacity(256 * 1024, file), sha256, rows)
+}
+
+/// Checks a stored chunk read from `stored`: its SHA-256, that it decompresses, that its
+/// rows end cleanly and number `rows`. Returns the rows' digest.
+pub fn check_stored<R: Read>(stored: R, sha256: &str, rows: u64) -> Result<ChunkOutcome, String> {
+    let mut hashing = HashingReader::new(stored);
     let mut digest = ContentDigest::default();
     let mut state = RowState::default();
     let mut counted = 0;

@@ -5,6 +5,7 @@
 
 mod bad_input;
 mod common;
+mod consistency;
 mod differential;
 mod mydumper;
 mod mysqldump;
