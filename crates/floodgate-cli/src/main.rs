@@ -10,6 +10,12 @@ mod run;
 
 use clap::Parser;
 
+/// glibc's per-thread arenas kept freed multi-megabyte chunk buffers and let peak RSS grow
+/// with the size of a dump (measured: 283 MiB on a 4 GB mysqldump file); mimalloc returns
+/// them.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let argv = args::mysql_style_password(std::env::args_os().collect());
     let cli = args::Cli::parse_from(argv);

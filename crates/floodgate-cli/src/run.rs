@@ -74,6 +74,9 @@ fn restore(args: RestoreArgs) -> Result<()> {
                 print_plan(&plan, !args.no_defer_indexes);
                 return Ok(());
             }
+            if plan.tables().next().is_none() && plan.databases.iter().all(|d| d.views.is_empty()) {
+                eprintln!("floodgate: warning: {} holds no tables or views; only databases will be created", plan.root.display());
+            }
             Backup::Directory(plan)
         }
         Backup::Dump(dump) => {

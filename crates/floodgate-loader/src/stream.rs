@@ -36,7 +36,7 @@ use crate::{connect, sql, ConnectOptions, LoadError, Phase, Progress, Result};
 
 /// SQL text per chunk: large enough to amortise a transaction, small enough that N loaders
 /// plus the queue stay well inside the memory budget.
-pub const CHUNK_BYTES: usize = 8 << 20;
+pub const CHUNK_BYTES: usize = 4 << 20;
 
 /// A column as the loader treats it.
 #[derive(Debug, Clone)]
