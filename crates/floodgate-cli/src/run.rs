@@ -75,7 +75,10 @@ fn restore(args: RestoreArgs) -> Result<()> {
                 return Ok(());
             }
             if plan.tables().next().is_none() && plan.databases.iter().all(|d| d.views.is_empty()) {
-                eprintln!("floodgate: warning: {} holds no tables or views; only databases will be created", plan.root.display());
+                eprintln!(
+                    "floodgate: warning: {} holds no tables or views; only databases will be created",
+                    plan.root.display()
+                );
             }
             Backup::Directory(plan)
         }

@@ -243,47 +243,10 @@ fn post_object(words: &[String]) -> bool {
     }
 }
 
-/// The keywords of a statement's head, upper-cased, skipping comments, conditional-comment
-/// markers, quoted names and `DEFINER=user@host` clauses: enough to see what it creates.
+/// The keywords of a statement's head (see [`sqltext::head_words`]): enough to see what it
+/// creates.
 pub fn object_words(text: &[u8]) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut i = 0;
-    while i < text.len() && words.len() < 12 {
-        let rest = &text[i..];
-        let c = rest[0];
-        if c.is_ascii_whitespace() || matches!(c, b'=' | b'@' | b',' | b'.') {
-            i += 1;
-        } else if rest.starts_with(b"/*!") || rest.starts_with(b"/*M!") {
-            i += if rest[2] == b'!' { 3 } else { 4 };
-            while i < text.len() && text[i].is_ascii_digit() {
-                i += 1;
-            }
-        } else if rest.starts_with(b"*/") {
-            i += 2;
-        } else if rest.starts_with(b"/*") {
-            match rest.windows(2).position(|w| w == b"*/") {
-                Some(end) => i += end + 2,
-                None => break,
-            }
-        } else if rest.starts_with(b"--") || c == b'#' {
-            match rest.iter().position(|&c| c == b'\n') {
-                Some(end) => i += end + 1,
-                None => break,
-            }
-        } else if matches!(c, b'`' | b'\'' | b'"') {
-            match rest[1..].iter().position(|&d| d == c) {
-                Some(end) => i += end + 2,
-                None => break,
-            }
-        } else if c.is_ascii_alphanumeric() || c == b'_' {
-            let len = rest.iter().take_while(|c| c.is_ascii_alphanumeric() || **c == b'_').count();
-            words.push(String::from_utf8_lossy(&rest[..len]).to_ascii_uppercase());
-            i += len;
-        } else {
-            break;
-        }
-    }
-    words
+    sqltext::head_words(text, 12)
 }
 
 /// The database of `USE db`.

@@ -111,37 +111,46 @@ pub fn parse_insert_head(stmt: &[u8]) -> Option<InsertHead> {
     Some(InsertHead { plain, table, columns, values_at: e })
 }
 
-/// The first `n` words of a statement, upper-cased, skipping whitespace, comments and the
-/// `/*!NNNNN` opener of conditional comments.
-pub fn leading_keywords(text: &[u8], n: usize) -> Vec<String> {
+/// The first `n` words of a statement's head, upper-cased. Skips whitespace, comments, the
+/// `/*!NNNNN` opener and `*/` closer of conditional comments, quoted names and strings, and
+/// the `=`, `@`, `,` and `.` of clauses like `DEFINER=`user`@`host``; stops at anything else
+/// (a parenthesis, an operator). Enough to tell what a statement does.
+pub fn head_words(text: &[u8], n: usize) -> Vec<String> {
     let mut words = Vec::new();
     let mut i = 0;
     while i < text.len() && words.len() < n {
         let rest = &text[i..];
-        if rest[0].is_ascii_whitespace() {
+        let c = rest[0];
+        if c.is_ascii_whitespace() || matches!(c, b'=' | b'@' | b',' | b'.') {
             i += 1;
         } else if rest.starts_with(b"/*!") || rest.starts_with(b"/*M!") {
             i += if rest[2] == b'!' { 3 } else { 4 };
             while i < text.len() && text[i].is_ascii_digit() {
                 i += 1;
             }
+        } else if rest.starts_with(b"*/") {
+            i += 2;
         } else if rest.starts_with(b"/*") {
             match rest.windows(2).position(|w| w == b"*/") {
                 Some(end) => i += end + 2,
                 None => break,
             }
-        } else if rest.starts_with(b"--") || rest[0] == b'#' {
+        } else if rest.starts_with(b"--") || c == b'#' {
             match rest.iter().position(|&c| c == b'\n') {
                 Some(end) => i += end + 1,
                 None => break,
             }
-        } else {
-            let len = rest.iter().take_while(|c| c.is_ascii_alphanumeric() || **c == b'_').count();
-            if len == 0 {
-                break;
+        } else if matches!(c, b'`' | b'\'' | b'"') {
+            match rest[1..].iter().position(|&d| d == c) {
+                Some(end) => i += end + 2,
+                None => break,
             }
+        } else if c.is_ascii_alphanumeric() || c == b'_' {
+            let len = rest.iter().take_while(|c| c.is_ascii_alphanumeric() || **c == b'_').count();
             words.push(String::from_utf8_lossy(&rest[..len]).to_ascii_uppercase());
             i += len;
+        } else {
+            break;
         }
     }
     words

@@ -13,7 +13,7 @@ use mysql_async::Conn;
 
 use crate::restore::Ctx;
 use crate::{connect, LoadError, Result};
-use floodgate_format::sqltext::leading_keywords;
+use floodgate_format::sqltext::head_words;
 
 /// What already exists on the target.
 #[derive(Debug, Default)]
@@ -143,7 +143,7 @@ fn read_schemas(ctx: &Ctx) -> Result<(Vec<Vec<Statement>>, ReferencedColumns)> {
 }
 
 fn create_table_text(s: &Statement) -> Option<&str> {
-    let words = leading_keywords(&s.text, 3);
+    let words = head_words(&s.text, 3);
     let is_create = words.first().map(String::as_str) == Some("CREATE")
         && (words.get(1).map(String::as_str) == Some("TABLE") || words.get(2).map(String::as_str) == Some("TABLE"));
     if !is_create {

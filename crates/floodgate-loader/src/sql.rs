@@ -3,7 +3,7 @@
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
-use floodgate_format::sqltext::leading_keywords;
+use floodgate_format::sqltext::head_words;
 
 use crate::{LoadError, Result};
 
@@ -46,7 +46,7 @@ pub enum StatementKind {
 }
 
 pub fn kind(text: &[u8]) -> StatementKind {
-    let head = leading_keywords(text, 2);
+    let head = head_words(text, 2);
     match head.first().map(String::as_str) {
         Some("INSERT") | Some("REPLACE") => StatementKind::Insert,
         Some("LOAD") if head.get(1).map(String::as_str) == Some("DATA") => StatementKind::LoadData,

@@ -367,7 +367,7 @@ impl Sequencer<'_> {
             Some(SchemaTarget::Table(db, table)) => {
                 let db = if db.is_empty() { current.clone() } else { db.clone() };
                 self.guard_table(&db, table, s.offset).await?;
-                if sqltext::leading_keywords(&s.text, 1).first().map(String::as_str) == Some("CREATE") {
+                if sqltext::head_words(&s.text, 1).first().map(String::as_str) == Some("CREATE") {
                     let idx = self.table_index(&db, table);
                     let t = Instant::now();
                     if self.options.defer_indexes {
@@ -424,7 +424,7 @@ impl Sequencer<'_> {
     }
 
     async fn guard_database(&mut self, db: &str, s: &Statement) -> Result<()> {
-        let is_drop = sqltext::leading_keywords(&s.text, 1).first().map(String::as_str) == Some("DROP");
+        let is_drop = sqltext::head_words(&s.text, 1).first().map(String::as_str) == Some("DROP");
         if !is_drop || self.options.overwrite {
             return Ok(());
         }

@@ -262,6 +262,23 @@ fn send_statements(
     Ok(())
 }
 
+/// Reads up to `size` bytes (fewer only at the end of the input; none at its end). On error,
+/// also says how far into the block it got.
+fn fill_block(reader: &mut impl Read, size: usize) -> Result<Vec<u8>, (u64, std::io::Error)> {
+    let mut block = vec![0u8; size];
+    let mut filled = 0;
+    while filled < size {
+        match reader.read(&mut block[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err((filled as u64, e)),
+        }
+    }
+    block.truncate(filled);
+    Ok(block)
+}
+
 /// Hashes what passes through it.
 pub struct HashingReader<R> {
     inner: R,
@@ -310,21 +327,12 @@ fn produce_verified(
         let mut decoder = zstd::stream::read::Decoder::with_buffer(std::io::BufReader::new(&mut hashing))
             .map_err(|e| err(Some(0), format!("not a zstd file: {e}"), true))?;
         loop {
-            let mut block = vec![0u8; block_size];
-            let mut filled = 0;
-            while filled < block_size {
-                match decoder.read(&mut block[filled..]) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(err(Some(offset + filled as u64), format!("cannot decompress: {e}"), true)),
-                }
-            }
-            if filled == 0 {
+            let block = fill_block(&mut decoder, block_size)
+                .map_err(|(at, e)| err(Some(offset + at), format!("cannot decompress: {e}"), true))?;
+            if block.is_empty() {
                 break;
             }
-            block.truncate(filled);
-            offset += filled as u64;
+            offset += block.len() as u64;
             rows.fetch_add(counter.count(&block), Ordering::Relaxed);
             if tx.blocking_send(Ok(Bytes::from(block))).is_err() {
                 return Ok(());
@@ -356,21 +364,12 @@ fn produce_bytes(
     let mut counter = RowCounter::default();
     let mut offset = 0u64;
     loop {
-        let mut block = vec![0u8; block_size];
-        let mut filled = 0;
-        while filled < block_size {
-            match reader.read(&mut block[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(err(Some(offset + filled as u64), &e, is_corruption(&e))),
-            }
-        }
-        if filled == 0 {
+        let block =
+            fill_block(&mut reader, block_size).map_err(|(at, e)| err(Some(offset + at), &e, is_corruption(&e)))?;
+        if block.is_empty() {
             return Ok(());
         }
-        block.truncate(filled);
-        offset += filled as u64;
+        offset += block.len() as u64;
         rows.fetch_add(counter.count(&block), Ordering::Relaxed);
         if tx.blocking_send(Ok(Bytes::from(block))).is_err() {
             return Ok(());
