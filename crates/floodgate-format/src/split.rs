@@ -157,6 +157,23 @@ impl Splitter {
             let b = self.buf[self.pos];
             match self.state {
                 State::Quoted(q) => {
+                    // Fast path: jump to the next byte that can end or escape the quote.
+                    let next = if q == b'`' {
+                        memchr::memchr(q, &self.buf[self.pos..])
+                    } else {
+                        memchr::memchr2(q, b'\\', &self.buf[self.pos..])
+                    };
+                    match next {
+                        Some(0) => {}
+                        Some(n) => {
+                            self.pos += n;
+                            continue;
+                        }
+                        None => {
+                            self.pos = self.buf.len();
+                            continue;
+                        }
+                    }
                     if b == b'\\' && q != b'`' {
                         if self.short(self.pos, 2, eof) {
                             return Ok(());
@@ -176,12 +193,13 @@ impl Splitter {
                     }
                     self.pos += 1;
                 }
-                State::LineComment => {
-                    if b == b'\n' {
+                State::LineComment => match memchr::memchr(b'\n', &self.buf[self.pos..]) {
+                    Some(n) => {
                         self.state = State::Code;
+                        self.pos += n + 1;
                     }
-                    self.pos += 1;
-                }
+                    None => self.pos = self.buf.len(),
+                },
                 State::BlockComment => {
                     if b == b'*' {
                         if self.short(self.pos, 2, eof) {
@@ -196,6 +214,21 @@ impl Splitter {
                     self.pos += 1;
                 }
                 State::Code => {
+                    // Fast path: bytes that cannot start a quote, comment or delimiter (most of
+                    // a VALUES list) only matter once the statement has begun.
+                    if self.has_content {
+                        let first = self.delimiter[0];
+                        let plain = self.buf[self.pos..]
+                            .iter()
+                            .take_while(|&&c| {
+                                c != first && !matches!(c, b'\'' | b'"' | b'`' | b'#' | b'-' | b'/' | b'*' | b';')
+                            })
+                            .count();
+                        if plain > 0 {
+                            self.pos += plain;
+                            continue;
+                        }
+                    }
                     if !self.scan_code(eof, out)? {
                         return Ok(());
                     }
