@@ -79,7 +79,7 @@ pub struct DumpOptions {
 
 impl Default for DumpOptions {
     fn default() -> Self {
-        DumpOptions { threads: 4, chunk_size: 64 << 20, compress_level: 3, databases: Vec::new() }
+        DumpOptions { threads: 4, chunk_size: 64 << 20, compress_level: 1, databases: Vec::new() }
     }
 }
 
@@ -470,11 +470,15 @@ async fn run_jobs(
     Ok((conns, results))
 }
 
-/// A chunk file being written: rows are compressed and hashed as they come.
+/// A chunk file being written: each block of rows becomes one independent zstd frame,
+/// compressed on the pipeline pool and hashed as it is written. One-shot frames of a known
+/// size compress about twice as fast as a stream over the same bytes (no window carried
+/// between blocks), for a few percent of size.
 struct ChunkWriter {
     rel: String,
     path: PathBuf,
-    encoder: Option<zstd::Encoder<'static, HashingWriter>>,
+    /// The file and the compressor travel to the pool together and come back.
+    state: Option<(HashingWriter, zstd::bulk::Compressor<'static>)>,
     rows: u64,
     bytes: u64,
     first_key: Option<String>,
@@ -487,15 +491,12 @@ struct HashingWriter {
     written: u64,
 }
 
-impl Write for HashingWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.file.write(buf)?;
-        self.hash.update(&buf[..n]);
-        self.written += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.file.flush()
+impl HashingWriter {
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.file.write_all(buf)?;
+        self.hash.update(buf);
+        self.written += buf.len() as u64;
+        Ok(())
     }
 }
 
@@ -507,32 +508,46 @@ impl ChunkWriter {
         let rel = format!("{dir_rel}/{number:06}.tsv.zst");
         let path = shared.out.join(&rel);
         let file = std::fs::File::create(&path).map_err(io(&path))?;
-        let encoder =
-            zstd::Encoder::new(HashingWriter { file, hash: Sha256::new(), written: 0 }, shared.options.compress_level)
-                .map_err(io(&path))?;
-        Ok(ChunkWriter { rel, path, encoder: Some(encoder), rows: 0, bytes: 0, first_key: None, last_key: None })
+        let compressor = zstd::bulk::Compressor::new(shared.options.compress_level).map_err(io(&path))?;
+        let writer = HashingWriter { file, hash: Sha256::new(), written: 0 };
+        Ok(ChunkWriter {
+            rel,
+            path,
+            state: Some((writer, compressor)),
+            rows: 0,
+            bytes: 0,
+            first_key: None,
+            last_key: None,
+        })
     }
 
-    /// Compresses a block of encoded rows on the pipeline pool.
+    /// Compresses a block of encoded rows into one frame, on the pipeline pool.
     async fn write(&mut self, pipeline: &Pipeline, block: Vec<u8>) -> Result<()> {
-        let Some(mut encoder) = self.encoder.take() else { return Ok(()) };
+        if block.is_empty() {
+            return Ok(());
+        }
+        let Some((mut writer, mut compressor)) = self.state.take() else { return Ok(()) };
         self.bytes += block.len() as u64;
-        let (encoder, result) = pipeline
+        let (writer, compressor, result) = pipeline
             .run(move || {
-                let r = encoder.write_all(&block);
-                (encoder, r)
+                let r = compressor.compress(&block).and_then(|frame| writer.write_all(&frame));
+                (writer, compressor, r)
             })
             .await
             .ok_or_else(|| DumpError::Refused("internal error: the compressor stopped".into()))?;
         result.map_err(io(&self.path))?;
-        self.encoder = Some(encoder);
+        self.state = Some((writer, compressor));
         Ok(())
     }
 
     fn finish(mut self) -> Result<ChunkEntry> {
-        let encoder =
-            self.encoder.take().ok_or_else(|| DumpError::Refused("internal error: chunk finished twice".into()))?;
-        let writer = encoder.finish().map_err(io(&self.path))?;
+        let (mut writer, mut compressor) =
+            self.state.take().ok_or_else(|| DumpError::Refused("internal error: chunk finished twice".into()))?;
+        if writer.written == 0 {
+            // An empty chunk is still a valid zstd file: one empty frame.
+            let frame = compressor.compress(&[]).map_err(io(&self.path))?;
+            writer.write_all(&frame).map_err(io(&self.path))?;
+        }
         writer.file.sync_all().map_err(io(&self.path))?;
         let sha256 = writer.hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
         Ok(ChunkEntry {
