@@ -18,55 +18,26 @@ pub async fn write_all(conn: &mut Conn, out: &Path, databases: &[String]) -> Res
         for (_, body) in ordered_views(conn, db).await? {
             text.push_str(&body);
         }
-        for kind in ["FUNCTION", "PROCEDURE"] {
-            let names: Vec<String> = conn
-                .exec(
-                    "SELECT ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? AND ROUTINE_TYPE = ? ORDER BY 1",
-                    (db, kind),
-                )
-                .await
-                .map_err(sql("listing routines"))?;
-            for n in names {
-                let row: Option<Row> = conn
-                    .query_first(format!("SHOW CREATE {kind} {}.{}", quote(db), quote(&n)))
-                    .await
-                    .map_err(sql(format!("SHOW CREATE {kind} {n}")))?;
-                if let Some(r) = row {
-                    // Function|Procedure, sql_mode, Create, character_set_client, collation_connection
-                    text.push_str(&block(get(&r, 2), get(&r, 1), get(&r, 3), get(&r, 4)));
-                }
-            }
-        }
-        let events: Vec<String> = conn
-            .exec("SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ? ORDER BY 1", (db,))
-            .await
-            .map_err(sql("listing events"))?;
-        for n in events {
-            let row: Option<Row> = conn
-                .query_first(format!("SHOW CREATE EVENT {}.{}", quote(db), quote(&n)))
-                .await
-                .map_err(sql(format!("SHOW CREATE EVENT {n}")))?;
-            if let Some(r) = row {
-                // Event, sql_mode, time_zone, Create Event, character_set_client, collation_connection
-                text.push_str(&block(get(&r, 3), get(&r, 1), get(&r, 4), get(&r, 5)));
-            }
-        }
-        let triggers: Vec<String> = conn
-            .exec(
+        let objects: [(&str, &str, ShowColumns); 4] = [
+            (
+                "FUNCTION",
+                "SELECT ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? AND ROUTINE_TYPE = 'FUNCTION' ORDER BY 1",
+                (2, 1, 3, 4),
+            ),
+            (
+                "PROCEDURE",
+                "SELECT ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? AND ROUTINE_TYPE = 'PROCEDURE' ORDER BY 1",
+                (2, 1, 3, 4),
+            ),
+            ("EVENT", "SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ? ORDER BY 1", (3, 1, 4, 5)),
+            (
+                "TRIGGER",
                 "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? ORDER BY EVENT_OBJECT_TABLE, ACTION_ORDER",
-                (db,),
-            )
-            .await
-            .map_err(sql("listing triggers"))?;
-        for n in triggers {
-            let row: Option<Row> = conn
-                .query_first(format!("SHOW CREATE TRIGGER {}.{}", quote(db), quote(&n)))
-                .await
-                .map_err(sql(format!("SHOW CREATE TRIGGER {n}")))?;
-            if let Some(r) = row {
-                // Trigger, sql_mode, SQL Original Statement, character_set_client, collation_connection
-                text.push_str(&block(get(&r, 2), get(&r, 1), get(&r, 3), get(&r, 4)));
-            }
+                (2, 1, 3, 4),
+            ),
+        ];
+        for (kind, list, columns) in objects {
+            text.push_str(&object_blocks(conn, db, kind, list, columns).await?);
         }
         if text.is_empty() {
             continue;
@@ -76,6 +47,31 @@ pub async fn write_all(conn: &mut Conn, out: &Path, databases: &[String]) -> Res
         files.push((db.clone(), rel));
     }
     Ok(files)
+}
+
+/// Columns of a `SHOW CREATE` result: (create statement, sql_mode, charset, collation).
+type ShowColumns = (usize, usize, usize, usize);
+
+/// `SHOW CREATE <kind>` of every object `list` names, each in its own session block.
+async fn object_blocks(
+    conn: &mut Conn,
+    db: &str,
+    kind: &str,
+    list: &str,
+    (create, mode, charset, collation): ShowColumns,
+) -> Result<String> {
+    let names: Vec<String> = conn.exec(list, (db,)).await.map_err(sql(format!("listing {kind}s of {db}")))?;
+    let mut text = String::new();
+    for n in names {
+        let row: Option<Row> = conn
+            .query_first(format!("SHOW CREATE {kind} {}.{}", quote(db), quote(&n)))
+            .await
+            .map_err(sql(format!("SHOW CREATE {kind} {n}")))?;
+        if let Some(r) = row {
+            text.push_str(&block(get(&r, create), get(&r, mode), get(&r, charset), get(&r, collation)));
+        }
+    }
+    Ok(text)
 }
 
 fn get(r: &Row, i: usize) -> String {

@@ -164,7 +164,19 @@ impl Worker {
             let Some(conn) = conn.as_mut() else { break };
             let (db, table) = &self.tables[t];
             let chunk = &table.chunks[c];
-            let outcome = load_chunk(&self.ctx, conn, db, table, chunk).await?;
+            let mut attempt = 0;
+            let outcome = loop {
+                match load_chunk(&self.ctx, conn, db, table, chunk).await {
+                    Ok(o) => break o,
+                    Err(e) if e.is_retryable() && attempt < RETRIES => {
+                        attempt += 1;
+                        tracing::warn!("{e}; retrying the chunk ({attempt}/{RETRIES})");
+                        let _ = conn.query_drop("ROLLBACK").await;
+                        tokio::time::sleep(backoff(attempt)).await;
+                    }
+                    Err(e) => return Err(e),
+                }
+            };
             Progress::add(&self.ctx.progress.rows_done, outcome.rows);
             Progress::add(&self.ctx.progress.bytes_done, chunk.bytes());
             Progress::add(&self.ctx.progress.chunks_done, 1);
@@ -190,6 +202,15 @@ impl Worker {
         }
         Ok(())
     }
+}
+
+/// Times a chunk is retried after a deadlock or lock wait timeout: concurrent LOAD DATA into
+/// one table can deadlock in InnoDB, and the server then rolls the chunk back whole.
+pub(crate) const RETRIES: u32 = 5;
+
+/// Wait before retry `attempt` (1-based): 100 ms, doubling.
+pub(crate) fn backoff(attempt: u32) -> std::time::Duration {
+    std::time::Duration::from_millis(100 << attempt.min(6))
 }
 
 fn poisoned() -> LoadError {

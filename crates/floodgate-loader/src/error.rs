@@ -56,6 +56,12 @@ impl LoadError {
         }
     }
 
+    /// True for failures that a retry of the same chunk can cure: a deadlock or a lock wait
+    /// timeout. The server has rolled the transaction back (or the caller does) first.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, LoadError::Sql { source: mysql_async::Error::Server(e), .. } if matches!(e.code, 1205 | 1213))
+    }
+
     pub(crate) fn sql(context: impl Into<String>) -> impl FnOnce(mysql_async::Error) -> LoadError {
         let context = context.into();
         move |source| LoadError::Sql { context, source }

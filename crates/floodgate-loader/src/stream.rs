@@ -559,33 +559,48 @@ fn bit_bytes(column_type: &str) -> u8 {
 }
 
 /// One step of a chunk's transaction.
+#[derive(Clone)]
 enum Piece {
     /// Rows in LOAD DATA format for these columns (names; `@vN` for converted ones).
-    Load { columns: Vec<usize>, data: Vec<u8>, rows: u64, first_offset: u64 },
+    Load { columns: Vec<usize>, data: Bytes, rows: u64, first_offset: u64 },
     /// A statement that runs as written.
+    Insert(Statement),
+}
+
+/// A piece while it is being encoded (rows still growing).
+enum Draft {
+    Load { columns: Vec<usize>, data: Vec<u8>, rows: u64, first_offset: u64 },
     Insert(Statement),
 }
 
 /// Converts a chunk's statements; runs on the pipeline pool.
 fn encode_chunk(spec: &TableSpec, statements: Vec<Statement>) -> Vec<Piece> {
-    let mut pieces: Vec<Piece> = Vec::new();
+    let mut drafts: Vec<Draft> = Vec::new();
     for s in statements {
-        match encode_statement(spec, &s, pieces.last_mut()) {
+        match encode_statement(spec, &s, drafts.last_mut()) {
             Encoded::Appended => {}
-            Encoded::New(piece) => pieces.push(piece),
-            Encoded::AsInsert => pieces.push(Piece::Insert(s)),
+            Encoded::New(draft) => drafts.push(draft),
+            Encoded::AsInsert => drafts.push(Draft::Insert(s)),
         }
     }
-    pieces
+    drafts
+        .into_iter()
+        .map(|d| match d {
+            Draft::Load { columns, data, rows, first_offset } => {
+                Piece::Load { columns, data: Bytes::from(data), rows, first_offset }
+            }
+            Draft::Insert(s) => Piece::Insert(s),
+        })
+        .collect()
 }
 
 enum Encoded {
     Appended,
-    New(Piece),
+    New(Draft),
     AsInsert,
 }
 
-fn encode_statement(spec: &TableSpec, s: &Statement, last: Option<&mut Piece>) -> Encoded {
+fn encode_statement(spec: &TableSpec, s: &Statement, last: Option<&mut Draft>) -> Encoded {
     let Some(head) = sqltext::parse_insert_head(&s.text) else { return Encoded::AsInsert };
     if !head.plain || head.table != spec.name {
         return Encoded::AsInsert;
@@ -599,7 +614,7 @@ fn encode_statement(spec: &TableSpec, s: &Statement, last: Option<&mut Piece>) -
     let Some(columns) = columns else { return Encoded::AsInsert };
     let classes: Vec<ColumnClass> = columns.iter().map(|&c| spec.columns[c].class).collect();
     let values = &s.text[head.values_at..];
-    if let Some(Piece::Load { columns: cols, data, rows, .. }) = last {
+    if let Some(Draft::Load { columns: cols, data, rows, .. }) = last {
         if *cols == columns {
             let mark = data.len();
             return match insert::encode_values(values, &classes, data) {
@@ -616,7 +631,7 @@ fn encode_statement(spec: &TableSpec, s: &Statement, last: Option<&mut Piece>) -
     }
     let mut data = Vec::with_capacity(s.text.len());
     match insert::encode_values(values, &classes, &mut data) {
-        Ok(rows) => Encoded::New(Piece::Load { columns, data, rows, first_offset: s.offset }),
+        Ok(rows) => Encoded::New(Draft::Load { columns, data, rows, first_offset: s.offset }),
         Err(_) => Encoded::AsInsert,
     }
 }
@@ -691,7 +706,19 @@ impl Loader {
                 .run(move || encode_chunk(&spec, statements))
                 .await
                 .ok_or_else(|| LoadError::Refused("internal error: the encoder stopped".into()))?;
-            let outcome = self.load(c, &job.spec, pieces).await?;
+            let mut attempt = 0;
+            let outcome = loop {
+                match self.load(c, &job.spec, pieces.clone()).await {
+                    Ok(o) => break o,
+                    Err(e) if e.is_retryable() && attempt < crate::data::RETRIES => {
+                        attempt += 1;
+                        tracing::warn!("{e}; retrying the chunk ({attempt}/{})", crate::data::RETRIES);
+                        let _ = c.query_drop("ROLLBACK").await;
+                        tokio::time::sleep(crate::data::backoff(attempt)).await;
+                    }
+                    Err(e) => return Err(e),
+                }
+            };
             {
                 let mut r = self.shared.reports.lock().map_err(|_| poisoned())?;
                 r[table].rows += outcome.rows;
@@ -725,7 +752,7 @@ impl Loader {
                 }
                 Piece::Load { columns, data, rows, first_offset } => {
                     let at = format!("{} at byte {first_offset} ({name})", self.source);
-                    let blocks: Vec<Bytes> = Bytes::from(data).chunks_exact_or_rest(1 << 20);
+                    let blocks: Vec<Bytes> = data.chunks_exact_or_rest(1 << 20);
                     conn.set_infile_handler(
                         async move { Ok(futures::stream::iter(blocks.into_iter().map(Ok)).boxed()) },
                     );
