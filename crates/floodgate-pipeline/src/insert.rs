@@ -44,23 +44,30 @@ pub enum EncodeError {
     },
 }
 
+/// For each byte: the letter that follows the backslash when it must be escaped in LOAD
+/// DATA's default format, or 0 when it goes through as is.
+static ESCAPES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b'\\' as usize] = b'\\';
+    t[b'\t' as usize] = b't';
+    t[b'\n' as usize] = b'n';
+    t[b'\r' as usize] = b'r';
+    t[0] = b'0';
+    t[0x1a] = b'Z';
+    t
+};
+
 /// Appends `bytes` to `out` escaped for LOAD DATA's default format.
 pub fn escape_field(bytes: &[u8], out: &mut Vec<u8>) {
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
-        let esc = match b {
-            b'\\' => b'\\',
-            b'\t' => b't',
-            b'\n' => b'n',
-            b'\r' => b'r',
-            0 => b'0',
-            0x1a => b'Z',
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        out.push(b'\\');
-        out.push(esc);
-        start = i + 1;
+        let esc = ESCAPES[usize::from(b)];
+        if esc != 0 {
+            out.extend_from_slice(&bytes[start..i]);
+            out.push(b'\\');
+            out.push(esc);
+            start = i + 1;
+        }
     }
     out.extend_from_slice(&bytes[start..]);
 }
