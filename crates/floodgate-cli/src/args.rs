@@ -28,7 +28,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Restore a backup (mydumper directory or mysqldump file) into a server.
+    /// Restore a backup (floodgate dump, mydumper directory, or mysqldump file) into a server.
     #[command(disable_help_flag = true)]
     Restore(Box<RestoreArgs>),
     /// Dump databases into floodgate's native format, from one consistent snapshot.
@@ -84,8 +84,8 @@ pub enum ProgressArg {
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
-    /// The backup: a mydumper directory, or a mysqldump/mariadb-dump file (.sql, .sql.gz,
-    /// .sql.zst; `-` for standard input).
+    /// The backup: a floodgate dump or mydumper directory, or a mysqldump/mariadb-dump file
+    /// (.sql, .sql.gz, .sql.zst; `-` for standard input).
     pub source: PathBuf,
     #[command(flatten)]
     pub conn: ConnArgs,

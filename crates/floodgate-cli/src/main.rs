@@ -10,6 +10,16 @@ mod run;
 
 use clap::Parser;
 
+/// Rust ignores SIGPIPE, so `floodgate inspect DIR | head` would panic on the closed pipe;
+/// a command-line tool should end quietly, as `cat` does.
+#[allow(unsafe_code)]
+fn restore_sigpipe() {
+    // SAFETY: setting a signal's disposition to its default before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 /// glibc's per-thread arenas kept freed multi-megabyte chunk buffers and let peak RSS grow
 /// with the size of a dump (measured: 283 MiB on a 4 GB mysqldump file); mimalloc returns
 /// them.
@@ -17,6 +27,7 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
+    restore_sigpipe();
     let argv = args::mysql_style_password(std::env::args_os().collect());
     let cli = args::Cli::parse_from(argv);
     run::init_logging(cli.verbose);
