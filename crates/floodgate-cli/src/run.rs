@@ -83,9 +83,6 @@ fn restore(args: RestoreArgs) -> Result<()> {
             Backup::Directory(plan)
         }
         Backup::Dump(dump) => {
-            if !args.databases.is_empty() || !args.exclude.is_empty() {
-                anyhow::bail!("--database and --exclude are not supported for mysqldump files yet");
-            }
             if args.dry_run {
                 print_dump(&dump, args.into.clone())?;
                 return Ok(());
@@ -113,7 +110,12 @@ fn restore(args: RestoreArgs) -> Result<()> {
         match backup {
             Backup::Directory(plan) => floodgate_loader::restore(plan, target, options, progress).await,
             Backup::Dump(dump) => {
-                floodgate_loader::restore_dump(dump, args.into.clone(), target, options, progress).await
+                let selection = floodgate_format::mysqldump::Selection::new(
+                    args.into.clone(),
+                    args.databases.clone(),
+                    args.exclude.clone(),
+                );
+                floodgate_loader::restore_dump(dump, selection, target, options, progress).await
             }
         }
     });

@@ -305,6 +305,55 @@ pub fn schema_target(text: &[u8]) -> Option<SchemaTarget> {
     Some(SchemaTarget::Table(String::new(), first))
 }
 
+/// Which part of a dump to restore: `--into`, `--database` and `--exclude`.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Restore the dump's single database under this name.
+    pub into: Option<String>,
+    /// Only these databases (all when empty), as named in the dump (or `--into`).
+    pub databases: Vec<String>,
+    /// Tables to skip, as `db.table`.
+    pub exclude: Vec<String>,
+    matched: std::collections::BTreeSet<String>,
+}
+
+impl Selection {
+    /// A selection from the command line's flags.
+    pub fn new(into: Option<String>, databases: Vec<String>, exclude: Vec<String>) -> Self {
+        Selection { into, databases, exclude, matched: Default::default() }
+    }
+
+    /// True if statements of `db` are wanted.
+    pub fn wants_db(&mut self, db: &str) -> bool {
+        if self.databases.is_empty() {
+            return true;
+        }
+        let hit = self.databases.iter().any(|d| d == db);
+        if hit {
+            self.matched.insert(db.to_string());
+        }
+        hit
+    }
+
+    /// True if `db`.`table` is wanted.
+    pub fn wants_table(&mut self, db: &str, table: &str) -> bool {
+        if !self.wants_db(db) {
+            return false;
+        }
+        let name = format!("{db}.{table}");
+        if self.exclude.contains(&name) {
+            self.matched.insert(name);
+            return false;
+        }
+        true
+    }
+
+    /// Names given on the command line that matched nothing in the stream so far.
+    pub fn unmatched(&self) -> Vec<String> {
+        self.databases.iter().chain(&self.exclude).filter(|n| !self.matched.contains(*n)).cloned().collect()
+    }
+}
+
 /// What one pass over a dump finds (for `inspect` and `--dry-run`).
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct DumpSummary {

@@ -19,7 +19,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use floodgate_format::ddl::{self, ReferencedColumns};
 use floodgate_format::ident::{qualified, quote};
-use floodgate_format::mysqldump::{Classifier, DumpSource, Item, SchemaTarget};
+use floodgate_format::mysqldump::{Classifier, DumpSource, Item, SchemaTarget, Selection};
 use floodgate_format::split::{Statement, Terminator};
 use floodgate_format::sqltext;
 use floodgate_pipeline::insert::{self, ColumnClass};
@@ -111,10 +111,10 @@ fn poisoned() -> LoadError {
     LoadError::Refused("internal error: a worker panicked".into())
 }
 
-/// Restores the dump `source` into `target`; `into` renames its single database.
+/// Restores the part of the dump `source` that `selection` picks into `target`.
 pub async fn restore_dump(
     source: DumpSource,
-    into: Option<String>,
+    selection: Selection,
     target: ConnectOptions,
     options: RestoreOptions,
     progress: Arc<Progress>,
@@ -162,7 +162,8 @@ pub async fn restore_dump(
     progress.set_phase(Phase::Data);
     let mut seq = Sequencer {
         control: &mut control,
-        classifier: Classifier::new(into),
+        classifier: Classifier::new(selection.into.clone()),
+        selection,
         options: &options,
         shared: shared.clone(),
         progress: progress.clone(),
@@ -182,12 +183,19 @@ pub async fn restore_dump(
         Err(e) => Err(e),
     };
     let post = std::mem::take(&mut seq.post);
+    let unmatched = seq.selection.unmatched();
     drop(seq); // closes the job queue: loaders finish what is queued, then stop
     drop(shared); // and the index queue, once the loaders drop their handles
     let loaded = join_all(&mut set).await;
     // A loader's own error explains a sequencer that found the queue closed.
     loaded?;
     sequenced?;
+    if !unmatched.is_empty() {
+        return Err(LoadError::Refused(format!(
+            "not in the dump: {} (nothing else was skipped; the rest is restored)",
+            unmatched.join(", ")
+        )));
+    }
     phases.data = started.elapsed().as_secs_f64() - phases.checks;
 
     let t = Instant::now();
@@ -234,6 +242,7 @@ fn sql_words(text: &[u8]) -> Vec<String> {
 struct Sequencer<'a> {
     control: &'a mut Conn,
     classifier: Classifier,
+    selection: Selection,
     options: &'a RestoreOptions,
     shared: Arc<Shared>,
     progress: Arc<Progress>,
@@ -288,7 +297,47 @@ impl Sequencer<'_> {
         Ok(())
     }
 
+    /// False for statements `--database`/`--exclude` leave out. Session statements always
+    /// run; schema, rows and post-data statements follow the database they belong to.
+    fn selected(&mut self, item: &Item) -> bool {
+        let current = self.classifier.current_db().unwrap_or_default().to_string();
+        match item {
+            // `USE` of a database left out would fail: it was never created.
+            Item::Context(s) => {
+                floodgate_format::mysqldump::use_target(&s.text).is_none_or(|db| self.selection.wants_db(&db))
+            }
+            Item::Skip(_) => true,
+            Item::Rows { db, table, .. } => self.selection.wants_table(db, table),
+            Item::Schema(s) => match floodgate_format::mysqldump::schema_target(&s.text) {
+                Some(SchemaTarget::Table(db, t)) => {
+                    let db = if db.is_empty() { current } else { db };
+                    self.selection.wants_table(&db, &t)
+                }
+                Some(SchemaTarget::Database(db)) => self.selection.wants_db(&db),
+                None => self.selection.wants_db(&current),
+            },
+            Item::Post(s) => self.selection.wants_db(&current) && !self.names_excluded_table(&current, &s.text),
+        }
+    }
+
+    /// A trigger on an excluded table (`... ON `t` ...`) cannot be created without it.
+    fn names_excluded_table(&self, db: &str, text: &[u8]) -> bool {
+        let words = sqltext::head_words(text, 3);
+        if !words.iter().any(|w| w == "TRIGGER") {
+            return false;
+        }
+        let text = String::from_utf8_lossy(text);
+        self.selection.exclude.iter().any(|e| {
+            e.split_once('.').is_some_and(|(d, t)| {
+                d == db && (text.contains(&format!(" ON {}", quote(t))) || text.contains(&format!(" ON {t} ")))
+            })
+        })
+    }
+
     async fn handle(&mut self, item: Item) -> Result<()> {
+        if !self.selected(&item) {
+            return Ok(());
+        }
         match item {
             Item::Context(s) => {
                 if let Some(cs) = set_names(&s.text) {

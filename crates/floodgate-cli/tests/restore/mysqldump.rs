@@ -197,3 +197,25 @@ fn existing_table_is_refused_before_it_is_dropped() {
 fn find(haystack: &[u8], needle: &[u8]) -> usize {
     haystack.windows(needle.len()).position(|w| w == needle).expect("needle in dump")
 }
+
+#[test]
+fn database_and_exclude_filters_pick_part_of_a_stream() {
+    let (a, b) = ("md_sel_a", "md_sel_b");
+    load_awkward(a);
+    load_awkward(b);
+    let dir = tempfile::tempdir().unwrap();
+    let dump = mariadb_dump(dir.path(), &["--databases", a, b]);
+    let out = restore(target(), &dump, &["--database", a, "--exclude", &format!("{a}.bulk")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let none = sql(target(), &format!("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{b}'"));
+    assert_eq!(none.trim(), "0", "the other database is left out");
+    let mut expected = fingerprint(source(), a);
+    expected.tables.remove("bulk");
+    assert_same(&expected, &fingerprint(target(), a));
+    // A name that matches nothing is reported, not ignored.
+    let out = restore(target(), &dump, &["--database", "md_sel_nope", "--dry-run"]);
+    assert!(out.status.success(), "dry run only reads: {}", stderr(&out));
+    let out = restore(target(), &dump, &["--database", "md_sel_nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not in the dump: md_sel_nope"), "{}", stderr(&out));
+}
