@@ -284,7 +284,7 @@ async fn load_rows_chunk(
          FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ({columns})"
     );
     let stream = ctx.pipeline.bytes_verified(&chunk.file.path, &check.sha256);
-    let rows = stream_into_load(ctx, conn, stream, statement.as_bytes(), &at, &chunk.file.name()).await?;
+    let rows = stream_into_load(conn, stream, statement.as_bytes(), &at, &chunk.file.name()).await?;
     if rows != check.rows {
         return Err(LoadError::Integrity {
             context: at,
@@ -305,13 +305,12 @@ async fn load_data(ctx: &Ctx, conn: &mut Conn, chunk: &Chunk, text: &[u8], at: &
         integrity(format!("LOAD DATA names `{requested}`, which is not this chunk's data file; refusing to send it"))
     })?;
     let stream = ctx.pipeline.bytes(&file.path);
-    stream_into_load(ctx, conn, stream, &sql::with_binary_charset(text), at, &file.name()).await
+    stream_into_load(conn, stream, &sql::with_binary_charset(text), at, &file.name()).await
 }
 
 /// Runs `statement` (a LOAD DATA LOCAL) with `stream` as its file, and checks every row sent
 /// arrived: LOCAL turns duplicate keys and bad values into warnings, so they are errors here.
 async fn stream_into_load(
-    _ctx: &Ctx,
     conn: &mut Conn,
     stream: floodgate_pipeline::ByteStream,
     statement: &[u8],
