@@ -7,14 +7,13 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::compress;
 use crate::ident;
 use crate::ini;
 use crate::model::*;
-use crate::split::{split_all, Terminator};
+use crate::split::Terminator;
 use crate::{FormatError, Result};
 
 /// True if `dir` has mydumper's `metadata` file (or the `.partial` one of an unfinished
@@ -278,14 +277,7 @@ fn matching_dat(sql: &SqlFile, dat: &BTreeMap<String, SqlFile>) -> Vec<SqlFile> 
 
 /// Finds `CREATE ... <what> [IF NOT EXISTS] `name`` in a small schema file and returns the name.
 fn created_name(file: &SqlFile, what: &str) -> Result<Option<String>> {
-    let mut text = Vec::new();
-    compress::open(&file.path)?
-        .take(16 * 1024 * 1024)
-        .read_to_end(&mut text)
-        .map_err(|e| FormatError::io(&file.path, e))?;
-    let statements = split_all(&text, Terminator::SemicolonNewline)
-        .map_err(|e| FormatError::corrupt(&file.path, None, e.to_string()))?;
-    for s in statements {
+    for s in crate::read_statements(file, Terminator::SemicolonNewline)? {
         let sql = String::from_utf8_lossy(&s.text);
         if let Some(name) = name_after_keyword(&sql, what) {
             return Ok(Some(name));
@@ -410,18 +402,6 @@ pub fn resolve_infile<'a>(chunk: &'a Chunk, requested: &str) -> Option<&'a SqlFi
         let n = f.name();
         n == requested || compress::strip_suffix(&n) == compress::strip_suffix(requested)
     })
-}
-
-/// The file path a backup's statement names, refused if it could leave the backup.
-pub fn safe_relative(requested: &str, from: &Path) -> Result<PathBuf> {
-    if requested.is_empty() || requested.contains('/') || requested.contains('\\') || requested.starts_with('.') {
-        return Err(FormatError::UnsafePath {
-            path: from.to_path_buf(),
-            name: requested.to_string(),
-            reason: "a data file must be a plain file name in the backup directory".into(),
-        });
-    }
-    Ok(PathBuf::from(requested))
 }
 
 #[cfg(test)]

@@ -239,16 +239,7 @@ async fn load_chunk(ctx: &Ctx, conn: &mut Conn, db: &str, table: &Table, chunk: 
                     conn.query_drop(&s.text[..]).await.map_err(LoadError::sql(at()))?;
                     outcome.rows += conn.affected_rows();
                     outcome.inserts += 1;
-                    let warnings = sql::data_warnings(conn).await?;
-                    if !warnings.is_empty() {
-                        return Err(LoadError::Integrity {
-                            context: at(),
-                            reason: format!(
-                                "the server changed or dropped values: {}",
-                                sql::describe_warnings(&warnings)
-                            ),
-                        });
-                    }
+                    sql::reject_data_warnings(conn, &at()).await?;
                 }
                 StatementKind::LoadData => {
                     outcome.rows += load_data(ctx, conn, chunk, &s.text, &at()).await?;
@@ -342,16 +333,7 @@ async fn stream_into_load(
     if let Some(e) = failure.lock().ok().and_then(|mut s| s.take()) {
         return Err(LoadError::Chunk { table: at.to_string(), source: e });
     }
-    match result {
-        Ok(()) => {}
-        Err(mysql_async::Error::Server(e)) if matches!(e.code, 1148 | 3948 | 4166) => {
-            return Err(LoadError::Refused(format!(
-                "{at}: the target refuses LOAD DATA LOCAL INFILE ({}). Enable it with SET GLOBAL local_infile = 1.",
-                e.message
-            )))
-        }
-        Err(e) => return Err(LoadError::Sql { context: at.to_string(), source: e }),
-    }
+    result.map_err(|e| sql::load_data_error(at, e))?;
     let affected = conn.affected_rows();
     let info = conn.info().into_owned();
     let warnings = sql::data_warnings(conn).await?;

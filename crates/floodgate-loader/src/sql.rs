@@ -33,6 +33,31 @@ pub async fn data_warnings(conn: &mut Conn) -> Result<Vec<ServerWarning>> {
         .collect())
 }
 
+/// Fails with an integrity error naming `at` if the last data statement drew warnings that
+/// can mean lost or changed values.
+pub async fn reject_data_warnings(conn: &mut Conn, at: &str) -> Result<()> {
+    let warnings = data_warnings(conn).await?;
+    if warnings.is_empty() {
+        return Ok(());
+    }
+    Err(LoadError::Integrity {
+        context: at.to_string(),
+        reason: format!("the server changed or dropped values: {}", describe_warnings(&warnings)),
+    })
+}
+
+/// The error for a failed LOAD DATA LOCAL: a clear refusal when the server does not allow
+/// LOCAL INFILE (MySQL 1148/3948, MariaDB 4166), else the server's error at `at`.
+pub fn load_data_error(at: &str, e: mysql_async::Error) -> LoadError {
+    match &e {
+        mysql_async::Error::Server(se) if matches!(se.code, 1148 | 3948 | 4166) => LoadError::Refused(format!(
+            "{at}: the target refuses LOAD DATA LOCAL INFILE ({}). Enable it with SET GLOBAL local_infile = 1.",
+            se.message
+        )),
+        _ => LoadError::Sql { context: at.to_string(), source: e },
+    }
+}
+
 pub fn describe_warnings(w: &[ServerWarning]) -> String {
     w.iter().map(|w| format!("{} {}: {}", w.level, w.code, w.message)).collect::<Vec<_>>().join("; ")
 }

@@ -797,7 +797,7 @@ impl Loader {
                     conn.query_drop(&s.text[..]).await.map_err(LoadError::sql(at.clone()))?;
                     outcome.rows += conn.affected_rows();
                     outcome.inserts += 1;
-                    check_warnings(conn, &at).await?;
+                    sql::reject_data_warnings(conn, &at).await?;
                 }
                 Piece::Load { columns, data, rows, first_offset } => {
                     let at = format!("{} at byte {first_offset} ({name})", self.source);
@@ -805,15 +805,9 @@ impl Loader {
                     conn.set_infile_handler(
                         async move { Ok(futures::stream::iter(blocks.into_iter().map(Ok)).boxed()) },
                     );
-                    conn.query_drop(load_statement(spec, &columns)).await.map_err(|e| match &e {
-                        mysql_async::Error::Server(se) if matches!(se.code, 1148 | 3948 | 4166) => LoadError::Refused(format!(
-                            "{at}: the target refuses LOAD DATA LOCAL INFILE ({}); enable it with SET GLOBAL local_infile = 1",
-                            se.message
-                        )),
-                        _ => LoadError::Sql { context: at.clone(), source: e },
-                    })?;
+                    conn.query_drop(load_statement(spec, &columns)).await.map_err(|e| sql::load_data_error(&at, e))?;
                     let affected = conn.affected_rows();
-                    check_warnings(conn, &at).await?;
+                    sql::reject_data_warnings(conn, &at).await?;
                     if affected != rows {
                         return Err(LoadError::Integrity {
                             context: at,
@@ -828,17 +822,6 @@ impl Loader {
         conn.query_drop("COMMIT").await.map_err(LoadError::sql(format!("{name}: commit")))?;
         Ok(outcome)
     }
-}
-
-async fn check_warnings(conn: &mut Conn, at: &str) -> Result<()> {
-    let warnings = sql::data_warnings(conn).await?;
-    if warnings.is_empty() {
-        return Ok(());
-    }
-    Err(LoadError::Integrity {
-        context: at.to_string(),
-        reason: format!("the server changed or dropped values: {}", sql::describe_warnings(&warnings)),
-    })
 }
 
 #[derive(Debug, Default)]
