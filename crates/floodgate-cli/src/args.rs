@@ -126,6 +126,19 @@ pub struct RestoreArgs {
     /// Memory the pipeline may hold in flight, in MiB.
     #[arg(long, default_value_t = 256, value_name = "MiB")]
     pub memory_budget: usize,
+    /// Require an interrupted restore of this backup to continue (resuming is automatic;
+    /// this refuses to start a fresh one).
+    #[arg(long, conflicts_with = "restart")]
+    pub resume: bool,
+    /// Drop an unfinished restore's checkpoints and partial tables, then start over.
+    #[arg(long)]
+    pub restart: bool,
+    /// Keep the `floodgate` checkpoint schema on the target after a complete restore.
+    #[arg(long)]
+    pub keep_checkpoints: bool,
+    /// Seconds to wait for a target that went away (restart, network) before giving up.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub wait_for_target: u64,
 }
 
 #[derive(Debug, Args)]

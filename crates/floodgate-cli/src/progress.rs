@@ -23,7 +23,7 @@ impl Display {
         let stop = Arc::new(AtomicBool::new(false));
         let tty = std::io::stderr().is_terminal();
         let thread = match mode {
-            ProgressArg::None => None,
+            ProgressArg::None => Some(spawn_notices(progress, stop.clone())),
             ProgressArg::Auto if tty => Some(spawn_bar(progress, stop.clone())),
             _ => Some(spawn_plain(progress, stop.clone(), plain_interval())),
         };
@@ -64,6 +64,9 @@ fn spawn_bar(progress: Arc<Progress>, stop: Arc<AtomicBool>) -> JoinHandle<()> {
         .progress_chars("=> ");
         bar.set_style(style);
         while !stop.load(Ordering::Relaxed) {
+            for n in progress.take_notices() {
+                bar.println(format!("floodgate: {n}"));
+            }
             bar.set_length(Progress::get(&progress.bytes_total).max(1));
             bar.set_position(Progress::get(&progress.bytes_done));
             bar.set_prefix(progress.phase().name());
@@ -81,6 +84,7 @@ fn spawn_plain(progress: Arc<Progress>, stop: Arc<AtomicBool>, every: Duration) 
         let mut next = started + every;
         loop {
             let stopping = stop.load(Ordering::Relaxed);
+            print_notices(&progress);
             if !stopping {
                 std::thread::sleep(Duration::from_millis(50));
                 if Instant::now() < next {
@@ -107,5 +111,23 @@ fn spawn_plain(progress: Arc<Progress>, stop: Arc<AtomicBool>, every: Duration) 
                 break;
             }
         }
+    })
+}
+
+fn print_notices(progress: &Progress) {
+    for n in progress.take_notices() {
+        eprintln!("floodgate: {n}");
+    }
+}
+
+/// With `--progress none`: no progress, but what the user must know (resuming) still shows.
+fn spawn_notices(progress: Arc<Progress>, stop: Arc<AtomicBool>) -> JoinHandle<()> {
+    std::thread::spawn(move || loop {
+        let stopping = stop.load(Ordering::Relaxed);
+        print_notices(&progress);
+        if stopping {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     })
 }

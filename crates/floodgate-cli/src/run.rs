@@ -39,6 +39,9 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
     if let Some(Integrity(_)) = e.downcast_ref::<Integrity>() {
         return 3;
     }
+    if e.downcast_ref::<Interrupted>().is_some() {
+        return 4;
+    }
     if let Some(floodgate_dump::DumpError::Load(l)) = e.downcast_ref::<floodgate_dump::DumpError>() {
         return l.exit_code();
     }
@@ -102,21 +105,33 @@ fn restore(args: RestoreArgs) -> Result<()> {
             VerifyArg::Digest => VerifyMode::Digest,
         },
         memory_budget: args.memory_budget.max(16) << 20,
+        resume: args.resume,
+        restart: args.restart,
+        keep_checkpoints: args.keep_checkpoints,
+        reconnect_wait: std::time::Duration::from_secs(args.wait_for_target),
     };
     let runtime = runtime()?;
     let progress = Arc::new(Progress::default());
     let display = Display::start(progress.clone(), args.progress);
     let outcome = runtime.block_on(async {
-        match backup {
-            Backup::Directory(plan) => floodgate_loader::restore(plan, target, options, progress).await,
-            Backup::Dump(dump) => {
-                let selection = floodgate_format::mysqldump::Selection::new(
-                    args.into.clone(),
-                    args.databases.clone(),
-                    args.exclude.clone(),
-                );
-                floodgate_loader::restore_dump(dump, selection, target, options, progress).await
+        let work = async {
+            match backup {
+                Backup::Directory(plan) => floodgate_loader::restore(plan, target, options, progress).await,
+                Backup::Dump(dump) => {
+                    let selection = floodgate_format::mysqldump::Selection::new(
+                        args.into.clone(),
+                        args.databases.clone(),
+                        args.exclude.clone(),
+                    );
+                    floodgate_loader::restore_dump(dump, selection, target, options, progress).await
+                }
             }
+        };
+        // Dropping the restore aborts its tasks and closes their connections: the server rolls
+        // back every chunk in flight, and each committed chunk is already checkpointed.
+        tokio::select! {
+            outcome = work => outcome.map_err(anyhow::Error::from),
+            signal = interrupted() => Err(Interrupted(signal?).into()),
         }
     });
     display.finish();
@@ -177,6 +192,34 @@ fn print_plan(plan: &RestorePlan, defer: bool) {
         }
     }
 }
+
+/// Waits for SIGINT or SIGTERM; returns its name.
+async fn interrupted() -> Result<&'static str> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    Ok(tokio::select! {
+        _ = int.recv() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    })
+}
+
+/// The restore stopped on a signal (exit code 4).
+#[derive(Debug)]
+pub struct Interrupted(pub &'static str);
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "interrupted by {}: chunks in flight were rolled back and every committed chunk is checkpointed on the \
+             target. Run the same command again to resume (or add --restart to start over)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for Interrupted {}
 
 /// An integrity failure found by a command itself (exit code 3).
 #[derive(Debug)]

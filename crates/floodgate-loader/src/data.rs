@@ -1,6 +1,7 @@
 //! The data phase: N connections pull chunks, each chunk one transaction; a table's deferred
 //! indexes are built as soon as its last chunk commits, while other tables still load.
 
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -12,18 +13,20 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use tokio::sync::mpsc;
 
+use crate::checkpoint::{self, step};
+use crate::error::Transient;
 use crate::indexes::IndexJob;
 use crate::report::TableReport;
 use crate::restore::Ctx;
 use crate::schema::PreparedTable;
 use crate::sql::{self, StatementKind};
-use crate::{connect, LoadError, Progress, Result};
+use crate::{LoadError, Progress, Result};
 
 /// Scheduling state of one table.
 #[derive(Debug)]
 struct TableState {
-    next_chunk: usize,
-    total: usize,
+    /// Chunks not yet handed out, in order.
+    pending: VecDeque<usize>,
     active: usize,
     remaining: usize,
     bytes_left: u64,
@@ -38,17 +41,21 @@ struct Scheduler {
 }
 
 impl Scheduler {
-    fn new(tables: &[(String, Table)]) -> Self {
+    /// `done(table, chunk)` says which chunks an earlier run committed: they are not loaded.
+    fn new(tables: &[(String, Table)], done: impl Fn(usize, usize) -> bool) -> Self {
         Scheduler {
             tables: tables
                 .iter()
-                .map(|(_, t)| TableState {
-                    next_chunk: 0,
-                    total: t.chunks.len(),
-                    active: 0,
-                    remaining: t.chunks.len(),
-                    bytes_left: t.data_bytes(),
-                    started: None,
+                .enumerate()
+                .map(|(i, (_, t))| {
+                    let pending: VecDeque<usize> = (0..t.chunks.len()).filter(|&c| !done(i, c)).collect();
+                    TableState {
+                        remaining: pending.len(),
+                        bytes_left: pending.iter().map(|&c| t.chunks[c].bytes()).sum(),
+                        pending,
+                        active: 0,
+                        started: None,
+                    }
                 })
                 .collect(),
         }
@@ -56,12 +63,11 @@ impl Scheduler {
 
     fn pick(&mut self) -> Option<(usize, usize)> {
         let (i, state) =
-            self.tables.iter_mut().enumerate().filter(|(_, s)| s.next_chunk < s.total).max_by(|(_, a), (_, b)| {
+            self.tables.iter_mut().enumerate().filter(|(_, s)| !s.pending.is_empty()).max_by(|(_, a), (_, b)| {
                 let score = |s: &TableState| (s.bytes_left as f64 + 1.0) / (s.active as f64 + 1.0);
                 score(a).total_cmp(&score(b))
             })?;
-        let chunk = state.next_chunk;
-        state.next_chunk += 1;
+        let chunk = state.pending.pop_front()?;
         state.active += 1;
         state.started.get_or_insert_with(Instant::now);
         Some((i, chunk))
@@ -89,23 +95,47 @@ struct ChunkOutcome {
 pub async fn load(ctx: &Arc<Ctx>, prepared: Vec<PreparedTable>) -> Result<Vec<TableReport>> {
     let tables: Vec<(String, Table)> = ctx.plan.tables().map(|(d, t)| (d.name.clone(), t.clone())).collect();
     let tables = Arc::new(tables);
+    let non_transactional = reload_partial_tables(ctx, &tables).await?;
+    let cp = &ctx.checkpoints;
+    let done = |i: usize, c: usize| {
+        let (db, t) = (&tables[i].0, &tables[i].1.name);
+        let complete = !non_transactional.contains(&i) || cp.has(step::LOADED, db, t);
+        complete && cp.chunk(db, t, c as u64).is_some()
+    };
+    let scheduler = Scheduler::new(&tables, done);
     let reports: Vec<TableReport> = tables
         .iter()
         .zip(&prepared)
-        .map(|((db, t), p)| TableReport {
-            database: db.clone(),
-            table: t.name.clone(),
-            expected_rows: t.expected_rows,
-            bytes: t.data_bytes(),
-            chunks: t.chunks.len(),
-            schema_seconds: p.seconds,
-            deferred_indexes: p.deferred.clone(),
-            ..Default::default()
+        .enumerate()
+        .map(|(i, ((db, t), p))| {
+            let resumed: Vec<usize> = (0..t.chunks.len()).filter(|&c| done(i, c)).collect();
+            TableReport {
+                database: db.clone(),
+                table: t.name.clone(),
+                expected_rows: t.expected_rows,
+                bytes: t.data_bytes(),
+                chunks: t.chunks.len(),
+                schema_seconds: p.seconds,
+                deferred_indexes: p.deferred.clone(),
+                rows: resumed.iter().filter_map(|&c| cp.chunk(db, &t.name, c as u64)).map(|c| c.rows).sum(),
+                chunks_resumed: resumed.len(),
+                reloaded: non_transactional.contains(&i) && cp.is_resume() && !cp.has(step::LOADED, db, &t.name),
+                ..Default::default()
+            }
         })
         .collect();
+    for r in reports.iter().filter(|r| r.chunks_resumed > 0) {
+        let skipped: u64 = tables
+            .iter()
+            .find(|(d, t)| d == &r.database && t.name == r.table)
+            .map(|(_, t)| (0..r.chunks).filter(|&c| cp.chunk(&r.database, &t.name, c as u64).is_some()).map(|c| t.chunks[c].bytes()).sum())
+            .unwrap_or(0);
+        Progress::add(&ctx.progress.rows_done, r.rows);
+        Progress::add(&ctx.progress.bytes_done, skipped);
+        Progress::add(&ctx.progress.chunks_done, r.chunks_resumed as u64);
+    }
     let reports = Arc::new(Mutex::new(reports));
     let alters: Arc<Vec<Vec<String>>> = Arc::new(prepared.into_iter().map(|p| p.alters).collect());
-    let scheduler = Arc::new(Mutex::new(Scheduler::new(&tables)));
     let (done_tx, done_rx) = mpsc::unbounded_channel::<IndexJob>();
     let index_job = |i: usize| IndexJob {
         table: i,
@@ -113,11 +143,13 @@ pub async fn load(ctx: &Arc<Ctx>, prepared: Vec<PreparedTable>) -> Result<Vec<Ta
         name: tables[i].1.name.clone(),
         alters: alters[i].clone(),
     };
-    for (i, (_, t)) in tables.iter().enumerate() {
-        if t.chunks.is_empty() {
+    for (i, state) in scheduler.tables.iter().enumerate() {
+        if state.remaining == 0 {
             let _ = done_tx.send(index_job(i));
         }
     }
+    let scheduler = Arc::new(Mutex::new(scheduler));
+    let non_transactional = Arc::new(non_transactional);
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..ctx.options.threads.max(1) {
         let w = Worker {
@@ -127,6 +159,7 @@ pub async fn load(ctx: &Arc<Ctx>, prepared: Vec<PreparedTable>) -> Result<Vec<Ta
             reports: reports.clone(),
             done: done_tx.clone(),
             alters: alters.clone(),
+            non_transactional: non_transactional.clone(),
         };
         set.spawn(async move { w.run().await });
     }
@@ -136,11 +169,46 @@ pub async fn load(ctx: &Arc<Ctx>, prepared: Vec<PreparedTable>) -> Result<Vec<Ta
         init: ctx.init.clone(),
         progress: ctx.progress.clone(),
         reports: reports.clone(),
+        reconnect_wait: ctx.options.reconnect_wait,
+        resuming: ctx.checkpoints.is_resume(),
+        backup: ctx.checkpoints.backup.clone(),
     };
     crate::indexes::spawn(&mut set, ctx.options.threads / 2, builders, done_rx);
     crate::restore::join_all(&mut set).await?;
     let reports = reports.lock().map_err(|_| LoadError::Refused("internal error: a worker panicked".into()))?.clone();
     Ok(reports)
+}
+
+/// Finds the tables whose engine cannot roll a chunk back (MyISAM, Aria, MEMORY). Those an
+/// interrupted run left partial cannot resume chunk by chunk: they are emptied here and
+/// loaded again whole. Returns the indexes of all non-transactional tables.
+async fn reload_partial_tables(ctx: &Ctx, tables: &[(String, Table)]) -> Result<HashSet<usize>> {
+    let names: Vec<(String, String)> = tables.iter().map(|(d, t)| (d.clone(), t.name.clone())).collect();
+    let mut conn = ctx.reconnect().await?;
+    let on_target = crate::resume::tables_on_target(&mut conn, &names).await?;
+    let mut found = HashSet::new();
+    for (i, key) in names.iter().enumerate() {
+        if on_target.get(key).is_none_or(|t| t.transactional) {
+            continue;
+        }
+        found.insert(i);
+        let (db, table) = key;
+        let cp = &ctx.checkpoints;
+        if cp.is_resume() && !cp.has(step::LOADED, db, table) {
+            let name = qualified(db, table);
+            ctx.progress.notice(format!(
+                "{name} is not transactional ({}): the interrupted run may have left part of a chunk in it, so it is \
+                 emptied and loaded again whole",
+                "its engine cannot roll back"
+            ));
+            conn.query_drop(format!("TRUNCATE TABLE {name}"))
+                .await
+                .map_err(LoadError::sql(format!("emptying {name} to load it again")))?;
+            checkpoint::forget_table(&mut conn, &cp.backup, db, table).await?;
+        }
+    }
+    let _ = conn.disconnect().await;
+    Ok(found)
 }
 
 struct Worker {
@@ -150,6 +218,7 @@ struct Worker {
     reports: Arc<Mutex<Vec<TableReport>>>,
     done: mpsc::UnboundedSender<IndexJob>,
     alters: Arc<Vec<Vec<String>>>,
+    non_transactional: Arc<HashSet<usize>>,
 }
 
 impl Worker {
@@ -158,25 +227,9 @@ impl Worker {
         loop {
             let pick = self.scheduler.lock().map_err(|_| poisoned())?.pick();
             let Some((t, c)) = pick else { break };
-            if conn.is_none() {
-                conn = Some(connect(&self.ctx.target, &self.ctx.init).await?);
-            }
-            let Some(conn) = conn.as_mut() else { break };
             let (db, table) = &self.tables[t];
             let chunk = &table.chunks[c];
-            let mut attempt = 0;
-            let outcome = loop {
-                match load_chunk(&self.ctx, conn, db, table, chunk).await {
-                    Ok(o) => break o,
-                    Err(e) if e.is_retryable() && attempt < RETRIES => {
-                        attempt += 1;
-                        tracing::warn!("{e}; retrying the chunk ({attempt}/{RETRIES})");
-                        let _ = conn.query_drop("ROLLBACK").await;
-                        tokio::time::sleep(backoff(attempt)).await;
-                    }
-                    Err(e) => return Err(e),
-                }
-            };
+            let outcome = self.load_with_retries(&mut conn, t, c).await?;
             Progress::add(&self.ctx.progress.rows_done, outcome.rows);
             Progress::add(&self.ctx.progress.bytes_done, chunk.bytes());
             Progress::add(&self.ctx.progress.chunks_done, 1);
@@ -195,6 +248,11 @@ impl Worker {
                 }
             }
             if last {
+                if self.non_transactional.contains(&t) {
+                    if let Some(conn) = conn.as_mut() {
+                        checkpoint::record_step(conn, &self.ctx.checkpoints.backup, (step::LOADED, db, &table.name), None).await?;
+                    }
+                }
                 let job =
                     IndexJob { table: t, db: db.clone(), name: table.name.clone(), alters: self.alters[t].clone() };
                 let _ = self.done.send(job);
@@ -202,15 +260,37 @@ impl Worker {
         }
         Ok(())
     }
-}
 
-/// Times a chunk is retried after a deadlock or lock wait timeout: concurrent LOAD DATA into
-/// one table can deadlock in InnoDB, and the server then rolls the chunk back whole.
-pub(crate) const RETRIES: u32 = 5;
-
-/// Wait before retry `attempt` (1-based): 100 ms, doubling.
-pub(crate) fn backoff(attempt: u32) -> std::time::Duration {
-    std::time::Duration::from_millis(100 << attempt.min(6))
+    /// Loads chunk `c` of table `t`, retrying transient failures. After a lost connection the
+    /// chunk's checkpoint says whether its commit went through before the connection did.
+    async fn load_with_retries(&self, slot: &mut Option<Conn>, t: usize, c: usize) -> Result<ChunkOutcome> {
+        let (db, table) = &self.tables[t];
+        let chunk = &table.chunks[c];
+        let what = format!("{} chunk {}", qualified(db, &table.name), chunk.file.path.display());
+        let mut attempt = 0;
+        loop {
+            let conn = match slot {
+                Some(conn) => conn,
+                None => slot.insert(self.ctx.reconnect().await?),
+            };
+            let error = match load_chunk(&self.ctx, conn, db, table, c).await {
+                Ok(outcome) => return Ok(outcome),
+                Err(e) => e,
+            };
+            match crate::retry::before_retry(error, attempt, &what).await? {
+                Transient::Retry => {
+                    let _ = conn.query_drop("ROLLBACK").await;
+                }
+                Transient::Reconnect => {
+                    let conn = slot.insert(self.ctx.reconnect().await?);
+                    if let Some(rows) = checkpoint::committed(conn, &self.ctx.checkpoints.backup, db, &table.name, c as u64).await? {
+                        return Ok(ChunkOutcome { rows, inserts: 0, loads: 0 });
+                    }
+                }
+            }
+            attempt += 1;
+        }
+    }
 }
 
 fn poisoned() -> LoadError {
@@ -219,9 +299,10 @@ fn poisoned() -> LoadError {
 
 /// Executes one chunk file in one transaction. On any error the caller drops the connection,
 /// which rolls the transaction back: no row of a failed chunk stays committed.
-async fn load_chunk(ctx: &Ctx, conn: &mut Conn, db: &str, table: &Table, chunk: &Chunk) -> Result<ChunkOutcome> {
+async fn load_chunk(ctx: &Ctx, conn: &mut Conn, db: &str, table: &Table, position: usize) -> Result<ChunkOutcome> {
+    let Some(chunk) = table.chunks.get(position) else { return Ok(ChunkOutcome::default()) };
     if let Some(check) = &chunk.rows {
-        return load_rows_chunk(ctx, conn, db, table, chunk, check).await;
+        return load_rows_chunk(ctx, conn, db, table, position, check).await;
     }
     let name = qualified(db, &table.name);
     let file = chunk.file.path.display().to_string();
@@ -251,6 +332,7 @@ async fn load_chunk(ctx: &Ctx, conn: &mut Conn, db: &str, table: &Table, chunk: 
             }
         }
     }
+    checkpoint::record_chunk(conn, &ctx.checkpoints.backup, (db, &table.name, position as u64), outcome.rows, None).await?;
     conn.query_drop("COMMIT").await.map_err(LoadError::sql(format!("{name}: committing {file}")))?;
     Ok(outcome)
 }
@@ -263,9 +345,10 @@ async fn load_rows_chunk(
     conn: &mut Conn,
     db: &str,
     table: &Table,
-    chunk: &Chunk,
+    position: usize,
     check: &floodgate_format::RowsCheck,
 ) -> Result<ChunkOutcome> {
+    let chunk = &table.chunks[position];
     let name = qualified(db, &table.name);
     let at = format!("{name}: {}", chunk.file.path.display());
     conn.query_drop("START TRANSACTION").await.map_err(LoadError::sql(format!("{at}: starting a transaction")))?;
@@ -282,6 +365,7 @@ async fn load_rows_chunk(
             reason: format!("{rows} rows loaded, the manifest says {}", check.rows),
         });
     }
+    checkpoint::record_chunk(conn, &ctx.checkpoints.backup, (db, &table.name, position as u64), rows, None).await?;
     conn.query_drop("COMMIT").await.map_err(LoadError::sql(format!("{at}: commit")))?;
     Ok(ChunkOutcome { rows, inserts: 0, loads: 1 })
 }
@@ -379,7 +463,7 @@ mod tests {
     #[test]
     fn big_tables_first_and_shared() {
         let tables = vec![table("small", &[10]), table("big", &[100, 100, 100, 100])];
-        let mut s = Scheduler::new(&tables);
+        let mut s = Scheduler::new(&tables, |_, _| false);
         assert_eq!(s.pick(), Some((1, 0)));
         assert_eq!(s.pick(), Some((1, 1))); // 300/2 still beats 10
         assert_eq!(s.pick(), Some((1, 2)));

@@ -56,16 +56,40 @@ impl LoadError {
         }
     }
 
-    /// True for failures that a retry of the same chunk can cure: a deadlock or a lock wait
-    /// timeout. The server has rolled the transaction back (or the caller does) first.
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, LoadError::Sql { source: mysql_async::Error::Server(e), .. } if matches!(e.code, 1205 | 1213))
+    /// How a retry can cure this failure, if it can.
+    pub fn transient(&self) -> Option<Transient> {
+        use mysql_async::{DriverError, Error};
+        let source = match self {
+            LoadError::Sql { source, .. } | LoadError::Connect { source, .. } => source,
+            _ => return None,
+        };
+        match source {
+            // Deadlock, lock wait timeout, query interrupted (KILL QUERY): the server rolled
+            // the statement or transaction back; the connection is still good.
+            Error::Server(e) if matches!(e.code, 1205 | 1213 | 1317) => Some(Transient::Retry),
+            // Too many connections, server shutting down, connection killed, lost or reset.
+            Error::Server(e) if matches!(e.code, 1040 | 1053 | 1927 | 2006 | 2013) => Some(Transient::Reconnect),
+            Error::Io(_) => Some(Transient::Reconnect),
+            Error::Driver(DriverError::ConnectionClosed | DriverError::PoolDisconnected) => {
+                Some(Transient::Reconnect)
+            }
+            _ => None,
+        }
     }
 
     pub(crate) fn sql(context: impl Into<String>) -> impl FnOnce(mysql_async::Error) -> LoadError {
         let context = context.into();
         move |source| LoadError::Sql { context, source }
     }
+}
+
+/// What a transient failure needs before the work is tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transient {
+    /// The same connection can retry (after ROLLBACK).
+    Retry,
+    /// The connection is gone: open a new one (waiting for the server to come back).
+    Reconnect,
 }
 
 /// Result alias for this crate.

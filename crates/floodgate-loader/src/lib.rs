@@ -8,6 +8,7 @@
 //! Entry point: [`restore`]. Progress is published through [`Progress`] (atomics a UI polls);
 //! the outcome is a [`RestoreReport`].
 
+pub mod checkpoint;
 mod conn;
 mod data;
 mod digest;
@@ -18,13 +19,15 @@ mod post;
 mod progress;
 mod report;
 mod restore;
+mod resume;
+mod retry;
 mod schema;
 mod sql;
 mod stream;
 
 pub use conn::{connect, ConnectOptions};
 pub use digest::{encode_row, table_digest};
-pub use error::{LoadError, Result};
+pub use error::{LoadError, Result, Transient};
 pub use progress::{Phase, Progress};
 pub use report::{PhaseSeconds, RestoreReport, TableReport};
 pub use restore::{restore, RestoreOptions, VerifyMode};

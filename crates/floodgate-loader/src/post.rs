@@ -6,6 +6,7 @@ use floodgate_format::SqlFile;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
+use crate::checkpoint::{self, step, Checkpoints};
 use crate::restore::Ctx;
 use crate::{LoadError, Result};
 
@@ -24,7 +25,7 @@ pub async fn apply(ctx: &Ctx, conn: &mut Conn) -> Result<Applied> {
         use_db(conn, &db.name).await?;
         applied.views += create_views(ctx, conn, &db.name, &db.views).await?;
         for file in &db.post {
-            run_file(ctx, conn, file, terminator).await?;
+            run_file(ctx, conn, &db.name, file, terminator).await?;
             use_db(conn, &db.name).await?;
             applied.post_files += 1;
         }
@@ -32,7 +33,7 @@ pub async fn apply(ctx: &Ctx, conn: &mut Conn) -> Result<Applied> {
     for db in &ctx.plan.databases {
         use_db(conn, &db.name).await?;
         for file in &db.triggers {
-            run_file(ctx, conn, file, terminator).await?;
+            run_file(ctx, conn, &db.name, file, terminator).await?;
             use_db(conn, &db.name).await?;
             applied.trigger_files += 1;
         }
@@ -53,7 +54,7 @@ async fn create_views(ctx: &Ctx, conn: &mut Conn, db: &str, views: &[floodgate_f
         let mut failed = Vec::new();
         let mut first_error = None;
         for view in pending.iter().copied() {
-            let result = run_file(ctx, conn, &view.definition, terminator).await;
+            let result = run_file(ctx, conn, db, &view.definition, terminator).await;
             use_db(conn, db).await?;
             match result {
                 Ok(()) => created += 1,
@@ -71,7 +72,7 @@ async fn create_views(ctx: &Ctx, conn: &mut Conn, db: &str, views: &[floodgate_f
             }
             for view in &failed {
                 if let Some(stand_in) = &view.placeholder {
-                    run_file(ctx, conn, stand_in, terminator).await?;
+                    run_file(ctx, conn, db, stand_in, terminator).await?;
                     use_db(conn, db).await?;
                 }
             }
@@ -88,9 +89,13 @@ async fn use_db(conn: &mut Conn, db: &str) -> Result<()> {
         .map_err(LoadError::sql(format!("USE {}", quote(db))))
 }
 
+/// Runs a post-data file, statement by statement, each recorded in the checkpoints once it
+/// ran: a resumed restore skips the object statements an earlier run completed (session
+/// statements always run, they set up the ones that follow).
 async fn run_file(
     ctx: &Ctx,
     conn: &mut Conn,
+    db: &str,
     file: &SqlFile,
     terminator: floodgate_format::split::Terminator,
 ) -> Result<()> {
@@ -100,7 +105,50 @@ async fn run_file(
             s.text = fixed;
         }
     }
-    crate::sql::run_file_statements(conn, file, &statements).await
+    let relative = file.path.strip_prefix(&ctx.plan.root).unwrap_or(&file.path).to_string_lossy().into_owned();
+    let mut steps = PostSteps { checkpoints: &ctx.checkpoints, db, name: &relative };
+    for (n, s) in statements.iter().enumerate() {
+        let at = || format!("{} at byte {}", file.path.display(), s.offset);
+        steps.run(conn, n, &s.text, at).await?;
+    }
+    Ok(())
+}
+
+/// Post-data statements of one file or stream, recorded as they complete.
+pub(crate) struct PostSteps<'a> {
+    pub checkpoints: &'a Checkpoints,
+    pub db: &'a str,
+    /// Names the statement sequence (file path relative to the backup, or the stream).
+    pub name: &'a str,
+}
+
+impl PostSteps<'_> {
+    /// Runs statement `n` unless an earlier run did; records it.
+    pub async fn run(&mut self, conn: &mut Conn, n: usize, text: &[u8], at: impl Fn() -> String) -> Result<()> {
+        let key = format!("{}#{n}", self.name);
+        let session = is_session_statement(text);
+        if !session && self.checkpoints.has(step::POST, self.db, &key) {
+            return Ok(());
+        }
+        match conn.query_drop(text).await {
+            Ok(()) => {}
+            // The one statement a killed run may have completed without recording it.
+            Err(e) if self.checkpoints.is_resume() && checkpoint::already_exists(&e) => {}
+            Err(e) => return Err(LoadError::Sql { context: at(), source: e }),
+        }
+        if !session {
+            checkpoint::record_step(conn, &self.checkpoints.backup, (step::POST, self.db, &key), None).await?;
+        }
+        Ok(())
+    }
+}
+
+/// SET and USE change only the session: re-run on resume, never recorded.
+fn is_session_statement(text: &[u8]) -> bool {
+    matches!(
+        floodgate_format::sqltext::head_words(text, 1).first().map(String::as_str),
+        Some("SET" | "USE" | "DELIMITER") | None
+    )
 }
 
 /// Row counts on the target for every table, checked against what was loaded and what the

@@ -1,6 +1,7 @@
 //! Live counters a user interface polls while a restore runs.
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Mutex;
 
 /// The restore's current phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +56,8 @@ pub struct Progress {
     pub chunks_total: AtomicU64,
     /// Chunks committed.
     pub chunks_done: AtomicU64,
+    /// Messages for the user (resuming, reloading a table) not yet shown.
+    notices: Mutex<Vec<String>>,
 }
 
 impl Progress {
@@ -75,6 +78,19 @@ impl Progress {
     pub fn set_phase(&self, p: Phase) {
         self.phase.store(p as u8, Ordering::Relaxed);
         tracing::info!(phase = p.name(), "phase started");
+    }
+
+    /// Tells the user something worth knowing, through whatever shows progress.
+    pub fn notice(&self, message: String) {
+        tracing::info!("{message}");
+        if let Ok(mut n) = self.notices.lock() {
+            n.push(message);
+        }
+    }
+
+    /// The notices since the last call.
+    pub fn take_notices(&self) -> Vec<String> {
+        self.notices.lock().map(|mut n| std::mem::take(&mut *n)).unwrap_or_default()
     }
 
     /// Reads a counter.

@@ -46,11 +46,20 @@ pub struct TableReport {
     pub insert_statements: u64,
     /// LOAD DATA statements.
     pub load_data_statements: u64,
+    /// Chunks an earlier, interrupted run had already committed (skipped by this run).
+    pub chunks_resumed: usize,
+    /// A non-transactional table (MyISAM, Aria) an interrupted run had left partial,
+    /// emptied and loaded again whole by this run.
+    pub reloaded: bool,
 }
 
 /// The whole restore.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RestoreReport {
+    /// True when this run continued an interrupted restore.
+    pub resumed: bool,
+    /// Chunks committed by earlier runs, not loaded again.
+    pub chunks_skipped: usize,
     /// floodgate's version.
     pub tool_version: String,
     /// The backup path.

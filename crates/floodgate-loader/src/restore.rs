@@ -7,8 +7,9 @@ use floodgate_format::RestorePlan;
 use floodgate_pipeline::{Pipeline, PipelineConfig};
 use mysql_async::prelude::Queryable;
 
+use crate::checkpoint::{self, Checkpoints};
 use crate::report::{PhaseSeconds, RestoreReport};
-use crate::{connect, post, schema, ConnectOptions, LoadError, Phase, Progress, Result};
+use crate::{connect, post, resume, schema, ConnectOptions, LoadError, Phase, Progress, Result};
 
 /// How to check the result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -37,6 +38,14 @@ pub struct RestoreOptions {
     pub verify: VerifyMode,
     /// Bytes the pipeline may hold in flight.
     pub memory_budget: usize,
+    /// Require an interrupted restore to continue; refuse to start a fresh one.
+    pub resume: bool,
+    /// Discard an unfinished restore's checkpoints and partial tables first.
+    pub restart: bool,
+    /// Keep the `floodgate` checkpoint schema after a complete restore.
+    pub keep_checkpoints: bool,
+    /// How long to wait for a target that went away (restart, network) before giving up.
+    pub reconnect_wait: std::time::Duration,
 }
 
 impl Default for RestoreOptions {
@@ -48,6 +57,10 @@ impl Default for RestoreOptions {
             binlog: false,
             verify: VerifyMode::Counts,
             memory_budget: 256 << 20,
+            resume: false,
+            restart: false,
+            keep_checkpoints: false,
+            reconnect_wait: std::time::Duration::from_secs(300),
         }
     }
 }
@@ -61,6 +74,15 @@ pub(crate) struct Ctx {
     pub init: Vec<String>,
     pub progress: Arc<Progress>,
     pub pipeline: Pipeline,
+    /// What earlier runs of this restore did.
+    pub checkpoints: Arc<Checkpoints>,
+}
+
+impl Ctx {
+    /// A new load connection, waiting for a target that went away.
+    pub async fn reconnect(&self) -> Result<mysql_async::Conn> {
+        crate::retry::reconnect(&self.target, &self.init, self.options.reconnect_wait).await
+    }
 }
 
 /// sql_mode for dumps that do not record one: what mysqldump and myloader use, so zero in an
@@ -124,12 +146,32 @@ pub async fn restore(
 
     let (mut conn, version, init) = open_target(&target, &options, &plan.session).await?;
     check_local_infile(&mut conn, &plan).await?;
-    let existing = schema::check_target(&mut conn, &plan, options.overwrite).await?;
+    refuse_own_schema(plan.databases.iter().map(|d| d.name.as_str()))?;
+    let source = plan.root.display().to_string();
+    let identity = checkpoint::plan_identity(&plan);
+    let checkpoints = resume::prepare(&mut conn, &options, &progress, &identity).await?;
+    checkpoints.refuse_other_restores(plan.tables().map(|(d, t)| (d.name.as_str(), t.name.as_str())))?;
+    let existing = schema::check_target(&mut conn, &plan, options.overwrite, &checkpoints).await?;
+    if checkpoints.is_resume() {
+        let tables: Vec<(String, String)> = plan.tables().map(|(d, t)| (d.name.clone(), t.name.clone())).collect();
+        resume::check_tables(&mut conn, &checkpoints, &tables).await?;
+        let total: usize = plan.tables().map(|(_, t)| t.chunks.len()).sum();
+        resume::announce(&progress, &checkpoints, &source, Some(total));
+    }
+    checkpoint::begin(&mut conn, &identity, &source).await?;
     phases.checks = started.elapsed().as_secs_f64();
 
     let pipeline = Pipeline::new(PipelineConfig::for_budget(options.threads, options.memory_budget))
         .map_err(|e| LoadError::Refused(format!("cannot start the pipeline threads: {e}")))?;
-    let ctx = Arc::new(Ctx { plan: Arc::new(plan), target, options, init, progress: progress.clone(), pipeline });
+    let ctx = Arc::new(Ctx {
+        plan: Arc::new(plan),
+        target,
+        options,
+        init,
+        progress: progress.clone(),
+        pipeline,
+        checkpoints: Arc::new(checkpoints),
+    });
 
     let t = Instant::now();
     progress.set_phase(Phase::Schema);
@@ -157,10 +199,13 @@ pub async fn restore(
         verification.extend(verify_digests(&mut conn, &ctx.plan).await?);
     }
     phases.verify = t.elapsed().as_secs_f64();
+    checkpoint::finish(&mut conn, &ctx.checkpoints.backup, ctx.options.keep_checkpoints).await?;
     progress.set_phase(Phase::Done);
     let _ = conn.disconnect().await;
 
     Ok(RestoreReport {
+        resumed: ctx.checkpoints.is_resume(),
+        chunks_skipped: ctx.checkpoints.chunk_count(),
         tool_version: env!("CARGO_PKG_VERSION").into(),
         source: ctx.plan.root.display().to_string(),
         format: ctx.plan.format.name().into(),
@@ -202,6 +247,19 @@ pub(crate) async fn open_target(
         })?;
     }
     Ok((conn, version, init))
+}
+
+/// The checkpoint schema is floodgate's own: a backup that holds a database of that name
+/// cannot be restored with checkpoints.
+pub(crate) fn refuse_own_schema<'a>(mut databases: impl Iterator<Item = &'a str>) -> Result<()> {
+    if databases.any(|d| d == checkpoint::SCHEMA) {
+        return Err(LoadError::Refused(format!(
+            "the backup holds a database named `{}`, the name of floodgate's checkpoint schema; \
+             restore it with --exclude or --database to leave it out",
+            checkpoint::SCHEMA
+        )));
+    }
+    Ok(())
 }
 
 /// Recomputes each table's content digest on the target and compares it with the backup's.

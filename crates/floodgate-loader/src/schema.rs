@@ -11,6 +11,7 @@ use floodgate_format::{RestorePlan, SqlFile};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
+use crate::checkpoint::{self, step, Checkpoints};
 use crate::restore::Ctx;
 use crate::{connect, LoadError, Result};
 use floodgate_format::sqltext::head_words;
@@ -24,7 +25,13 @@ pub struct Existing {
 }
 
 /// Refuses a target that holds objects the backup would overwrite, unless `overwrite`.
-pub async fn check_target(conn: &mut Conn, plan: &RestorePlan, overwrite: bool) -> Result<Existing> {
+/// Objects an interrupted run of this restore created are floodgate's, not conflicts.
+pub async fn check_target(
+    conn: &mut Conn,
+    plan: &RestorePlan,
+    overwrite: bool,
+    checkpoints: &Checkpoints,
+) -> Result<Existing> {
     let mut existing = Existing::default();
     let mut problems = Vec::new();
     for db in &plan.databases {
@@ -43,7 +50,9 @@ pub async fn check_target(conn: &mut Conn, plan: &RestorePlan, overwrite: bool) 
         for (name, kind) in objects {
             let is_view = kind == "VIEW";
             let wanted = db.tables.iter().any(|t| t.name == name) || db.views.iter().any(|v| v.name == name);
-            if !wanted {
+            let ours = checkpoints.is_resume()
+                && (checkpoints.has(step::TABLE, &db.name, &name) || (is_view && post_started(checkpoints, &db.name)));
+            if !wanted || ours {
                 continue;
             }
             if !overwrite {
@@ -60,7 +69,8 @@ pub async fn check_target(conn: &mut Conn, plan: &RestorePlan, overwrite: bool) 
             )
             .await
             .map_err(LoadError::sql("reading the target's routines"))?;
-        if !overwrite && !db.post.is_empty() && routines.unwrap_or(0) > 0 {
+        let ours = checkpoints.is_resume() && post_started(checkpoints, &db.name);
+        if !overwrite && !ours && !db.post.is_empty() && routines.unwrap_or(0) > 0 {
             problems.push(format!("{} (has routines or events the backup's may replace)", quote(&db.name)));
         }
     }
@@ -76,6 +86,11 @@ pub async fn check_target(conn: &mut Conn, plan: &RestorePlan, overwrite: bool) 
         )));
     }
     Ok(existing)
+}
+
+/// An interrupted run reached the post-data phase of `db`: views and routines there are its.
+fn post_started(checkpoints: &Checkpoints, db: &str) -> bool {
+    checkpoints.steps_of(step::POST).any(|(d, _)| d == db)
 }
 
 async fn describe_table(conn: &mut Conn, db: &str, table: &str) -> Result<String> {
@@ -106,6 +121,8 @@ pub async fn create_databases(ctx: &Ctx, conn: &mut Conn, existing: &Existing) -
         if existing.databases.contains(&db.name) {
             continue;
         }
+        // Recorded before it exists: if this run dies now, the next knows the database is its.
+        checkpoint::record_step(conn, &ctx.checkpoints.backup, (step::DATABASE, &db.name, ""), None).await?;
         match &db.create {
             Some(file) => {
                 let statements = floodgate_format::read_statements(file, ctx.plan.format.terminator())?;
@@ -205,6 +222,11 @@ async fn create_one(
     conn.query_drop(format!("SET NAMES utf8mb4; USE {}", quote(&db.name)))
         .await
         .map_err(LoadError::sql(format!("USE {}", quote(&db.name))))?;
+    let created = ctx.checkpoints.has(step::TABLE, &db.name, &table.name) && table_exists(conn, &db.name, &table.name).await?;
+    if !created {
+        // Recorded before the CREATE: a table that exists on resume with this step is ours.
+        checkpoint::record_step(conn, &ctx.checkpoints.backup, (step::TABLE, &db.name, &table.name), None).await?;
+    }
     let mut prepared = PreparedTable::default();
     for s in statements {
         let text = match create_table_text(s) {
@@ -228,10 +250,28 @@ async fn create_one(
             }
             _ => s.text.clone(),
         };
+        if created && is_ddl(&s.text) {
+            continue; // an earlier run created the table
+        }
         execute_with_retry(conn, &text, &table.schema, s.offset).await?;
+    }
+    if ctx.checkpoints.has(step::INDEXES, &db.name, &table.name) {
+        prepared.alters.clear();
     }
     prepared.seconds = started.elapsed().as_secs_f64();
     Ok(prepared)
+}
+
+fn is_ddl(text: &[u8]) -> bool {
+    matches!(head_words(text, 1).first().map(String::as_str), Some("CREATE" | "DROP" | "ALTER" | "RENAME"))
+}
+
+async fn table_exists(conn: &mut Conn, db: &str, table: &str) -> Result<bool> {
+    let found: Option<u8> = conn
+        .exec_first("SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", (db, table))
+        .await
+        .map_err(LoadError::sql("reading the target's tables"))?;
+    Ok(found.is_some())
 }
 
 /// Runs a DDL statement, retrying deadlocks (concurrent CREATE TABLE can deadlock on the

@@ -12,6 +12,7 @@
 //! them.
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -29,10 +30,13 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use tokio::sync::mpsc;
 
+use crate::checkpoint::{self, step, Checkpoints};
+use crate::error::Transient;
 use crate::indexes::{Builders, IndexJob};
+use crate::post::PostSteps;
 use crate::report::{PhaseSeconds, RestoreReport, TableReport};
 use crate::restore::{join_all, open_target, RestoreOptions, VerifyMode};
-use crate::{connect, sql, ConnectOptions, LoadError, Phase, Progress, Result};
+use crate::{connect, resume, sql, ConnectOptions, LoadError, Phase, Progress, Result};
 
 /// SQL text per chunk: large enough to amortise a transaction, small enough that N loaders
 /// plus the queue stay well inside the memory budget.
@@ -54,6 +58,8 @@ struct TableSpec {
     columns: Vec<ColumnSpec>,
     /// The character set the dump's text is in (its `SET NAMES`).
     names: String,
+    /// Its engine rolls back (InnoDB); a non-transactional table is recorded once complete.
+    transactional: bool,
 }
 
 /// A piece of a table's rows: consecutive INSERT statements, loaded in one transaction.
@@ -62,11 +68,17 @@ struct ChunkJob {
     spec: Arc<TableSpec>,
     statements: Vec<Statement>,
     bytes: u64,
+    /// The chunk's number within its table: the same on every read of the same stream.
+    number: u64,
+    /// Digest of its statements, recorded with it and compared when a resumed run reaches it.
+    content: String,
 }
 
 /// Per-table progress of the data phase.
 #[derive(Debug, Default)]
 struct TableState {
+    /// Chunks cut from the stream (sent to loaders or already loaded by an earlier run).
+    chunks_cut: u64,
     chunks_sent: u64,
     chunks_done: u64,
     sealed: bool,
@@ -85,12 +97,13 @@ struct Shared {
 
 impl Shared {
     /// Sends the table to the index builders when it is sealed and every chunk committed.
-    fn maybe_complete(&self, table: usize) -> Result<()> {
+    /// Returns true if it did.
+    fn maybe_complete(&self, table: usize) -> Result<bool> {
         let job = {
             let mut states = self.states.lock().map_err(|_| poisoned())?;
             let s = &mut states[table];
             if !(s.sealed && s.chunks_done == s.chunks_sent) {
-                return Ok(());
+                return Ok(false);
             }
             let (db, name) = self
                 .reports
@@ -103,7 +116,7 @@ impl Shared {
             IndexJob { table, db, name, alters: std::mem::take(&mut s.alters) }
         };
         let _ = self.index_tx.send(job);
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -128,8 +141,12 @@ pub async fn restore_dump(
     if let Some(n) = source.bytes {
         Progress::add(&progress.bytes_total, n);
     }
-    let raw = source.open_raw()?;
     let name = source.name();
+    let (prefix, raw) = read_prefix(source.open_raw()?, &name)?;
+    let identity = checkpoint::stream_identity(&prefix, &selection);
+    let checkpoints = Arc::new(resume::prepare(&mut control, &options, &progress, &identity).await?);
+    let resumed = resume_stream(&mut control, &checkpoints, &progress, &name).await?;
+    checkpoint::begin(&mut control, &identity, &name).await?;
     let mut statements = pipeline.stream_statements(raw, PathBuf::from(&name), Terminator::Delimiter, {
         let progress = progress.clone();
         Box::new(move |n| Progress::add(&progress.bytes_done, n))
@@ -152,11 +169,20 @@ pub async fn restore_dump(
             progress: progress.clone(),
             jobs: job_rx.clone(),
             source: name.clone(),
+            reconnect_wait: options.reconnect_wait,
+            backup: checkpoints.backup.clone(),
         };
         set.spawn(async move { loader.run().await });
     }
-    let builders =
-        Builders { target: target.clone(), init: init.clone(), progress: progress.clone(), reports: reports.clone() };
+    let builders = Builders {
+        target: target.clone(),
+        init: init.clone(),
+        progress: progress.clone(),
+        reports: reports.clone(),
+        reconnect_wait: options.reconnect_wait,
+        resuming: checkpoints.is_resume(),
+        backup: checkpoints.backup.clone(),
+    };
     crate::indexes::spawn(&mut set, options.threads / 2, builders, index_rx);
 
     progress.set_phase(Phase::Data);
@@ -177,6 +203,8 @@ pub async fn restore_dump(
         names: "utf8mb4".into(),
         in_header: true,
         specs: HashMap::new(),
+        checkpoints: checkpoints.clone(),
+        resumed,
     };
     let sequenced = match seq.start_into().await {
         Ok(()) => seq.run(&mut statements).await,
@@ -201,8 +229,9 @@ pub async fn restore_dump(
     let t = Instant::now();
     progress.set_phase(Phase::Post);
     let mut post_conn = connect(&target, &init).await?;
-    for s in &post {
-        post_conn.query_drop(&s.text[..]).await.map_err(LoadError::sql(format!("{name} at byte {}", s.offset)))?;
+    let mut steps = PostSteps { checkpoints: &checkpoints, db: "", name: "stream" };
+    for (n, s) in post.iter().enumerate() {
+        steps.run(&mut post_conn, n, &s.text, || format!("{name} at byte {}", s.offset)).await?;
     }
     let _ = post_conn.disconnect().await;
     phases.post = t.elapsed().as_secs_f64();
@@ -215,9 +244,12 @@ pub async fn restore_dump(
         VerifyMode::Counts | VerifyMode::Digest => crate::post::verify_counts(&mut control, &tables).await?,
     };
     phases.verify = t.elapsed().as_secs_f64();
+    checkpoint::finish(&mut control, &checkpoints.backup, options.keep_checkpoints).await?;
     progress.set_phase(Phase::Done);
     let _ = control.disconnect().await;
     Ok(RestoreReport {
+        resumed: checkpoints.is_resume(),
+        chunks_skipped: tables.iter().map(|t| t.chunks_resumed).sum(),
         tool_version: env!("CARGO_PKG_VERSION").into(),
         source: name,
         format: "mysqldump".into(),
@@ -233,6 +265,59 @@ pub async fn restore_dump(
         tables,
         verification,
     })
+}
+
+/// How many bytes of the stream (as stored) name it for the checkpoints.
+const IDENTITY_PREFIX: usize = 1 << 20;
+
+/// Reads the first bytes of a stream, for its identity, and gives back a reader of the whole
+/// stream (standard input can be read only once).
+fn read_prefix(mut raw: Box<dyn Read + Send>, name: &str) -> Result<(Vec<u8>, Box<dyn Read + Send>)> {
+    let mut prefix = Vec::with_capacity(IDENTITY_PREFIX);
+    (&mut raw)
+        .take(IDENTITY_PREFIX as u64)
+        .read_to_end(&mut prefix)
+        .map_err(|source| floodgate_format::FormatError::Io { path: name.into(), source })?;
+    let whole: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(prefix.clone()).chain(raw));
+    Ok((prefix, whole))
+}
+
+/// Tables an interrupted run of this restore created (and that still exist), after checking
+/// they hold what it loaded. Non-transactional ones it left partial are emptied (and their
+/// checkpoints forgotten): they load again whole.
+async fn resume_stream(
+    control: &mut Conn,
+    checkpoints: &Checkpoints,
+    progress: &Progress,
+    source: &str,
+) -> Result<HashMap<(String, String), bool>> {
+    let mut resumed = HashMap::new();
+    if !checkpoints.is_resume() {
+        return Ok(resumed);
+    }
+    let recorded: Vec<(String, String)> =
+        checkpoints.steps_of(step::TABLE).map(|(d, t)| (d.to_string(), t.to_string())).collect();
+    resume::check_tables(control, checkpoints, &recorded).await?;
+    let on_target = resume::tables_on_target(control, &recorded).await?;
+    for (key, state) in on_target {
+        let (db, table) = &key;
+        let reload = !state.transactional && !checkpoints.has(step::LOADED, db, table);
+        if reload {
+            let name = qualified(db, table);
+            progress.notice(format!(
+                "{name} is not transactional: the interrupted run may have left part of a chunk in it, so it is \
+                 emptied and loaded again whole"
+            ));
+            control
+                .query_drop(format!("TRUNCATE TABLE {name}"))
+                .await
+                .map_err(LoadError::sql(format!("emptying {name} to load it again")))?;
+            checkpoint::forget_table(control, &checkpoints.backup, db, table).await?;
+        }
+        resumed.insert(key, reload);
+    }
+    resume::announce(progress, checkpoints, source, None);
+    Ok(resumed)
 }
 
 fn sql_words(text: &[u8]) -> Vec<String> {
@@ -262,6 +347,9 @@ struct Sequencer<'a> {
     /// Still reading the dump's header (session statements before any schema or data).
     in_header: bool,
     specs: HashMap<usize, Arc<TableSpec>>,
+    checkpoints: Arc<Checkpoints>,
+    /// Tables an interrupted run created, mapped to whether they load again whole.
+    resumed: HashMap<(String, String), bool>,
 }
 
 impl Sequencer<'_> {
@@ -408,45 +496,104 @@ impl Sequencer<'_> {
         i
     }
 
-    /// Schema statements: refuse to replace existing data, defer indexes, run in order.
+    /// Schema statements: refuse to replace existing data, defer indexes, run in order. The
+    /// DDL of a table an interrupted run created is skipped (after checking it is the same).
     async fn schema(&mut self, mut s: Statement) -> Result<()> {
         let target = floodgate_format::mysqldump::schema_target(&s.text);
         let current = self.classifier.current_db().unwrap_or_default().to_string();
+        let head = sqltext::head_words(&s.text, 1).first().cloned().unwrap_or_default();
         match &target {
             Some(SchemaTarget::Table(db, table)) => {
                 let db = if db.is_empty() { current.clone() } else { db.clone() };
-                self.guard_table(&db, table, s.offset).await?;
-                if sqltext::head_words(&s.text, 1).first().map(String::as_str) == Some("CREATE") {
+                let resumed = self.resumed.contains_key(&(db.clone(), table.clone()));
+                if !resumed {
+                    self.guard_table(&db, table, s.offset).await?;
+                }
+                if head == "CREATE" {
                     let idx = self.table_index(&db, table);
+                    let digest = checkpoint::content_digest([&s.text[..]]);
                     let t = Instant::now();
+                    if resumed {
+                        self.same_create(&db, table, &digest, s.offset)?;
+                    } else {
+                        // Recorded before it exists: if this run dies now, the next knows it is ours.
+                        checkpoint::record_step(self.control, &self.checkpoints.backup, (step::TABLE, &db, table), Some(&digest)).await?;
+                    }
                     if self.options.defer_indexes {
-                        if let Ok(text) = std::str::from_utf8(&s.text) {
-                            match ddl::defer_indexes(&db, table, text, &ReferencedColumns::default()) {
-                                Ok(d) => {
-                                    s.text = d.create.into_bytes();
-                                    if let Ok(mut st) = self.shared.states.lock() {
-                                        st[idx].alters = d.alters;
-                                    }
-                                    if let Ok(mut r) = self.shared.reports.lock() {
-                                        r[idx].deferred_indexes = d.deferred;
-                                    }
-                                }
-                                Err(e) => tracing::warn!(table = %qualified(&db, table), "indexes not deferred: {e}"),
+                        self.defer_indexes(idx, &db, table, &mut s);
+                    }
+                    if resumed {
+                        if self.checkpoints.has(step::INDEXES, &db, table) {
+                            if let Ok(mut st) = self.shared.states.lock() {
+                                st[idx].alters.clear();
                             }
                         }
+                    } else {
+                        self.exec_control(&s).await?;
                     }
-                    self.exec_control(&s).await?;
                     if let Ok(mut r) = self.shared.reports.lock() {
                         r[idx].schema_seconds += t.elapsed().as_secs_f64();
                     }
                     self.open_table = Some(idx);
                     return Ok(());
                 }
+                if resumed {
+                    return Ok(()); // its DROP TABLE IF EXISTS would drop what was loaded
+                }
             }
-            Some(SchemaTarget::Database(db)) => self.guard_database(db, &s).await?,
+            Some(SchemaTarget::Database(db)) => {
+                if db == checkpoint::SCHEMA {
+                    crate::restore::refuse_own_schema(std::iter::once(db.as_str()))?;
+                }
+                if head == "DROP" && self.resumed.keys().any(|(d, _)| d == db) {
+                    return Ok(()); // it holds tables an interrupted run loaded
+                }
+                self.guard_database(db, &s).await?;
+                if head == "CREATE" && !self.database_exists(db).await? {
+                    checkpoint::record_step(self.control, &self.checkpoints.backup, (step::DATABASE, db, ""), None).await?;
+                }
+            }
             None => {}
         }
         self.exec_control(&s).await
+    }
+
+    fn defer_indexes(&mut self, idx: usize, db: &str, table: &str, s: &mut Statement) {
+        let Ok(text) = std::str::from_utf8(&s.text) else { return };
+        match ddl::defer_indexes(db, table, text, &ReferencedColumns::default()) {
+            Ok(d) => {
+                s.text = d.create.into_bytes();
+                if let Ok(mut st) = self.shared.states.lock() {
+                    st[idx].alters = d.alters;
+                }
+                if let Ok(mut r) = self.shared.reports.lock() {
+                    r[idx].deferred_indexes = d.deferred;
+                }
+            }
+            Err(e) => tracing::warn!(table = %qualified(db, table), "indexes not deferred: {e}"),
+        }
+    }
+
+    /// A resumed table's CREATE must be the one the interrupted run executed.
+    fn same_create(&self, db: &str, table: &str, digest: &str, offset: u64) -> Result<()> {
+        match self.checkpoints.step(step::TABLE, db, table) {
+            Some(Some(recorded)) if recorded != digest => Err(LoadError::Refused(format!(
+                "{} at byte {offset}: the CREATE TABLE of {} differs from the one the interrupted restore ran: this is \
+                 a different dump. Resume with the original, or pass --restart to start over.",
+                self.source,
+                qualified(db, table)
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    async fn database_exists(&mut self, db: &str) -> Result<bool> {
+        let found: Option<String> = self
+            .control
+            .exec_first("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", (db,))
+            .await
+            .map_err(LoadError::sql("reading the target's databases"))?;
+        Ok(found.is_some())
     }
 
     async fn guard_table(&mut self, db: &str, table: &str, offset: u64) -> Result<()> {
@@ -462,6 +609,9 @@ impl Sequencer<'_> {
             )
             .await
             .map_err(LoadError::sql("reading the target's tables"))?;
+        if let (Some(_), Some(other)) = (&exists, self.checkpoints.claimed_by_other(db, table)) {
+            return Err(checkpoint::different_backup(other, &format!("{} at byte {offset}: {key}", self.source)));
+        }
         if exists.is_some() {
             return Err(LoadError::Refused(format!(
                 "{} at byte {offset}: the target already has {key}, which this dump would replace. Nothing of it was \
@@ -526,14 +676,23 @@ impl Sequencer<'_> {
 
     async fn flush(&mut self) -> Result<()> {
         let Some((table, statements, bytes)) = self.pending.take() else { return Ok(()) };
+        let number = {
+            let mut states = self.shared.states.lock().map_err(|_| poisoned())?;
+            states[table].chunks_cut += 1;
+            states[table].chunks_cut - 1
+        };
+        let content = checkpoint::content_digest(statements.iter().map(|s| &s.text[..]));
+        Progress::add(&self.progress.chunks_total, 1);
+        if self.skip_loaded(table, number, &content, &statements, bytes)? {
+            return Ok(());
+        }
         let spec = self.spec(table).await?;
         {
             let mut states = self.shared.states.lock().map_err(|_| poisoned())?;
             states[table].chunks_sent += 1;
             states[table].started.get_or_insert_with(Instant::now);
         }
-        Progress::add(&self.progress.chunks_total, 1);
-        let job = ChunkJob { table, spec, statements, bytes };
+        let job = ChunkJob { table, spec, statements, bytes, number, content };
         if self.jobs.send(job).await.is_err() {
             // Every loader stopped: one failed, and its error is what the caller reports.
             return Err(LoadError::Refused("loaders stopped".into()));
@@ -541,12 +700,45 @@ impl Sequencer<'_> {
         Ok(())
     }
 
+    /// True if an interrupted run committed this chunk (its content must be the same).
+    fn skip_loaded(&self, table: usize, number: u64, content: &str, statements: &[Statement], bytes: u64) -> Result<bool> {
+        let (db, name) = {
+            let r = self.shared.reports.lock().map_err(|_| poisoned())?;
+            (r[table].database.clone(), r[table].table.clone())
+        };
+        if self.resumed.get(&(db.clone(), name.clone())).copied().unwrap_or(true) {
+            return Ok(false); // not resumed, or loaded again whole
+        }
+        let Some(done) = self.checkpoints.chunk(&db, &name, number) else { return Ok(false) };
+        if done.content.as_deref() != Some(content) {
+            return Err(LoadError::Refused(format!(
+                "{} at byte {}: the rows of {} (chunk {number}) differ from those the interrupted restore loaded: this \
+                 is a different dump. Resume with the original, or pass --restart to start over.",
+                self.source,
+                statements.first().map(|s| s.offset).unwrap_or_default(),
+                qualified(&db, &name)
+            )));
+        }
+        let mut r = self.shared.reports.lock().map_err(|_| poisoned())?;
+        r[table].rows += done.rows;
+        r[table].bytes += bytes;
+        r[table].chunks += 1;
+        r[table].chunks_resumed += 1;
+        Progress::add(&self.progress.rows_done, done.rows);
+        Progress::add(&self.progress.chunks_done, 1);
+        Ok(true)
+    }
+
     /// Ends the open table's rows: flushes its last chunk and marks it complete.
     async fn seal_open(&mut self) -> Result<()> {
         self.flush().await?;
         if let Some(t) = self.open_table.take() {
             self.shared.states.lock().map_err(|_| poisoned())?[t].sealed = true;
-            self.shared.maybe_complete(t)?;
+            if self.shared.maybe_complete(t)? {
+                if let Some(spec) = self.specs.get(&t).filter(|s| !s.transactional).cloned() {
+                    checkpoint::record_step(self.control, &self.checkpoints.backup, (step::LOADED, &spec.db, &spec.name), None).await?;
+                }
+            }
         }
         Ok(())
     }
@@ -576,6 +768,15 @@ async fn table_spec(conn: &mut Conn, db: &str, table: &str, names: &str) -> Resu
         )
         .await
         .map_err(LoadError::sql(format!("reading the columns of {}", qualified(db, table))))?;
+    let transactional: Option<String> = conn
+        .exec_first(
+            "SELECT e.TRANSACTIONS FROM information_schema.TABLES t JOIN information_schema.ENGINES e \
+             ON e.ENGINE = t.ENGINE WHERE t.TABLE_SCHEMA = ? AND t.TABLE_NAME = ?",
+            (db, table),
+        )
+        .await
+        .map_err(LoadError::sql(format!("reading the engine of {}", qualified(db, table))))?;
+    let transactional = transactional.is_none_or(|t| t.eq_ignore_ascii_case("YES"));
     let names_base = base_charset(names);
     let columns = rows
         .into_iter()
@@ -591,7 +792,7 @@ async fn table_spec(conn: &mut Conn, db: &str, table: &str, names: &str) -> Resu
             ColumnSpec { name, class, generated }
         })
         .collect();
-    Ok(TableSpec { db: db.into(), name: table.into(), columns, names: names.into() })
+    Ok(TableSpec { db: db.into(), name: table.into(), columns, names: names.into(), transactional })
 }
 
 /// utf8 and utf8mb3 are one character set; so are their spellings across versions.
@@ -721,6 +922,9 @@ struct Loader {
     progress: Arc<Progress>,
     jobs: Arc<tokio::sync::Mutex<mpsc::Receiver<ChunkJob>>>,
     source: String,
+    reconnect_wait: std::time::Duration,
+    /// The backup's identity in the checkpoints.
+    backup: String,
 }
 
 impl Loader {
@@ -738,36 +942,15 @@ impl Loader {
         loop {
             let next = self.jobs.lock().await.recv().await;
             let Some(job) = next else { return Ok(()) };
-            if conn.is_none() {
-                let mut c = connect(&self.target, &self.init).await?;
-                let prelude = self.shared.prelude.lock().map_err(|_| poisoned())?.clone();
-                for s in prelude {
-                    c.query_drop(&s[..]).await.map_err(LoadError::sql(format!("{}: session setup", self.source)))?;
-                }
-                conn = Some(c);
-            }
-            let Some(c) = conn.as_mut() else { return Ok(()) };
             let (table, bytes) = (job.table, job.bytes);
             let spec = job.spec.clone();
-            let statements = job.statements;
+            let statements = std::mem::take(&mut { job.statements.clone() });
             let pieces = self
                 .pipeline
                 .run(move || encode_chunk(&spec, statements))
                 .await
                 .ok_or_else(|| LoadError::Refused("internal error: the encoder stopped".into()))?;
-            let mut attempt = 0;
-            let outcome = loop {
-                match self.load(c, &job.spec, pieces.clone()).await {
-                    Ok(o) => break o,
-                    Err(e) if e.is_retryable() && attempt < crate::data::RETRIES => {
-                        attempt += 1;
-                        tracing::warn!("{e}; retrying the chunk ({attempt}/{})", crate::data::RETRIES);
-                        let _ = c.query_drop("ROLLBACK").await;
-                        tokio::time::sleep(crate::data::backoff(attempt)).await;
-                    }
-                    Err(e) => return Err(e),
-                }
-            };
+            let outcome = self.load_with_retries(&mut conn, &job, pieces).await?;
             {
                 let mut r = self.shared.reports.lock().map_err(|_| poisoned())?;
                 r[table].rows += outcome.rows;
@@ -779,11 +962,56 @@ impl Loader {
             Progress::add(&self.progress.rows_done, outcome.rows);
             Progress::add(&self.progress.chunks_done, 1);
             self.shared.states.lock().map_err(|_| poisoned())?[table].chunks_done += 1;
-            self.shared.maybe_complete(table)?;
+            if self.shared.maybe_complete(table)? && !job.spec.transactional {
+                if let Some(c) = conn.as_mut() {
+                    checkpoint::record_step(c, &self.backup, (step::LOADED, &job.spec.db, &job.spec.name), None).await?;
+                }
+            }
         }
     }
 
-    async fn load(&self, conn: &mut Conn, spec: &TableSpec, pieces: Vec<Piece>) -> Result<Outcome> {
+    /// A load connection with the dump's session settings, waiting for a target that went away.
+    async fn open(&self) -> Result<Conn> {
+        let mut c = crate::retry::reconnect(&self.target, &self.init, self.reconnect_wait).await?;
+        let prelude = self.shared.prelude.lock().map_err(|_| poisoned())?.clone();
+        for s in prelude {
+            c.query_drop(&s[..]).await.map_err(LoadError::sql(format!("{}: session setup", self.source)))?;
+        }
+        Ok(c)
+    }
+
+    /// Loads a chunk, retrying transient failures. After a lost connection the chunk's
+    /// checkpoint says whether its commit went through before the connection did.
+    async fn load_with_retries(&self, slot: &mut Option<Conn>, job: &ChunkJob, pieces: Vec<Piece>) -> Result<Outcome> {
+        let spec = &job.spec;
+        let what = format!("{} chunk {}", qualified(&spec.db, &spec.name), job.number);
+        let mut attempt = 0;
+        loop {
+            let conn = match slot {
+                Some(conn) => conn,
+                None => slot.insert(self.open().await?),
+            };
+            let error = match self.load(conn, job, pieces.clone()).await {
+                Ok(outcome) => return Ok(outcome),
+                Err(e) => e,
+            };
+            match crate::retry::before_retry(error, attempt, &what).await? {
+                Transient::Retry => {
+                    let _ = conn.query_drop("ROLLBACK").await;
+                }
+                Transient::Reconnect => {
+                    let conn = slot.insert(self.open().await?);
+                    if let Some(rows) = checkpoint::committed(conn, &self.backup, &spec.db, &spec.name, job.number).await? {
+                        return Ok(Outcome { rows, inserts: 0, loads: 0 });
+                    }
+                }
+            }
+            attempt += 1;
+        }
+    }
+
+    async fn load(&self, conn: &mut Conn, job: &ChunkJob, pieces: Vec<Piece>) -> Result<Outcome> {
+        let spec = &job.spec;
         let name = qualified(&spec.db, &spec.name);
         // Fallback INSERTs name their table without its database, as the dump does.
         conn.query_drop(format!("USE {}; START TRANSACTION", quote(&spec.db)))
@@ -819,6 +1047,7 @@ impl Loader {
                 }
             }
         }
+        checkpoint::record_chunk(conn, &self.backup, (&spec.db, &spec.name, job.number), outcome.rows, Some(&job.content)).await?;
         conn.query_drop("COMMIT").await.map_err(LoadError::sql(format!("{name}: commit")))?;
         Ok(outcome)
     }
@@ -873,6 +1102,7 @@ mod tests {
             db: "d".into(),
             name: "t".into(),
             names: "utf8mb4".into(),
+            transactional: true,
             columns: vec![
                 ColumnSpec { name: "a".into(), class: ColumnClass::Raw, generated: false },
                 ColumnSpec { name: "l".into(), class: ColumnClass::Text, generated: false },

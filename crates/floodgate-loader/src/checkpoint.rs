@@ -1,0 +1,439 @@
+//! Checkpoints: what a restore has done, kept on the target in the `floodgate` schema, so a
+//! restore stopped at any instant (kill -9, lost connection, target restart, Ctrl-C) resumes
+//! exactly.
+//!
+//! * A chunk's row in `floodgate.chunks` is inserted in the chunk's own transaction: after a
+//!   crash the chunk is either loaded and recorded, or neither.
+//! * DDL commits on its own, so `floodgate.steps` records an intent *before* each CREATE of a
+//!   database or table (the object is floodgate's if it exists later) and a completion *after*
+//!   index builds and post-data statements; a re-run tolerates "already exists" for the one
+//!   statement that may have run without being recorded.
+//! * `floodgate.restore` holds the identity of the backup being restored; a different backup
+//!   against the same checkpoints is refused.
+
+use std::collections::{HashMap, HashSet};
+
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+
+use floodgate_format::ident::{qualified, quote};
+
+use crate::{LoadError, Result};
+
+/// The schema that holds the checkpoints.
+pub const SCHEMA: &str = "floodgate";
+
+const TABLES: [&str; 3] = [
+    "CREATE TABLE IF NOT EXISTS floodgate.restore (
+       backup VARBINARY(128) NOT NULL PRIMARY KEY,
+       source TEXT NOT NULL,
+       tool_version VARCHAR(32) NOT NULL,
+       started_at DATETIME(6) NOT NULL,
+       completed_at DATETIME(6) NULL
+     ) ENGINE=InnoDB",
+    "CREATE TABLE IF NOT EXISTS floodgate.chunks (
+       backup VARBINARY(128) NOT NULL,
+       db VARBINARY(256) NOT NULL,
+       tbl VARBINARY(256) NOT NULL,
+       chunk BIGINT UNSIGNED NOT NULL,
+       rows_loaded BIGINT UNSIGNED NOT NULL,
+       content VARBINARY(64) NULL,
+       loaded_at DATETIME(6) NOT NULL,
+       PRIMARY KEY (backup, db, tbl, chunk)
+     ) ENGINE=InnoDB",
+    "CREATE TABLE IF NOT EXISTS floodgate.steps (
+       backup VARBINARY(128) NOT NULL,
+       kind VARBINARY(16) NOT NULL,
+       db VARBINARY(256) NOT NULL,
+       name VARBINARY(512) NOT NULL,
+       detail VARBINARY(128) NULL,
+       done_at DATETIME(6) NOT NULL,
+       PRIMARY KEY (backup, kind, db, name)
+     ) ENGINE=InnoDB",
+];
+
+/// Kinds of step.
+pub mod step {
+    /// floodgate creates (or created) this database.
+    pub const DATABASE: &str = "database";
+    /// floodgate creates (or created) this table; the detail is its CREATE's digest.
+    pub const TABLE: &str = "table";
+    /// Every chunk of this table is loaded (what counts for non-transactional engines).
+    pub const LOADED: &str = "loaded";
+    /// This table's deferred indexes exist.
+    pub const INDEXES: &str = "indexes";
+    /// A post-data statement (name: `file#n`) ran.
+    pub const POST: &str = "post";
+}
+
+/// A chunk the checkpoints record as committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DoneChunk {
+    /// Rows it loaded.
+    pub rows: u64,
+    /// Digest of its content, where the source has no per-chunk hash of its own.
+    pub content: Option<String>,
+}
+
+/// A restore recorded on the target.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub backup: String,
+    pub source: String,
+    pub started_at: String,
+    pub completed: bool,
+}
+
+/// Another restore that is unfinished on the same target, and the tables it created.
+#[derive(Debug, Clone)]
+pub struct Unfinished {
+    pub restore: Recorded,
+    tables: HashSet<(String, String)>,
+}
+
+/// What the target's checkpoints said about this backup when this run started. Immutable:
+/// writes go to the server only, and every decision is taken against the state at start.
+#[derive(Debug, Default)]
+pub struct Checkpoints {
+    /// This backup's identity.
+    pub backup: String,
+    /// The restore of this backup this run continues (None: a fresh start).
+    pub resumed: Option<Recorded>,
+    chunks: HashMap<(String, String, u64), DoneChunk>,
+    steps: HashMap<(String, String, String), Option<String>>,
+    /// Unfinished restores of other backups.
+    others: Vec<Unfinished>,
+}
+
+impl Checkpoints {
+    /// Reads the checkpoints of `backup` (and which other restores are unfinished). Changes
+    /// nothing.
+    pub async fn read(conn: &mut Conn, backup: &str) -> Result<Checkpoints> {
+        let mut cp = Checkpoints { backup: backup.to_string(), ..Default::default() };
+        if !schema_exists(conn).await? {
+            return Ok(cp);
+        }
+        let restores: Vec<(Vec<u8>, String, String, Option<String>)> = conn
+            .query(
+                "SELECT backup, source, CAST(started_at AS CHAR), CAST(completed_at AS CHAR) FROM floodgate.restore",
+            )
+            .await
+            .map_err(LoadError::sql("reading the checkpoints"))?;
+        for (id, source, started_at, completed) in restores {
+            let recorded = Recorded { backup: text(id), source, started_at, completed: completed.is_some() };
+            if recorded.backup == backup {
+                cp.resumed = Some(recorded);
+            } else if !recorded.completed {
+                cp.others.push(Unfinished { restore: recorded, tables: HashSet::new() });
+            }
+        }
+        let chunks: Vec<(Vec<u8>, Vec<u8>, u64, u64, Option<Vec<u8>>)> = conn
+            .exec("SELECT db, tbl, chunk, rows_loaded, content FROM floodgate.chunks WHERE backup = ?", (backup,))
+            .await
+            .map_err(LoadError::sql("reading the checkpoints"))?;
+        for (db, tbl, chunk, rows, content) in chunks {
+            cp.chunks.insert((text(db), text(tbl), chunk), DoneChunk { rows, content: content.map(text) });
+        }
+        let steps: Vec<(Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>, Option<Vec<u8>>)> = conn
+            .query("SELECT backup, kind, db, name, detail FROM floodgate.steps")
+            .await
+            .map_err(LoadError::sql("reading the checkpoints"))?;
+        for (id, kind, db, name, detail) in steps {
+            let (id, kind, db, name) = (text(id), text(kind), text(db), text(name));
+            if id == backup {
+                cp.steps.insert((kind, db, name), detail.map(text));
+            } else if kind == step::TABLE {
+                if let Some(o) = cp.others.iter_mut().find(|o| o.restore.backup == id) {
+                    o.tables.insert((db, name));
+                }
+            }
+        }
+        Ok(cp)
+    }
+
+    /// True when this run continues an earlier one.
+    pub fn is_resume(&self) -> bool {
+        self.resumed.is_some()
+    }
+
+    /// The unfinished restore of another backup that created `db`.`table`, if any.
+    pub fn claimed_by_other(&self, db: &str, table: &str) -> Option<&Recorded> {
+        let key = (db.to_string(), table.to_string());
+        self.others.iter().find(|o| o.tables.contains(&key)).map(|o| &o.restore)
+    }
+
+    /// Refuses when an unfinished restore of a different backup created any of `tables`:
+    /// resuming it with this backup would mix two backups' rows.
+    pub fn refuse_other_restores<'a>(&self, tables: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<()> {
+        for (db, table) in tables {
+            if let Some(other) = self.claimed_by_other(db, table) {
+                return Err(different_backup(other, &qualified(db, table)));
+            }
+        }
+        Ok(())
+    }
+
+    /// The chunk, if the checkpoints record it committed.
+    pub fn chunk(&self, db: &str, table: &str, chunk: u64) -> Option<&DoneChunk> {
+        self.chunks.get(&(db.to_string(), table.to_string(), chunk))
+    }
+
+    /// Committed chunks of one table and the rows they hold.
+    pub fn table_chunks(&self, db: &str, table: &str) -> (usize, u64) {
+        self.chunks
+            .iter()
+            .filter(|((d, t, _), _)| d == db && t == table)
+            .fold((0, 0), |(n, rows), (_, c)| (n + 1, rows + c.rows))
+    }
+
+    /// All committed chunks.
+    pub fn chunk_count(&self) -> usize {
+        self.chunks.len()
+    }
+
+    /// The step, if recorded: `Some(detail)`.
+    pub fn step(&self, kind: &str, db: &str, name: &str) -> Option<&Option<String>> {
+        self.steps.get(&(kind.to_string(), db.to_string(), name.to_string()))
+    }
+
+    /// True if the step is recorded.
+    pub fn has(&self, kind: &str, db: &str, name: &str) -> bool {
+        self.step(kind, db, name).is_some()
+    }
+
+    /// Names recorded under `kind` (db, name).
+    pub fn steps_of(&self, kind: &str) -> impl Iterator<Item = (&str, &str)> + '_ {
+        let kind = kind.to_string();
+        self.steps.keys().filter(move |(k, _, _)| *k == kind).map(|(_, d, n)| (d.as_str(), n.as_str()))
+    }
+}
+
+/// The refusal for a table an unfinished restore of another backup created.
+pub fn different_backup(other: &Recorded, object: &str) -> LoadError {
+    LoadError::Refused(format!(
+        "{object} belongs to an unfinished restore of a different backup ({}, begun {}); its checkpoints are in \
+         the `{SCHEMA}` schema. Resume it with that backup (and the same --database/--exclude/--into), or pass \
+         --restart to drop its partial tables and start this one. Nothing was changed.",
+        other.source, other.started_at
+    ))
+}
+
+async fn schema_exists(conn: &mut Conn) -> Result<bool> {
+    let n: Option<u64> = conn
+        .exec_first(
+            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME IN \
+             ('restore', 'chunks', 'steps')",
+            (SCHEMA,),
+        )
+        .await
+        .map_err(LoadError::sql("reading the checkpoints"))?;
+    Ok(n.unwrap_or(0) == 3)
+}
+
+fn text(bytes: Vec<u8>) -> String {
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Creates the checkpoint schema (if missing) and records the restore that starts now. A
+/// finished restore of the same backup kept with --keep-checkpoints is continued as is.
+pub async fn begin(conn: &mut Conn, backup: &str, source: &str) -> Result<()> {
+    conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS {}", quote(SCHEMA)))
+        .await
+        .map_err(LoadError::sql("creating the checkpoint schema"))?;
+    for t in TABLES {
+        conn.query_drop(t).await.map_err(LoadError::sql("creating the checkpoint tables"))?;
+    }
+    conn.exec_drop(
+        "INSERT IGNORE INTO floodgate.restore (backup, source, tool_version, started_at) VALUES (?, ?, ?, NOW(6))",
+        (backup, source, env!("CARGO_PKG_VERSION")),
+    )
+    .await
+    .map_err(LoadError::sql("recording the restore"))
+}
+
+/// Records a chunk; run it inside the chunk's transaction.
+pub async fn record_chunk(
+    conn: &mut Conn,
+    backup: &str,
+    (db, table, chunk): (&str, &str, u64),
+    rows: u64,
+    content: Option<&str>,
+) -> Result<()> {
+    conn.exec_drop(
+        "INSERT INTO floodgate.chunks (backup, db, tbl, chunk, rows_loaded, content, loaded_at) \
+         VALUES (?, ?, ?, ?, ?, ?, NOW(6))",
+        (backup, db.as_bytes(), table.as_bytes(), chunk, rows, content),
+    )
+    .await
+    .map_err(LoadError::sql(format!("{}: recording chunk {chunk}", qualified(db, table))))
+}
+
+/// After a lost connection: did the chunk commit before the connection went? Its checkpoint
+/// row says so, since both commit together. Returns the rows it loaded.
+pub async fn committed(conn: &mut Conn, backup: &str, db: &str, table: &str, chunk: u64) -> Result<Option<u64>> {
+    conn.exec_first(
+        "SELECT rows_loaded FROM floodgate.chunks WHERE backup = ? AND db = ? AND tbl = ? AND chunk = ?",
+        (backup, db.as_bytes(), table.as_bytes(), chunk),
+    )
+    .await
+    .map_err(LoadError::sql(format!("{}: reading chunk {chunk}'s checkpoint", qualified(db, table))))
+}
+
+/// Records a step (autocommit).
+pub async fn record_step(
+    conn: &mut Conn,
+    backup: &str,
+    (kind, db, name): (&str, &str, &str),
+    detail: Option<&str>,
+) -> Result<()> {
+    conn.exec_drop(
+        "INSERT INTO floodgate.steps (backup, kind, db, name, detail, done_at) VALUES (?, ?, ?, ?, ?, NOW(6)) \
+         ON DUPLICATE KEY UPDATE detail = VALUES(detail), done_at = VALUES(done_at)",
+        (backup, kind.as_bytes(), db.as_bytes(), name.as_bytes(), detail),
+    )
+    .await
+    .map_err(LoadError::sql(format!("recording step {kind} of {}", qualified(db, name))))
+}
+
+/// Forgets a table's chunks: a non-transactional table is reloaded whole.
+pub async fn forget_table(conn: &mut Conn, backup: &str, db: &str, table: &str) -> Result<()> {
+    let context = || format!("{}: clearing its checkpoints", qualified(db, table));
+    conn.exec_drop(
+        "DELETE FROM floodgate.chunks WHERE backup = ? AND db = ? AND tbl = ?",
+        (backup, db.as_bytes(), table.as_bytes()),
+    )
+    .await
+    .map_err(LoadError::sql(context()))?;
+    conn.exec_drop(
+        "DELETE FROM floodgate.steps WHERE backup = ? AND kind = ? AND db = ? AND name = ?",
+        (backup, step::LOADED.as_bytes(), db.as_bytes(), table.as_bytes()),
+    )
+    .await
+    .map_err(LoadError::sql(context()))
+}
+
+/// The restore is complete: drop its checkpoints (and the schema once no restore is left in
+/// it), or keep them marked complete.
+pub async fn finish(conn: &mut Conn, backup: &str, keep: bool) -> Result<()> {
+    let context = "removing the checkpoints";
+    if keep {
+        return conn
+            .exec_drop("UPDATE floodgate.restore SET completed_at = NOW(6) WHERE backup = ?", (backup,))
+            .await
+            .map_err(LoadError::sql(context));
+    }
+    for table in ["chunks", "steps", "restore"] {
+        conn.exec_drop(format!("DELETE FROM floodgate.{table} WHERE backup = ?"), (backup,))
+            .await
+            .map_err(LoadError::sql(context))?;
+    }
+    let left: Option<u64> =
+        conn.query_first("SELECT COUNT(*) FROM floodgate.restore").await.map_err(LoadError::sql(context))?;
+    if left.unwrap_or(0) == 0 {
+        conn.query_drop(format!("DROP DATABASE IF EXISTS {}", quote(SCHEMA))).await.map_err(LoadError::sql(context))?;
+    }
+    Ok(())
+}
+
+/// `--restart`: drops what unfinished restores created (databases they created whole; their
+/// tables in databases that existed before) and every checkpoint.
+pub async fn discard(conn: &mut Conn) -> Result<Vec<String>> {
+    let mut dropped = Vec::new();
+    if !schema_exists(conn).await? {
+        return Ok(dropped);
+    }
+    let created: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = conn
+        .query(
+            "SELECT s.kind, s.db, s.name FROM floodgate.steps s JOIN floodgate.restore r USING (backup) \
+             WHERE r.completed_at IS NULL AND s.kind IN ('database', 'table') ORDER BY s.kind",
+        )
+        .await
+        .map_err(LoadError::sql("reading the checkpoints"))?;
+    let databases: HashSet<String> =
+        created.iter().filter(|(k, _, _)| k == step::DATABASE.as_bytes()).map(|(_, d, _)| text(d.clone())).collect();
+    for db in &databases {
+        conn.query_drop(format!("DROP DATABASE IF EXISTS {}", quote(db)))
+            .await
+            .map_err(LoadError::sql(format!("--restart: dropping database {}", quote(db))))?;
+        dropped.push(quote(db));
+    }
+    for (kind, db, table) in created {
+        let (db, table) = (text(db), text(table));
+        if kind != step::TABLE.as_bytes() || databases.contains(&db) {
+            continue;
+        }
+        let name = qualified(&db, &table);
+        conn.query_drop(format!("DROP TABLE IF EXISTS {name}"))
+            .await
+            .map_err(LoadError::sql(format!("--restart: dropping {name}")))?;
+        dropped.push(name);
+    }
+    conn.query_drop(format!("DROP DATABASE IF EXISTS {}", quote(SCHEMA)))
+        .await
+        .map_err(LoadError::sql("dropping the checkpoint schema"))?;
+    Ok(dropped)
+}
+
+/// Server errors that mean "this object is already there": the one statement a killed run may
+/// have executed without recording it.
+pub fn already_exists(e: &mysql_async::Error) -> bool {
+    // 1007 database, 1050 table/view, 1061 key name, 1304 routine, 1359 trigger, 1537 event,
+    // 1826 foreign key name.
+    matches!(e, mysql_async::Error::Server(se) if matches!(se.code, 1007 | 1050 | 1061 | 1304 | 1359 | 1537 | 1826))
+}
+
+/// Identity of a directory backup as selected: its format, its manifest or metadata file, and
+/// every file it would load (path relative to the backup, size, recorded hash). Moving the
+/// directory keeps it; a different dump, or a different --database/--exclude, changes it.
+pub fn plan_identity(plan: &floodgate_format::RestorePlan) -> String {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    let mut put = |bytes: &[u8]| {
+        h.update(&(bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    };
+    put(plan.format.name().as_bytes());
+    for name in ["manifest.json", "metadata"] {
+        if let Ok(bytes) = std::fs::read(plan.root.join(name)) {
+            put(&bytes);
+        }
+    }
+    let relative = |p: &std::path::Path| p.strip_prefix(&plan.root).unwrap_or(p).to_string_lossy().into_owned();
+    for db in &plan.databases {
+        put(db.name.as_bytes());
+        for t in &db.tables {
+            put(t.name.as_bytes());
+            put(relative(&t.schema.path).as_bytes());
+            for c in &t.chunks {
+                put(relative(&c.file.path).as_bytes());
+                put(&c.file.bytes.to_le_bytes());
+                if let Some(check) = &c.rows {
+                    put(check.sha256.as_bytes());
+                }
+            }
+        }
+        for v in &db.views {
+            put(v.name.as_bytes());
+        }
+    }
+    format!("{}:{:032x}", plan.format.name(), h.digest128())
+}
+
+/// Identity of a mysqldump stream: the first bytes of the stream as stored (they hold the
+/// dump's header and first tables) and the selection. Each chunk's content digest is checked
+/// again as the re-read reaches it, so a stream that differs later is refused there.
+pub fn stream_identity(prefix: &[u8], selection: &floodgate_format::mysqldump::Selection) -> String {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(prefix);
+    h.update(format!("{:?}|{:?}|{:?}", selection.into, selection.databases, selection.exclude).as_bytes());
+    format!("mysqldump:{:032x}", h.digest128())
+}
+
+/// Digest of a piece of a stream (a chunk's statements, a CREATE statement).
+pub fn content_digest<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> String {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for p in parts {
+        h.update(&(p.len() as u64).to_le_bytes());
+        h.update(p);
+    }
+    format!("{:032x}", h.digest128())
+}

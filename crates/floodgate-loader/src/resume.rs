@@ -1,0 +1,130 @@
+//! Starting a restore against the target's checkpoints: resume, refuse, or restart, and the
+//! checks that make sure what an earlier run left is still what it left.
+
+use std::collections::HashMap;
+
+use floodgate_format::ident::qualified;
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+
+use crate::checkpoint::{self, step, Checkpoints};
+use crate::{LoadError, Progress, RestoreOptions, Result};
+
+/// Reads the checkpoints: `--restart` discards unfinished restores first; a restore of the
+/// same backup (and selection) resumes.
+pub async fn prepare(
+    conn: &mut Conn,
+    options: &RestoreOptions,
+    progress: &Progress,
+    identity: &str,
+) -> Result<Checkpoints> {
+    if options.restart {
+        let dropped = checkpoint::discard(conn).await?;
+        if !dropped.is_empty() {
+            progress.notice(format!("--restart: dropped what the unfinished restore created: {}", dropped.join(", ")));
+        }
+    }
+    let checkpoints = Checkpoints::read(conn, identity).await?;
+    if options.resume && !checkpoints.is_resume() {
+        return Err(LoadError::Refused(
+            "--resume: the target holds no interrupted restore of this backup; run without --resume to start one"
+                .into(),
+        ));
+    }
+    Ok(checkpoints)
+}
+
+/// Says what an earlier run did and what remains.
+/// `total_chunks` is unknown for a stream until it is read.
+pub fn announce(progress: &Progress, checkpoints: &Checkpoints, source: &str, total_chunks: Option<usize>) {
+    let Some(previous) = &checkpoints.resumed else { return };
+    let done = checkpoints.chunk_count();
+    let indexed = checkpoints.steps_of(step::INDEXES).count();
+    let remain = match total_chunks {
+        Some(total) => format!("{done} of {total} chunks already loaded, {indexed} tables complete; {} chunks remain", total.saturating_sub(done)),
+        None => format!("{done} chunks already loaded, {indexed} tables complete; the rest of the stream remains"),
+    };
+    progress.notice(format!("resuming the restore of {source} begun {}: {remain}", previous.started_at));
+}
+
+/// A table as an earlier run left it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TableOnTarget {
+    pub exists: bool,
+    /// Its engine rolls back (InnoDB); false for MyISAM, Aria, MEMORY.
+    pub transactional: bool,
+}
+
+/// Whether each table exists on the target and whether its engine is transactional.
+pub async fn tables_on_target(conn: &mut Conn, tables: &[(String, String)]) -> Result<HashMap<(String, String), TableOnTarget>> {
+    let mut dbs: Vec<&str> = tables.iter().map(|(d, _)| d.as_str()).collect();
+    dbs.sort_unstable();
+    dbs.dedup();
+    let mut found = HashMap::new();
+    for db in dbs {
+        let rows: Vec<(String, Option<String>)> = conn
+            .exec(
+                "SELECT t.TABLE_NAME, e.TRANSACTIONS FROM information_schema.TABLES t \
+                 LEFT JOIN information_schema.ENGINES e ON e.ENGINE = t.ENGINE \
+                 WHERE t.TABLE_SCHEMA = ? AND t.TABLE_TYPE = 'BASE TABLE'",
+                (db,),
+            )
+            .await
+            .map_err(LoadError::sql("reading the target's tables"))?;
+        for (name, transactions) in rows {
+            let transactional = transactions.is_some_and(|t| t.eq_ignore_ascii_case("YES"));
+            found.insert((db.to_string(), name), TableOnTarget { exists: true, transactional });
+        }
+    }
+    Ok(found)
+}
+
+/// Refuses to resume over tables someone changed since the restore stopped: a table
+/// floodgate created must still exist once it holds loaded chunks, and a transactional one
+/// must hold exactly the rows its committed chunks loaded.
+pub async fn check_tables(conn: &mut Conn, checkpoints: &Checkpoints, tables: &[(String, String)]) -> Result<()> {
+    let on_target = tables_on_target(conn, tables).await?;
+    let mut problems = Vec::new();
+    for (db, table) in tables {
+        let (chunks, rows) = checkpoints.table_chunks(db, table);
+        let state = on_target.get(&(db.clone(), table.clone())).copied().unwrap_or_default();
+        if let Some(problem) = check_table(conn, checkpoints, db, table, state, chunks, rows).await? {
+            problems.push(problem);
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(LoadError::Refused(format!(
+        "cannot resume: {}. The target was changed after the restore stopped; nothing was changed now. \
+         Pass --restart to drop the partial restore and start over.",
+        problems.join("; ")
+    )))
+}
+
+async fn check_table(
+    conn: &mut Conn,
+    checkpoints: &Checkpoints,
+    db: &str,
+    table: &str,
+    state: TableOnTarget,
+    chunks: usize,
+    rows: u64,
+) -> Result<Option<String>> {
+    let name = qualified(db, table);
+    if !state.exists {
+        return Ok((chunks > 0).then(|| format!("{name} had {chunks} chunks loaded but no longer exists")));
+    }
+    if !checkpoints.has(step::TABLE, db, table) {
+        return Ok(None); // not floodgate's: the target check refuses it unless --overwrite
+    }
+    if !state.transactional && !checkpoints.has(step::LOADED, db, table) {
+        return Ok(None); // reloaded whole anyway
+    }
+    let count: Option<u64> = conn
+        .query_first(format!("SELECT COUNT(*) FROM {name}"))
+        .await
+        .map_err(LoadError::sql(format!("counting rows of {name}")))?;
+    let count = count.unwrap_or(0);
+    Ok((count != rows).then(|| format!("{name} holds {count} rows, but the checkpoints record {rows} loaded")))
+}
