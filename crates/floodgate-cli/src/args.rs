@@ -136,6 +136,9 @@ pub struct RestoreArgs {
     /// Keep the `floodgate` checkpoint schema on the target after a complete restore.
     #[arg(long)]
     pub keep_checkpoints: bool,
+    /// SQL per chunk of a mysqldump stream (suffixes K, M, G). Resuming needs the same value.
+    #[arg(long, default_value = "4MiB", value_parser = parse_size, hide = true)]
+    pub stream_chunk_size: u64,
     /// Seconds to wait for a target that went away (restart, network) before giving up.
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     pub wait_for_target: u64,

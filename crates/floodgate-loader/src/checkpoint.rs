@@ -91,6 +91,11 @@ pub struct Unfinished {
     tables: HashSet<(String, String)>,
 }
 
+/// A `floodgate.chunks` row: db, tbl, chunk, rows_loaded, content.
+type ChunkRow = (Vec<u8>, Vec<u8>, u64, u64, Option<Vec<u8>>);
+/// A `floodgate.steps` row: backup, kind, db, name, detail.
+type StepRow = (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>, Option<Vec<u8>>);
+
 /// What the target's checkpoints said about this backup when this run started. Immutable:
 /// writes go to the server only, and every decision is taken against the state at start.
 #[derive(Debug, Default)]
@@ -114,9 +119,7 @@ impl Checkpoints {
             return Ok(cp);
         }
         let restores: Vec<(Vec<u8>, String, String, Option<String>)> = conn
-            .query(
-                "SELECT backup, source, CAST(started_at AS CHAR), CAST(completed_at AS CHAR) FROM floodgate.restore",
-            )
+            .query("SELECT backup, source, CAST(started_at AS CHAR), CAST(completed_at AS CHAR) FROM floodgate.restore")
             .await
             .map_err(LoadError::sql("reading the checkpoints"))?;
         for (id, source, started_at, completed) in restores {
@@ -127,14 +130,14 @@ impl Checkpoints {
                 cp.others.push(Unfinished { restore: recorded, tables: HashSet::new() });
             }
         }
-        let chunks: Vec<(Vec<u8>, Vec<u8>, u64, u64, Option<Vec<u8>>)> = conn
+        let chunks: Vec<ChunkRow> = conn
             .exec("SELECT db, tbl, chunk, rows_loaded, content FROM floodgate.chunks WHERE backup = ?", (backup,))
             .await
             .map_err(LoadError::sql("reading the checkpoints"))?;
         for (db, tbl, chunk, rows, content) in chunks {
             cp.chunks.insert((text(db), text(tbl), chunk), DoneChunk { rows, content: content.map(text) });
         }
-        let steps: Vec<(Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>, Option<Vec<u8>>)> = conn
+        let steps: Vec<StepRow> = conn
             .query("SELECT backup, kind, db, name, detail FROM floodgate.steps")
             .await
             .map_err(LoadError::sql("reading the checkpoints"))?;
@@ -419,12 +422,18 @@ pub fn plan_identity(plan: &floodgate_format::RestorePlan) -> String {
 }
 
 /// Identity of a mysqldump stream: the first bytes of the stream as stored (they hold the
-/// dump's header and first tables) and the selection. Each chunk's content digest is checked
+/// dump's header and first tables), the selection and the chunk size. Each chunk's content digest is checked
 /// again as the re-read reaches it, so a stream that differs later is refused there.
-pub fn stream_identity(prefix: &[u8], selection: &floodgate_format::mysqldump::Selection) -> String {
+pub fn stream_identity(
+    prefix: &[u8],
+    selection: &floodgate_format::mysqldump::Selection,
+    chunk_bytes: usize,
+) -> String {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     h.update(prefix);
-    h.update(format!("{:?}|{:?}|{:?}", selection.into, selection.databases, selection.exclude).as_bytes());
+    // The chunk size decides where chunks are cut, so the numbers of the chunks.
+    let selected = format!("{:?}|{:?}|{:?}|{chunk_bytes}", selection.into, selection.databases, selection.exclude);
+    h.update(selected.as_bytes());
     format!("mysqldump:{:032x}", h.digest128())
 }
 
@@ -436,4 +445,39 @@ pub fn content_digest<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> String {
         h.update(p);
     }
     format!("{:032x}", h.digest128())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use floodgate_format::mysqldump::Selection;
+
+    #[test]
+    fn stream_identity_covers_selection_and_chunk_size() {
+        let all = Selection::new(None, vec![], vec![]);
+        let one = Selection::new(None, vec!["shop".into()], vec![]);
+        let base = stream_identity(b"-- dump", &all, 4 << 20);
+        assert_eq!(base, stream_identity(b"-- dump", &all, 4 << 20));
+        assert_ne!(base, stream_identity(b"-- other dump", &all, 4 << 20));
+        assert_ne!(base, stream_identity(b"-- dump", &one, 4 << 20));
+        assert_ne!(base, stream_identity(b"-- dump", &all, 1 << 20));
+        assert!(base.starts_with("mysqldump:"));
+    }
+
+    #[test]
+    fn content_digest_separates_parts() {
+        // Length-prefixed: moving a byte across a statement boundary changes the digest.
+        assert_ne!(content_digest([&b"ab"[..], b"c"]), content_digest([&b"a"[..], b"bc"]));
+        assert_eq!(content_digest([&b"ab"[..], b"c"]), content_digest([&b"ab"[..], b"c"]));
+    }
+
+    #[test]
+    fn already_exists_codes() {
+        let err = |code| {
+            mysql_async::Error::Server(mysql_async::ServerError { code, message: String::new(), state: String::new() })
+        };
+        assert!(already_exists(&err(1061)));
+        assert!(already_exists(&err(1304)));
+        assert!(!already_exists(&err(1062)), "a duplicate row is not an existing object");
+    }
 }

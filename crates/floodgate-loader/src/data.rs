@@ -95,7 +95,7 @@ struct ChunkOutcome {
 pub async fn load(ctx: &Arc<Ctx>, prepared: Vec<PreparedTable>) -> Result<Vec<TableReport>> {
     let tables: Vec<(String, Table)> = ctx.plan.tables().map(|(d, t)| (d.name.clone(), t.clone())).collect();
     let tables = Arc::new(tables);
-    let non_transactional = reload_partial_tables(ctx, &tables).await?;
+    let (non_transactional, reloaded) = reload_partial_tables(ctx, &tables).await?;
     let cp = &ctx.checkpoints;
     let done = |i: usize, c: usize| {
         let (db, t) = (&tables[i].0, &tables[i].1.name);
@@ -119,7 +119,7 @@ pub async fn load(ctx: &Arc<Ctx>, prepared: Vec<PreparedTable>) -> Result<Vec<Ta
                 deferred_indexes: p.deferred.clone(),
                 rows: resumed.iter().filter_map(|&c| cp.chunk(db, &t.name, c as u64)).map(|c| c.rows).sum(),
                 chunks_resumed: resumed.len(),
-                reloaded: non_transactional.contains(&i) && cp.is_resume() && !cp.has(step::LOADED, db, &t.name),
+                reloaded: reloaded.contains(&i),
                 ..Default::default()
             }
         })
@@ -128,7 +128,12 @@ pub async fn load(ctx: &Arc<Ctx>, prepared: Vec<PreparedTable>) -> Result<Vec<Ta
         let skipped: u64 = tables
             .iter()
             .find(|(d, t)| d == &r.database && t.name == r.table)
-            .map(|(_, t)| (0..r.chunks).filter(|&c| cp.chunk(&r.database, &t.name, c as u64).is_some()).map(|c| t.chunks[c].bytes()).sum())
+            .map(|(_, t)| {
+                (0..r.chunks)
+                    .filter(|&c| cp.chunk(&r.database, &t.name, c as u64).is_some())
+                    .map(|c| t.chunks[c].bytes())
+                    .sum()
+            })
             .unwrap_or(0);
         Progress::add(&ctx.progress.rows_done, r.rows);
         Progress::add(&ctx.progress.bytes_done, skipped);
@@ -181,34 +186,26 @@ pub async fn load(ctx: &Arc<Ctx>, prepared: Vec<PreparedTable>) -> Result<Vec<Ta
 
 /// Finds the tables whose engine cannot roll a chunk back (MyISAM, Aria, MEMORY). Those an
 /// interrupted run left partial cannot resume chunk by chunk: they are emptied here and
-/// loaded again whole. Returns the indexes of all non-transactional tables.
-async fn reload_partial_tables(ctx: &Ctx, tables: &[(String, Table)]) -> Result<HashSet<usize>> {
+/// loaded again whole. Returns the indexes of all non-transactional tables, and of those
+/// emptied.
+async fn reload_partial_tables(ctx: &Ctx, tables: &[(String, Table)]) -> Result<(HashSet<usize>, HashSet<usize>)> {
     let names: Vec<(String, String)> = tables.iter().map(|(d, t)| (d.clone(), t.name.clone())).collect();
     let mut conn = ctx.reconnect().await?;
     let on_target = crate::resume::tables_on_target(&mut conn, &names).await?;
-    let mut found = HashSet::new();
+    let (mut found, mut reload) = (HashSet::new(), HashSet::new());
     for (i, key) in names.iter().enumerate() {
         if on_target.get(key).is_none_or(|t| t.transactional) {
             continue;
         }
         found.insert(i);
-        let (db, table) = key;
-        let cp = &ctx.checkpoints;
-        if cp.is_resume() && !cp.has(step::LOADED, db, table) {
-            let name = qualified(db, table);
-            ctx.progress.notice(format!(
-                "{name} is not transactional ({}): the interrupted run may have left part of a chunk in it, so it is \
-                 emptied and loaded again whole",
-                "its engine cannot roll back"
-            ));
-            conn.query_drop(format!("TRUNCATE TABLE {name}"))
-                .await
-                .map_err(LoadError::sql(format!("emptying {name} to load it again")))?;
-            checkpoint::forget_table(&mut conn, &cp.backup, db, table).await?;
+        let reloaded =
+            crate::resume::empty_partial_table(&mut conn, &ctx.checkpoints, &ctx.progress, (&key.0, &key.1)).await?;
+        if reloaded {
+            reload.insert(i);
         }
     }
     let _ = conn.disconnect().await;
-    Ok(found)
+    Ok((found, reload))
 }
 
 struct Worker {
@@ -230,6 +227,7 @@ impl Worker {
             let (db, table) = &self.tables[t];
             let chunk = &table.chunks[c];
             let outcome = self.load_with_retries(&mut conn, t, c).await?;
+            crate::failpoint::hit("data.chunk").await;
             Progress::add(&self.ctx.progress.rows_done, outcome.rows);
             Progress::add(&self.ctx.progress.bytes_done, chunk.bytes());
             Progress::add(&self.ctx.progress.chunks_done, 1);
@@ -250,7 +248,13 @@ impl Worker {
             if last {
                 if self.non_transactional.contains(&t) {
                     if let Some(conn) = conn.as_mut() {
-                        checkpoint::record_step(conn, &self.ctx.checkpoints.backup, (step::LOADED, db, &table.name), None).await?;
+                        checkpoint::record_step(
+                            conn,
+                            &self.ctx.checkpoints.backup,
+                            (step::LOADED, db, &table.name),
+                            None,
+                        )
+                        .await?;
                     }
                 }
                 let job =
@@ -283,7 +287,9 @@ impl Worker {
                 }
                 Transient::Reconnect => {
                     let conn = slot.insert(self.ctx.reconnect().await?);
-                    if let Some(rows) = checkpoint::committed(conn, &self.ctx.checkpoints.backup, db, &table.name, c as u64).await? {
+                    if let Some(rows) =
+                        checkpoint::committed(conn, &self.ctx.checkpoints.backup, db, &table.name, c as u64).await?
+                    {
                         return Ok(ChunkOutcome { rows, inserts: 0, loads: 0 });
                     }
                 }
@@ -332,7 +338,9 @@ async fn load_chunk(ctx: &Ctx, conn: &mut Conn, db: &str, table: &Table, positio
             }
         }
     }
-    checkpoint::record_chunk(conn, &ctx.checkpoints.backup, (db, &table.name, position as u64), outcome.rows, None).await?;
+    crate::failpoint::hit("data.load").await;
+    checkpoint::record_chunk(conn, &ctx.checkpoints.backup, (db, &table.name, position as u64), outcome.rows, None)
+        .await?;
     conn.query_drop("COMMIT").await.map_err(LoadError::sql(format!("{name}: committing {file}")))?;
     Ok(outcome)
 }
@@ -365,6 +373,7 @@ async fn load_rows_chunk(
             reason: format!("{rows} rows loaded, the manifest says {}", check.rows),
         });
     }
+    crate::failpoint::hit("data.load").await;
     checkpoint::record_chunk(conn, &ctx.checkpoints.backup, (db, &table.name, position as u64), rows, None).await?;
     conn.query_drop("COMMIT").await.map_err(LoadError::sql(format!("{at}: commit")))?;
     Ok(ChunkOutcome { rows, inserts: 0, loads: 1 })

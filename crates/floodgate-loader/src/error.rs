@@ -70,9 +70,7 @@ impl LoadError {
             // Too many connections, server shutting down, connection killed, lost or reset.
             Error::Server(e) if matches!(e.code, 1040 | 1053 | 1927 | 2006 | 2013) => Some(Transient::Reconnect),
             Error::Io(_) => Some(Transient::Reconnect),
-            Error::Driver(DriverError::ConnectionClosed | DriverError::PoolDisconnected) => {
-                Some(Transient::Reconnect)
-            }
+            Error::Driver(DriverError::ConnectionClosed | DriverError::PoolDisconnected) => Some(Transient::Reconnect),
             _ => None,
         }
     }

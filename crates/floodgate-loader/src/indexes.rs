@@ -94,7 +94,7 @@ async fn build(conn: &mut Conn, job: &IndexJob, may_exist: bool) -> Result<()> {
     let name = qualified(&job.db, &job.name);
     for alter in &job.alters {
         tracing::debug!(table = %name, "{alter}");
-        match conn.query_drop(alter.as_str()).await {
+        match crate::failpoint::during("index.build", conn.query_drop(alter.as_str())).await {
             Ok(()) => {}
             Err(e) if may_exist && checkpoint::already_exists(&e) => {
                 tracing::info!(table = %name, "deferred index already built by an earlier run");

@@ -13,6 +13,7 @@ mod conn;
 mod data;
 mod digest;
 mod error;
+pub mod failpoint;
 pub mod fingerprint;
 mod indexes;
 mod post;

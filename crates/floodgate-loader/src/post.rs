@@ -136,6 +136,7 @@ impl PostSteps<'_> {
             Err(e) if self.checkpoints.is_resume() && checkpoint::already_exists(&e) => {}
             Err(e) => return Err(LoadError::Sql { context: at(), source: e }),
         }
+        crate::failpoint::hit("post.statement").await;
         if !session {
             checkpoint::record_step(conn, &self.checkpoints.backup, (step::POST, self.db, &key), None).await?;
         }

@@ -38,6 +38,8 @@ pub struct RestoreOptions {
     pub verify: VerifyMode,
     /// Bytes the pipeline may hold in flight.
     pub memory_budget: usize,
+    /// SQL text per chunk of a mysqldump stream (see [`crate::stream::CHUNK_BYTES`]).
+    pub stream_chunk_bytes: usize,
     /// Require an interrupted restore to continue; refuse to start a fresh one.
     pub resume: bool,
     /// Discard an unfinished restore's checkpoints and partial tables first.
@@ -57,6 +59,7 @@ impl Default for RestoreOptions {
             binlog: false,
             verify: VerifyMode::Counts,
             memory_budget: 256 << 20,
+            stream_chunk_bytes: crate::stream::CHUNK_BYTES,
             resume: false,
             restart: false,
             keep_checkpoints: false,
@@ -186,11 +189,13 @@ pub async fn restore(
 
     let t = Instant::now();
     progress.set_phase(Phase::Post);
+    crate::retry::refresh(&mut conn, &ctx.target, &ctx.init, ctx.options.reconnect_wait).await?;
     let applied = post::apply(&ctx, &mut conn).await?;
     phases.post = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
     progress.set_phase(Phase::Verify);
+    crate::retry::refresh(&mut conn, &ctx.target, &ctx.init, ctx.options.reconnect_wait).await?;
     let mut verification = match ctx.options.verify {
         VerifyMode::None => Vec::new(),
         VerifyMode::Counts | VerifyMode::Digest => post::verify_counts(&mut conn, &tables).await?,

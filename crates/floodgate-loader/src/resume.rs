@@ -41,7 +41,10 @@ pub fn announce(progress: &Progress, checkpoints: &Checkpoints, source: &str, to
     let done = checkpoints.chunk_count();
     let indexed = checkpoints.steps_of(step::INDEXES).count();
     let remain = match total_chunks {
-        Some(total) => format!("{done} of {total} chunks already loaded, {indexed} tables complete; {} chunks remain", total.saturating_sub(done)),
+        Some(total) => format!(
+            "{done} of {total} chunks already loaded, {indexed} tables complete; {} chunks remain",
+            total.saturating_sub(done)
+        ),
         None => format!("{done} chunks already loaded, {indexed} tables complete; the rest of the stream remains"),
     };
     progress.notice(format!("resuming the restore of {source} begun {}: {remain}", previous.started_at));
@@ -56,7 +59,10 @@ pub struct TableOnTarget {
 }
 
 /// Whether each table exists on the target and whether its engine is transactional.
-pub async fn tables_on_target(conn: &mut Conn, tables: &[(String, String)]) -> Result<HashMap<(String, String), TableOnTarget>> {
+pub async fn tables_on_target(
+    conn: &mut Conn,
+    tables: &[(String, String)],
+) -> Result<HashMap<(String, String), TableOnTarget>> {
     let mut dbs: Vec<&str> = tables.iter().map(|(d, _)| d.as_str()).collect();
     dbs.sort_unstable();
     dbs.dedup();
@@ -127,4 +133,35 @@ async fn check_table(
         .map_err(LoadError::sql(format!("counting rows of {name}")))?;
     let count = count.unwrap_or(0);
     Ok((count != rows).then(|| format!("{name} holds {count} rows, but the checkpoints record {rows} loaded")))
+}
+
+/// A non-transactional table an interrupted run left partial: a chunk may be in it in part,
+/// so it is emptied (and its checkpoints forgotten) to load again whole. Returns true if it
+/// was; an empty table needs nothing.
+pub async fn empty_partial_table(
+    conn: &mut Conn,
+    checkpoints: &Checkpoints,
+    progress: &Progress,
+    (db, table): (&str, &str),
+) -> Result<bool> {
+    if !checkpoints.is_resume() || checkpoints.has(step::LOADED, db, table) {
+        return Ok(false);
+    }
+    let name = qualified(db, table);
+    let any: Option<u8> = conn
+        .query_first(format!("SELECT 1 FROM {name} LIMIT 1"))
+        .await
+        .map_err(LoadError::sql(format!("checking whether {name} is empty")))?;
+    if any.is_none() {
+        return Ok(false);
+    }
+    progress.notice(format!(
+        "{name} is not transactional (its engine cannot roll back a chunk) and the interrupted run left it \
+         partly loaded: it is emptied and loaded again whole"
+    ));
+    conn.query_drop(format!("TRUNCATE TABLE {name}"))
+        .await
+        .map_err(LoadError::sql(format!("emptying {name} to load it again")))?;
+    checkpoint::forget_table(conn, &checkpoints.backup, db, table).await?;
+    Ok(true)
 }

@@ -28,7 +28,7 @@ pub async fn reconnect(target: &ConnectOptions, init: &[String], wait: Duration)
             Ok(conn) => return Ok(conn),
             Err(e) if e.transient().is_some() && started.elapsed() < wait => {
                 attempt += 1;
-                if attempt == 1 || attempt % 10 == 0 {
+                if attempt == 1 || attempt.is_multiple_of(10) {
                     tracing::warn!("{e}; waiting for the target to come back (up to {}s)", wait.as_secs());
                 }
                 tokio::time::sleep(backoff(attempt).min(Duration::from_secs(2))).await;
@@ -54,4 +54,14 @@ pub async fn before_retry(error: LoadError, attempt: u32, what: &str) -> Result<
     tracing::warn!("{error}; retrying {what} ({}/{RETRIES})", attempt + 1);
     tokio::time::sleep(backoff(attempt + 1)).await;
     Ok(kind)
+}
+
+/// Makes sure a connection held across a long phase still works, reopening it if the target
+/// restarted meanwhile.
+pub async fn refresh(conn: &mut Conn, target: &ConnectOptions, init: &[String], wait: Duration) -> Result<()> {
+    use mysql_async::prelude::Queryable;
+    if conn.query_drop("DO 1").await.is_err() {
+        *conn = reconnect(target, init, wait).await?;
+    }
+    Ok(())
 }

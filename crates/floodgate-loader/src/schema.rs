@@ -222,7 +222,8 @@ async fn create_one(
     conn.query_drop(format!("SET NAMES utf8mb4; USE {}", quote(&db.name)))
         .await
         .map_err(LoadError::sql(format!("USE {}", quote(&db.name))))?;
-    let created = ctx.checkpoints.has(step::TABLE, &db.name, &table.name) && table_exists(conn, &db.name, &table.name).await?;
+    let created =
+        ctx.checkpoints.has(step::TABLE, &db.name, &table.name) && table_exists(conn, &db.name, &table.name).await?;
     if !created {
         // Recorded before the CREATE: a table that exists on resume with this step is ours.
         checkpoint::record_step(conn, &ctx.checkpoints.backup, (step::TABLE, &db.name, &table.name), None).await?;
@@ -255,6 +256,7 @@ async fn create_one(
         }
         execute_with_retry(conn, &text, &table.schema, s.offset).await?;
     }
+    crate::failpoint::hit("schema.table").await;
     if ctx.checkpoints.has(step::INDEXES, &db.name, &table.name) {
         prepared.alters.clear();
     }

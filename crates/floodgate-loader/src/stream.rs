@@ -36,7 +36,7 @@ use crate::indexes::{Builders, IndexJob};
 use crate::post::PostSteps;
 use crate::report::{PhaseSeconds, RestoreReport, TableReport};
 use crate::restore::{join_all, open_target, RestoreOptions, VerifyMode};
-use crate::{connect, resume, sql, ConnectOptions, LoadError, Phase, Progress, Result};
+use crate::{resume, sql, ConnectOptions, LoadError, Phase, Progress, Result};
 
 /// SQL text per chunk: large enough to amortise a transaction, small enough that N loaders
 /// plus the queue stay well inside the memory budget.
@@ -143,7 +143,7 @@ pub async fn restore_dump(
     }
     let name = source.name();
     let (prefix, raw) = read_prefix(source.open_raw()?, &name)?;
-    let identity = checkpoint::stream_identity(&prefix, &selection);
+    let identity = checkpoint::stream_identity(&prefix, &selection, options.stream_chunk_bytes);
     let checkpoints = Arc::new(resume::prepare(&mut control, &options, &progress, &identity).await?);
     let resumed = resume_stream(&mut control, &checkpoints, &progress, &name).await?;
     checkpoint::begin(&mut control, &identity, &name).await?;
@@ -228,7 +228,7 @@ pub async fn restore_dump(
 
     let t = Instant::now();
     progress.set_phase(Phase::Post);
-    let mut post_conn = connect(&target, &init).await?;
+    let mut post_conn = crate::retry::reconnect(&target, &init, options.reconnect_wait).await?;
     let mut steps = PostSteps { checkpoints: &checkpoints, db: "", name: "stream" };
     for (n, s) in post.iter().enumerate() {
         steps.run(&mut post_conn, n, &s.text, || format!("{name} at byte {}", s.offset)).await?;
@@ -238,6 +238,7 @@ pub async fn restore_dump(
 
     let t = Instant::now();
     progress.set_phase(Phase::Verify);
+    crate::retry::refresh(&mut control, &target, &init, options.reconnect_wait).await?;
     let tables = reports.lock().map_err(|_| poisoned())?.clone();
     let verification = match options.verify {
         VerifyMode::None => Vec::new(),
@@ -301,18 +302,10 @@ async fn resume_stream(
     let on_target = resume::tables_on_target(control, &recorded).await?;
     for (key, state) in on_target {
         let (db, table) = &key;
+        // Its chunk checkpoints count only once the whole table is recorded as loaded.
         let reload = !state.transactional && !checkpoints.has(step::LOADED, db, table);
         if reload {
-            let name = qualified(db, table);
-            progress.notice(format!(
-                "{name} is not transactional: the interrupted run may have left part of a chunk in it, so it is \
-                 emptied and loaded again whole"
-            ));
-            control
-                .query_drop(format!("TRUNCATE TABLE {name}"))
-                .await
-                .map_err(LoadError::sql(format!("emptying {name} to load it again")))?;
-            checkpoint::forget_table(control, &checkpoints.backup, db, table).await?;
+            resume::empty_partial_table(control, checkpoints, progress, (db.as_str(), table.as_str())).await?;
         }
         resumed.insert(key, reload);
     }
@@ -517,7 +510,13 @@ impl Sequencer<'_> {
                         self.same_create(&db, table, &digest, s.offset)?;
                     } else {
                         // Recorded before it exists: if this run dies now, the next knows it is ours.
-                        checkpoint::record_step(self.control, &self.checkpoints.backup, (step::TABLE, &db, table), Some(&digest)).await?;
+                        checkpoint::record_step(
+                            self.control,
+                            &self.checkpoints.backup,
+                            (step::TABLE, &db, table),
+                            Some(&digest),
+                        )
+                        .await?;
                     }
                     if self.options.defer_indexes {
                         self.defer_indexes(idx, &db, table, &mut s);
@@ -530,6 +529,7 @@ impl Sequencer<'_> {
                         }
                     } else {
                         self.exec_control(&s).await?;
+                        crate::failpoint::hit("schema.table").await;
                     }
                     if let Ok(mut r) = self.shared.reports.lock() {
                         r[idx].schema_seconds += t.elapsed().as_secs_f64();
@@ -550,7 +550,8 @@ impl Sequencer<'_> {
                 }
                 self.guard_database(db, &s).await?;
                 if head == "CREATE" && !self.database_exists(db).await? {
-                    checkpoint::record_step(self.control, &self.checkpoints.backup, (step::DATABASE, db, ""), None).await?;
+                    checkpoint::record_step(self.control, &self.checkpoints.backup, (step::DATABASE, db, ""), None)
+                        .await?;
                 }
             }
             None => {}
@@ -655,7 +656,7 @@ impl Sequencer<'_> {
                 self.pending = Some((idx, vec![statement], len));
             }
         }
-        if self.pending.as_ref().is_some_and(|p| p.2 as usize >= CHUNK_BYTES) {
+        if self.pending.as_ref().is_some_and(|p| p.2 as usize >= self.options.stream_chunk_bytes) {
             self.flush().await?;
         }
         Ok(())
@@ -701,7 +702,14 @@ impl Sequencer<'_> {
     }
 
     /// True if an interrupted run committed this chunk (its content must be the same).
-    fn skip_loaded(&self, table: usize, number: u64, content: &str, statements: &[Statement], bytes: u64) -> Result<bool> {
+    fn skip_loaded(
+        &self,
+        table: usize,
+        number: u64,
+        content: &str,
+        statements: &[Statement],
+        bytes: u64,
+    ) -> Result<bool> {
         let (db, name) = {
             let r = self.shared.reports.lock().map_err(|_| poisoned())?;
             (r[table].database.clone(), r[table].table.clone())
@@ -736,7 +744,13 @@ impl Sequencer<'_> {
             self.shared.states.lock().map_err(|_| poisoned())?[t].sealed = true;
             if self.shared.maybe_complete(t)? {
                 if let Some(spec) = self.specs.get(&t).filter(|s| !s.transactional).cloned() {
-                    checkpoint::record_step(self.control, &self.checkpoints.backup, (step::LOADED, &spec.db, &spec.name), None).await?;
+                    checkpoint::record_step(
+                        self.control,
+                        &self.checkpoints.backup,
+                        (step::LOADED, &spec.db, &spec.name),
+                        None,
+                    )
+                    .await?;
                 }
             }
         }
@@ -951,6 +965,7 @@ impl Loader {
                 .await
                 .ok_or_else(|| LoadError::Refused("internal error: the encoder stopped".into()))?;
             let outcome = self.load_with_retries(&mut conn, &job, pieces).await?;
+            crate::failpoint::hit("data.chunk").await;
             {
                 let mut r = self.shared.reports.lock().map_err(|_| poisoned())?;
                 r[table].rows += outcome.rows;
@@ -964,7 +979,8 @@ impl Loader {
             self.shared.states.lock().map_err(|_| poisoned())?[table].chunks_done += 1;
             if self.shared.maybe_complete(table)? && !job.spec.transactional {
                 if let Some(c) = conn.as_mut() {
-                    checkpoint::record_step(c, &self.backup, (step::LOADED, &job.spec.db, &job.spec.name), None).await?;
+                    checkpoint::record_step(c, &self.backup, (step::LOADED, &job.spec.db, &job.spec.name), None)
+                        .await?;
                 }
             }
         }
@@ -1001,7 +1017,9 @@ impl Loader {
                 }
                 Transient::Reconnect => {
                     let conn = slot.insert(self.open().await?);
-                    if let Some(rows) = checkpoint::committed(conn, &self.backup, &spec.db, &spec.name, job.number).await? {
+                    if let Some(rows) =
+                        checkpoint::committed(conn, &self.backup, &spec.db, &spec.name, job.number).await?
+                    {
                         return Ok(Outcome { rows, inserts: 0, loads: 0 });
                     }
                 }
@@ -1047,7 +1065,15 @@ impl Loader {
                 }
             }
         }
-        checkpoint::record_chunk(conn, &self.backup, (&spec.db, &spec.name, job.number), outcome.rows, Some(&job.content)).await?;
+        crate::failpoint::hit("data.load").await;
+        checkpoint::record_chunk(
+            conn,
+            &self.backup,
+            (&spec.db, &spec.name, job.number),
+            outcome.rows,
+            Some(&job.content),
+        )
+        .await?;
         conn.query_drop("COMMIT").await.map_err(LoadError::sql(format!("{name}: commit")))?;
         Ok(outcome)
     }

@@ -238,6 +238,8 @@ impl Sandbox {
 
     fn try_launch(&mut self, server: &Path, options: &SandboxOptions) -> Result<()> {
         let _ = std::fs::remove_file(self.dir.join("error.log"));
+        // A restart's old pid would read as "the server exited" until the guardian writes anew.
+        let _ = std::fs::remove_file(self.dir.join("server.pid"));
         // The guardian: start the server, remember its pid, block until our end of the pipe
         // closes, then kill the server and remove every file.
         let script = r#"

@@ -10,3 +10,4 @@ mod differential;
 mod mydumper;
 mod mysqldump;
 mod native;
+mod resume;
