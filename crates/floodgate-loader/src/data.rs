@@ -228,6 +228,9 @@ impl Worker {
             let chunk = &table.chunks[c];
             let outcome = self.load_with_retries(&mut conn, t, c).await?;
             crate::failpoint::hit("data.chunk").await;
+            let progress = &self.ctx.progress;
+            let (done, total) = (Progress::get(&progress.bytes_done), Progress::get(&progress.bytes_total));
+            crate::failpoint::passed("data.late", done, total).await;
             Progress::add(&self.ctx.progress.rows_done, outcome.rows);
             Progress::add(&self.ctx.progress.bytes_done, chunk.bytes());
             Progress::add(&self.ctx.progress.chunks_done, 1);

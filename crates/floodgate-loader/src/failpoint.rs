@@ -6,7 +6,9 @@
 //!
 //! Names: `schema.table` (a table was created), `data.load` (a chunk's rows are loaded but
 //! not committed), `data.chunk` (a chunk committed), `index.build` (an index build is
-//! running on the server), `post.statement` (a post-data statement ran, not yet recorded).
+//! running on the server), `post.statement` (a post-data statement ran, not yet recorded),
+//! and `data.late:P`, where P is a percentage: the first committed chunk at or past P% of the
+//! backup's bytes.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,6 +40,18 @@ async fn stop_here(name: &str) {
 /// Arrives at failpoint `name`.
 pub async fn hit(name: &str) {
     if armed(name) && nth_arrival() {
+        stop_here(name).await;
+    }
+}
+
+/// Arrives at a progress failpoint with `done` of `total`; it is due once `done` reaches the
+/// armed percentage.
+pub async fn passed(name: &str, done: u64, total: u64) {
+    if !armed(name) || total == 0 {
+        return;
+    }
+    let percent = ARMED.get().and_then(|a| a.as_ref()).map(|(_, n)| *n).unwrap_or(u64::MAX);
+    if done.saturating_mul(100) >= percent.saturating_mul(total) && HITS.fetch_add(1, Ordering::Relaxed) == 0 {
         stop_here(name).await;
     }
 }

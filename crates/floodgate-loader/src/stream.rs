@@ -966,6 +966,8 @@ impl Loader {
                 .ok_or_else(|| LoadError::Refused("internal error: the encoder stopped".into()))?;
             let outcome = self.load_with_retries(&mut conn, &job, pieces).await?;
             crate::failpoint::hit("data.chunk").await;
+            let (done, total) = (Progress::get(&self.progress.bytes_done), Progress::get(&self.progress.bytes_total));
+            crate::failpoint::passed("data.late", done, total).await;
             {
                 let mut r = self.shared.reports.lock().map_err(|_| poisoned())?;
                 r[table].rows += outcome.rows;

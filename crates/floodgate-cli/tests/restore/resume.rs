@@ -73,7 +73,7 @@ fn make_backup(kind: Backup, db: &str, dir: &Path) -> (PathBuf, Vec<&'static str
             );
             let out = dir.join("mydumper");
             let res = Command::new("mydumper")
-                .args(["-u", "root", "-B", db, "-G", "-E", "-R", "-t", "2", "--chunk-filesize", "1", &socket, "-o"])
+                .args(["-u", "root", "-B", db, "-G", "-E", "-R", "-t", "2", "--rows", "2000", &socket, "-o"])
                 .arg(&out)
                 .output()
                 .unwrap();
@@ -159,7 +159,7 @@ fn run_to_failpoint(target: &Sandbox, backup: &Path, extra: &[&str], point: &str
 }
 
 /// The moments a restore is killed at, in order: each run resumes and gets further.
-const KILL_POINTS: [&str; 13] = [
+const KILL_POINTS: [&str; 14] = [
     "schema.table:2",
     "schema.table:3",
     "data.load:1",
@@ -169,6 +169,7 @@ const KILL_POINTS: [&str; 13] = [
     "data.chunk:3",
     "data.load:2",
     "data.chunk:3",
+    "data.late:85",
     "index.build:1",
     "index.build:1",
     "post.statement:2",
