@@ -139,6 +139,11 @@ pub struct RestoreArgs {
     /// SQL per chunk of a mysqldump stream (suffixes K, M, G). Resuming needs the same value.
     #[arg(long, default_value = "4MiB", value_parser = parse_size, hide = true)]
     pub stream_chunk_size: u64,
+    /// Fresh host only: relax the target's durability for the load (innodb_flush_log_at_trx_commit,
+    /// sync_binlog, MySQL 8's redo log) and put the previous values back at the end, also on
+    /// failure and Ctrl-C. Refused on a server that holds user databases.
+    #[arg(long)]
+    pub fast_target: bool,
     /// Seconds to wait for a target that went away (restart, network) before giving up.
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     pub wait_for_target: u64,

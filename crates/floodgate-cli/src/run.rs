@@ -1,6 +1,7 @@
 //! The commands, wired to the library crates.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use floodgate_format::{Backup, FormatError, RestorePlan};
@@ -114,6 +115,23 @@ fn restore(args: RestoreArgs) -> Result<()> {
     let runtime = runtime()?;
     let progress = Arc::new(Progress::default());
     let display = Display::start(progress.clone(), args.progress);
+    let wait = options.reconnect_wait;
+    let relaxed = match args.fast_target {
+        true => Some(runtime.block_on(floodgate_loader::fast_target::relax_target(&target))?),
+        false => {
+            // A --fast-target run killed before it put the settings back left them recorded.
+            if let Ok(saved) = runtime.block_on(floodgate_loader::fast_target::put_back(&target, Duration::ZERO)) {
+                if !saved.is_empty() {
+                    eprintln!(
+                        "floodgate: put back settings an interrupted --fast-target run relaxed: {}",
+                        describe_saved(&saved)
+                    );
+                }
+            }
+            None
+        }
+    };
+    let target_again = target.clone();
     let outcome = runtime.block_on(async {
         let work = async {
             match backup {
@@ -136,6 +154,18 @@ fn restore(args: RestoreArgs) -> Result<()> {
         }
     });
     display.finish();
+    if let Some(relaxed) = relaxed {
+        // Always, whatever the outcome: the server goes back to the durability it had.
+        let put_back = runtime.block_on(floodgate_loader::fast_target::put_back(&target_again, wait));
+        match put_back {
+            Ok(_) => eprintln!("floodgate: --fast-target: put back {}", describe_saved(&relaxed.saved)),
+            Err(e) => eprintln!(
+                "floodgate: error: --fast-target could not put the settings back ({e}); they are recorded in \
+                 floodgate.saved_settings and the next `floodgate restore` puts them back: {}",
+                describe_saved(&relaxed.saved)
+            ),
+        }
+    }
     let report = outcome?;
     if let Some(path) = &args.report {
         let json = serde_json::to_vec_pretty(&report)?;
@@ -192,6 +222,10 @@ fn print_plan(plan: &RestorePlan, defer: bool) {
             println!("  view {}", v.name);
         }
     }
+}
+
+fn describe_saved(saved: &[floodgate_loader::fast_target::Saved]) -> String {
+    saved.iter().map(|s| format!("{} = {}", s.name, s.value)).collect::<Vec<_>>().join(", ")
 }
 
 /// Waits for SIGINT or SIGTERM; returns its name.

@@ -330,12 +330,28 @@ pub async fn finish(conn: &mut Conn, backup: &str, keep: bool) -> Result<()> {
             .await
             .map_err(LoadError::sql(context))?;
     }
-    let left: Option<u64> =
-        conn.query_first("SELECT COUNT(*) FROM floodgate.restore").await.map_err(LoadError::sql(context))?;
-    if left.unwrap_or(0) == 0 {
-        conn.query_drop(format!("DROP DATABASE IF EXISTS {}", quote(SCHEMA))).await.map_err(LoadError::sql(context))?;
+    drop_schema_if_unused(conn).await
+}
+
+/// Drops the `floodgate` schema unless another restore's checkpoints or settings
+/// `--fast-target` must still put back are in it.
+pub async fn drop_schema_if_unused(conn: &mut Conn) -> Result<()> {
+    let context = "removing the checkpoint schema";
+    let tables: Vec<String> = conn
+        .exec("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", (SCHEMA,))
+        .await
+        .map_err(LoadError::sql(context))?;
+    if tables.iter().any(|t| t == "saved_settings") {
+        return Ok(());
     }
-    Ok(())
+    if tables.iter().any(|t| t == "restore") {
+        let left: Option<u64> =
+            conn.query_first("SELECT COUNT(*) FROM floodgate.restore").await.map_err(LoadError::sql(context))?;
+        if left.unwrap_or(0) > 0 {
+            return Ok(());
+        }
+    }
+    conn.query_drop(format!("DROP DATABASE IF EXISTS {}", quote(SCHEMA))).await.map_err(LoadError::sql(context))
 }
 
 /// `--restart`: drops what unfinished restores created (databases they created whole; their

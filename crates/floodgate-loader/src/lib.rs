@@ -14,6 +14,7 @@ mod data;
 mod digest;
 mod error;
 pub mod failpoint;
+pub mod fast_target;
 pub mod fingerprint;
 mod indexes;
 mod post;

@@ -384,3 +384,50 @@ fn resume_refuses_a_different_backup_or_changed_tables() {
     assert_same(&fingerprint(source(), db), &fingerprint(&target, db));
     no_checkpoints_left(&target);
 }
+
+fn setting(target: &Sandbox, name: &str) -> String {
+    sql(target, &format!("SELECT @@GLOBAL.{name}")).trim().to_string()
+}
+
+/// --fast-target relaxes durability for the load and puts it back after success, after a
+/// Ctrl-C, and (on the next run) after a kill -9; a host with user data is refused.
+#[test]
+fn fast_target_puts_settings_back() {
+    let db = "res_fast";
+    load_resume_source(db);
+    let dir = tempfile::tempdir().unwrap();
+    let (backup, _) = make_backup(Backup::Native, db, dir.path());
+    let durable = "SET GLOBAL innodb_flush_log_at_trx_commit = 1; SET GLOBAL sync_binlog = 1";
+
+    let busy = Sandbox::start(&options()).unwrap();
+    sql(&busy, &format!("{durable}; CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY)"));
+    let out = restore_command(&busy, &backup, &["--fast-target"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("only for a fresh host"), "{}", stderr(&out));
+    assert_eq!(setting(&busy, "innodb_flush_log_at_trx_commit"), "1");
+
+    let target = Sandbox::start(&options()).unwrap();
+    sql(&target, durable);
+    // Killed with the settings relaxed: the record survives, the next run puts them back.
+    let killed = run_to_failpoint(&target, &backup, &["--fast-target"], "data.chunk:3");
+    assert!(matches!(killed, Run::Killed));
+    assert_eq!(setting(&target, "innodb_flush_log_at_trx_commit"), "0", "relaxed during the load");
+    let out = restore_command(&target, &backup, &[]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("put back settings"), "{}", stderr(&out));
+    assert_eq!(setting(&target, "innodb_flush_log_at_trx_commit"), "1");
+    assert_eq!(setting(&target, "sync_binlog"), "1");
+    assert_same(&fingerprint(source(), db), &fingerprint(&target, db));
+    no_checkpoints_left(&target);
+
+    // A complete fast restore on a fresh host, then the settings are as they were.
+    let fresh = Sandbox::start(&options()).unwrap();
+    sql(&fresh, durable);
+    let out = restore_command(&fresh, &backup, &["--fast-target"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--fast-target: put back"), "{}", stderr(&out));
+    assert_eq!(setting(&fresh, "innodb_flush_log_at_trx_commit"), "1");
+    assert_eq!(setting(&fresh, "sync_binlog"), "1");
+    assert_same(&fingerprint(source(), db), &fingerprint(&fresh, db));
+    no_checkpoints_left(&fresh);
+}

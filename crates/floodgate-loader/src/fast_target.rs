@@ -1,0 +1,182 @@
+//! `--fast-target`: on a fresh host, relax the target's durability for the load and always put
+//! the previous settings back. The previous values are also written to the checkpoint schema
+//! before anything changes, so a process killed with the settings relaxed leaves a record the
+//! next `floodgate restore` puts back.
+
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+
+use crate::{LoadError, Result};
+
+/// Schemas that hold no user data.
+const SYSTEM_SCHEMAS: [&str; 5] =
+    ["mysql", "sys", "information_schema", "performance_schema", crate::checkpoint::SCHEMA];
+
+/// A global setting and the value it had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Saved {
+    pub name: String,
+    pub value: String,
+}
+
+/// Settings changed by `--fast-target`, to be put back by [`restore_settings`].
+#[derive(Debug, Clone, Default)]
+pub struct Relaxed {
+    pub saved: Vec<Saved>,
+}
+
+const SAVED_TABLE: &str = "CREATE TABLE IF NOT EXISTS floodgate.saved_settings (
+    name VARCHAR(64) NOT NULL PRIMARY KEY,
+    value VARCHAR(64) NOT NULL
+) ENGINE=InnoDB";
+
+/// Refuses a host with user data; then records and relaxes innodb_flush_log_at_trx_commit,
+/// sync_binlog and, on MySQL 8.0.21+, the InnoDB redo log. `ours` are databases this restore
+/// created (an interrupted run's), which do not count as user data.
+pub async fn relax(conn: &mut Conn, ours: &[String]) -> Result<Relaxed> {
+    refuse_user_data(conn, ours).await?;
+    put_back_leftovers(conn).await?;
+    let mut saved = Vec::new();
+    for name in ["innodb_flush_log_at_trx_commit", "sync_binlog"] {
+        let value: Option<String> = conn
+            .query_first(format!("SELECT CAST(@@GLOBAL.{name} AS CHAR)"))
+            .await
+            .map_err(LoadError::sql(format!("reading {name}")))?;
+        if let Some(value) = value {
+            saved.push(Saved { name: name.into(), value });
+        }
+    }
+    let redo: Option<String> = conn
+        .query_first(
+            "SELECT VARIABLE_VALUE FROM performance_schema.global_status WHERE VARIABLE_NAME = 'Innodb_redo_log_enabled'",
+        )
+        .await
+        .unwrap_or(None);
+    if let Some(value) = redo {
+        saved.push(Saved { name: "innodb_redo_log".into(), value });
+    }
+    persist(conn, &saved).await?;
+    for s in &saved {
+        let relaxed = match s.name.as_str() {
+            "innodb_redo_log" if s.value.eq_ignore_ascii_case("ON") => {
+                "ALTER INSTANCE DISABLE INNODB REDO_LOG".to_string()
+            }
+            "innodb_redo_log" => continue,
+            name => format!("SET GLOBAL {name} = 0"),
+        };
+        conn.query_drop(&relaxed).await.map_err(|e| match &e {
+            mysql_async::Error::Server(se) if se.code == 1227 => LoadError::Refused(format!(
+                "--fast-target: `{relaxed}` needs the SUPER (or SYSTEM_VARIABLES_ADMIN) privilege ({})",
+                se.message
+            )),
+            _ => LoadError::Sql { context: format!("--fast-target: {relaxed}"), source: e },
+        })?;
+    }
+    Ok(Relaxed { saved })
+}
+
+async fn refuse_user_data(conn: &mut Conn, ours: &[String]) -> Result<()> {
+    let schemas: Vec<String> = conn
+        .query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")
+        .await
+        .map_err(LoadError::sql("listing the target's databases"))?;
+    let user: Vec<String> =
+        schemas.into_iter().filter(|s| !SYSTEM_SCHEMAS.contains(&s.as_str()) && !ours.contains(s)).collect();
+    if user.is_empty() {
+        return Ok(());
+    }
+    Err(LoadError::Refused(format!(
+        "--fast-target relaxes the server's durability and is only for a fresh host, but this one holds user \
+         databases ({}). Nothing was changed. Restore without --fast-target.",
+        user.join(", ")
+    )))
+}
+
+async fn persist(conn: &mut Conn, saved: &[Saved]) -> Result<()> {
+    let context = "--fast-target: recording the settings to put back";
+    conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS {}", crate::checkpoint::SCHEMA))
+        .await
+        .map_err(LoadError::sql(context))?;
+    conn.query_drop(SAVED_TABLE).await.map_err(LoadError::sql(context))?;
+    for s in saved {
+        conn.exec_drop("INSERT IGNORE INTO floodgate.saved_settings (name, value) VALUES (?, ?)", (&s.name, &s.value))
+            .await
+            .map_err(LoadError::sql(context))?;
+    }
+    Ok(())
+}
+
+/// Puts every recorded setting back and forgets the record. Also what a later run does when
+/// a killed `--fast-target` run left its record behind.
+pub async fn restore_settings(conn: &mut Conn) -> Result<Vec<Saved>> {
+    let exists: Option<u8> = conn
+        .query_first(
+            "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'floodgate' AND TABLE_NAME = 'saved_settings'",
+        )
+        .await
+        .map_err(LoadError::sql("reading saved settings"))?;
+    if exists.is_none() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<(String, String)> = conn
+        .query("SELECT name, value FROM floodgate.saved_settings")
+        .await
+        .map_err(LoadError::sql("reading saved settings"))?;
+    let saved: Vec<Saved> = rows.into_iter().map(|(name, value)| Saved { name, value }).collect();
+    apply_saved(conn, &saved).await?;
+    conn.query_drop("DROP TABLE floodgate.saved_settings")
+        .await
+        .map_err(LoadError::sql("forgetting saved settings"))?;
+    crate::checkpoint::drop_schema_if_unused(conn).await?;
+    Ok(saved)
+}
+
+async fn apply_saved(conn: &mut Conn, saved: &[Saved]) -> Result<()> {
+    for s in saved {
+        let statement = match s.name.as_str() {
+            "innodb_redo_log" if s.value.eq_ignore_ascii_case("ON") => {
+                "ALTER INSTANCE ENABLE INNODB REDO_LOG".to_string()
+            }
+            "innodb_redo_log" => continue,
+            "innodb_flush_log_at_trx_commit" | "sync_binlog" => {
+                let value: u64 = s.value.parse().map_err(|_| {
+                    LoadError::Refused(format!("saved setting {} = {:?} is not a number", s.name, s.value))
+                })?;
+                format!("SET GLOBAL {} = {value}", s.name)
+            }
+            other => return Err(LoadError::Refused(format!("unknown saved setting {other}"))),
+        };
+        conn.query_drop(&statement).await.map_err(LoadError::sql(format!("putting back: {statement}")))?;
+    }
+    Ok(())
+}
+
+async fn put_back_leftovers(conn: &mut Conn) -> Result<()> {
+    let put_back = restore_settings(conn).await?;
+    if !put_back.is_empty() {
+        tracing::warn!("an earlier --fast-target run was killed before putting its settings back; they are back now");
+    }
+    Ok(())
+}
+
+/// Connects and relaxes the target (see [`relax`]). Databases an unfinished restore created
+/// are not user data.
+pub async fn relax_target(target: &crate::ConnectOptions) -> Result<Relaxed> {
+    let mut conn = crate::connect(target, &[]).await?;
+    let ours: Vec<String> =
+        match conn.query("SELECT DISTINCT CAST(db AS CHAR) FROM floodgate.steps WHERE kind = 'database'").await {
+            Ok(dbs) => dbs,
+            Err(_) => Vec::new(), // no checkpoints
+        };
+    let relaxed = relax(&mut conn, &ours).await;
+    let _ = conn.disconnect().await;
+    relaxed
+}
+
+/// Connects (waiting up to `wait` for a target that is restarting) and puts the settings back.
+pub async fn put_back(target: &crate::ConnectOptions, wait: std::time::Duration) -> Result<Vec<Saved>> {
+    let mut conn = crate::retry::reconnect(target, &[], wait).await?;
+    let saved = restore_settings(&mut conn).await;
+    let _ = conn.disconnect().await;
+    saved
+}
