@@ -86,6 +86,11 @@ pub fn prepare(path: &Path, into: Option<String>) -> Result<Prepared> {
     files_on_disk(path, &mut info);
     let mut checks = Vec::new();
     let objects = match &backup {
+        Backup::Directory(_) if into.is_some() => {
+            return Err(DrillError::Refused(
+                "--into renames the database of a mysqldump file; a directory backup names its databases".into(),
+            ))
+        }
         Backup::Directory(plan) => {
             describe_plan(plan, &mut info)?;
             plan_objects(plan)?

@@ -218,15 +218,30 @@ impl Run {
 
         let t = Instant::now();
         (self.notify)("checking objects and queries");
-        let mut conn = floodgate_loader::connect(&target, &[]).await?;
-        let objects = checks::objects_present(&mut conn, &prepared.objects).await;
-        self.record(objects.as_ref().map(Clone::clone).map_err(|e| Check::new("objects", false, e.to_string())));
-        objects?;
-        if let Some(q) = &queries {
+        let checked = tokio::select! {
+            checked = self.check(&target, &prepared.objects, queries.as_ref()) => checked,
+            // A user's query may run long: a signal stops it too.
+            signal = wait(interrupt) => Err(DrillError::Interrupted { signal }),
+        };
+        self.report.phases.checks = t.elapsed().as_secs_f64();
+        checked
+    }
+
+    /// Every expected object present, then the user's queries.
+    async fn check(
+        &mut self,
+        target: &ConnectOptions,
+        objects: &ExpectedObjects,
+        queries: Option<&VerifyQueries>,
+    ) -> Result<()> {
+        let mut conn = floodgate_loader::connect(target, &[]).await?;
+        let present = checks::objects_present(&mut conn, objects).await;
+        self.record(present.as_ref().map(Clone::clone).map_err(|e| Check::new("objects", false, e.to_string())));
+        present?;
+        if let Some(q) = queries {
             q.run(&mut conn, &mut self.report.verification).await?;
         }
         let _ = conn.disconnect().await;
-        self.report.phases.checks = t.elapsed().as_secs_f64();
         Ok(())
     }
 

@@ -10,6 +10,16 @@ use crate::helpers::*;
 
 #[test]
 fn ctrl_c_during_the_restore_leaves_nothing_behind() {
+    interrupted_drill_leaves_nothing_behind("INT");
+}
+
+/// What `systemctl stop` sends.
+#[test]
+fn sigterm_during_the_restore_leaves_nothing_behind() {
+    interrupted_drill_leaves_nothing_behind("TERM");
+}
+
+fn interrupted_drill_leaves_nothing_behind(signal: &str) {
     let big = big_dump();
     let mut child = Command::new(env!("CARGO_BIN_EXE_floodgate"))
         .args(["drill", big.to_str().unwrap(), "--progress", "none", "--buffer-pool", "128M"])
@@ -32,13 +42,13 @@ fn ctrl_c_during_the_restore_leaves_nothing_behind() {
     let dir = dir.unwrap_or_else(|| panic!("no sandbox announced: {seen}"));
     // Let the load get going, then interrupt as a terminal's Ctrl-C would.
     std::thread::sleep(Duration::from_millis(700));
-    let killed = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let killed = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
     assert!(killed.success());
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     let status = child.wait().unwrap();
     let err = format!("{seen}{}", rest.join("\n"));
     assert_eq!(status.code(), Some(1), "{err}");
-    assert!(err.contains("interrupted by SIGINT"), "{err}");
+    assert!(err.contains(&format!("interrupted by SIG{signal}")), "{err}");
     nothing_left(&dir);
 }
 
@@ -92,6 +102,19 @@ fn a_given_server_with_user_data_is_refused_unless_overwrite() {
     let out = drill(&fixture, &with);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(sql(&server, "SELECT COUNT(*) FROM awkward.bulk").trim(), "2000");
+}
+
+#[test]
+fn a_server_that_cannot_start_fails_the_drill() {
+    let fixture = repo_root().join("fixtures/mydumper-modern/sql");
+    let tmp = tempfile::tempdir().unwrap();
+    let report = tmp.path().join("r.json");
+    let out = drill(&fixture, &["--server-binary", "/nonexistent/mariadbd", "--report", report.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("/nonexistent/mariadbd"), "{}", stderr(&out));
+    let r = valid_report(&report);
+    assert_eq!(r["error"]["kind"], "failure");
+    assert!(r["server"]["version"].is_null());
 }
 
 #[test]
