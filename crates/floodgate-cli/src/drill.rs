@@ -1,7 +1,7 @@
 //! `floodgate drill`: flags to [`floodgate_drill::drill`], signals to its interrupt, its
 //! outcome to the report file, the metrics file, a summary on stdout and the exit code.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -22,13 +22,26 @@ pub fn run(args: DrillArgs) -> Result<()> {
         .build()
         .context("starting the runtime")?;
     let progress = Arc::new(Progress::default());
-    let display = Display::start(progress.clone(), args.progress);
-    let notify: floodgate_drill::Notify = Arc::new(|line: &str| eprintln!("floodgate: drill: {line}"));
+    // The progress display starts with the restore: before it there is nothing to count.
+    let display: Arc<Mutex<Option<Display>>> = Arc::default();
+    let notify: floodgate_drill::Notify = {
+        let (display, progress, mode) = (display.clone(), progress.clone(), args.progress);
+        Arc::new(move |line: &str| {
+            eprintln!("floodgate: drill: {line}");
+            if line == floodgate_drill::RESTORING {
+                if let Ok(mut d) = display.lock() {
+                    d.get_or_insert_with(|| Display::start(progress.clone(), mode));
+                }
+            }
+        })
+    };
     let outcome = runtime.block_on(async {
         let interrupt = listen_for_signals()?;
         anyhow::Ok(floodgate_drill::drill(&args.backup, options, progress, interrupt, notify).await)
     });
-    display.finish();
+    if let Some(d) = display.lock().ok().and_then(|mut d| d.take()) {
+        d.finish();
+    }
     // A blocking read of the backup may still run after an interrupt; do not wait for it.
     runtime.shutdown_background();
     let outcome = outcome?;

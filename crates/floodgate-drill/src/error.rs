@@ -17,13 +17,18 @@ pub enum DrillError {
     Sandbox(#[from] SandboxError),
     /// The restore ran longer than `--timeout` allows.
     #[error(
-        "the restore exceeded --timeout {limit} (the recovery time objective) during its {phase} phase and was stopped"
+        "the restore exceeded --timeout {limit} (the recovery time objective) during its {phase} phase \
+         ({done} of {total} bytes loaded) and was stopped"
     )]
     Timeout {
         /// The limit as given.
         limit: String,
         /// The restore phase that was running.
         phase: String,
+        /// Bytes of backup data loaded by then.
+        done: u64,
+        /// Bytes of backup data in all (as far as known).
+        total: u64,
     },
     /// A signal stopped the drill.
     #[error("interrupted by {signal}: the drill was stopped")]

@@ -88,6 +88,9 @@ pub type Interrupt = watch::Receiver<Option<String>>;
 /// Hears about the drill's steps (for a person watching): one line each.
 pub type Notify = Arc<dyn Fn(&str) + Send + Sync>;
 
+/// The line [`Notify`] hears when the restore starts.
+pub const RESTORING: &str = "restoring";
+
 /// How a drill ended.
 #[derive(Debug)]
 pub struct Outcome {
@@ -210,7 +213,7 @@ impl Run {
         check_interrupt(interrupt)?;
 
         let t = Instant::now();
-        (self.notify)("restoring");
+        (self.notify)(RESTORING);
         let restored = restore(prepared.backup, &target, options, progress.clone(), interrupt).await;
         self.report.phases.restore = t.elapsed().as_secs_f64();
         let restored = restored?;
@@ -394,6 +397,8 @@ async fn restore(
         () = deadline => Err(DrillError::Timeout {
             limit: options.timeout_text.clone(),
             phase: watched.phase().name().to_string(),
+            done: Progress::get(&watched.bytes_done),
+            total: Progress::get(&watched.bytes_total),
         }),
         signal = wait(interrupt) => Err(DrillError::Interrupted { signal }),
     }
