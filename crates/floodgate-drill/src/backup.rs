@@ -43,6 +43,12 @@ impl ExpectedObjects {
         }
     }
 
+    /// Adds an object the restore must produce.
+    pub fn insert(&mut self, kind: ObjectKind, database: &str, name: &str) {
+        let object = ExpectedObject { kind, database: database.into(), name: name.into() };
+        self.0.insert((kind, database.into(), name.into()), object);
+    }
+
     /// The objects, in (kind, database, name) order.
     pub fn iter(&self) -> impl Iterator<Item = &ExpectedObject> {
         self.0.values()
@@ -174,10 +180,7 @@ fn plan_objects(plan: &RestorePlan) -> Result<ExpectedObjects> {
     let mut objects = ExpectedObjects::default();
     for db in &plan.databases {
         for v in &db.views {
-            objects.0.insert(
-                (ObjectKind::View, db.name.clone(), v.name.clone()),
-                ExpectedObject { kind: ObjectKind::View, database: db.name.clone(), name: v.name.clone() },
-            );
+            objects.insert(ObjectKind::View, &db.name, &v.name);
         }
         for file in db.post.iter().chain(&db.triggers) {
             for s in floodgate_format::read_statements(file, plan.format.terminator())? {

@@ -40,7 +40,7 @@ use mysql_async::prelude::Queryable;
 use tokio::sync::watch;
 
 pub use backup::{ExpectedObject, ExpectedObjects};
-pub use checks::VerifyQueries;
+pub use checks::{objects_present, VerifyQueries};
 pub use error::{DrillError, Result};
 pub use report::{rfc3339, BackupInfo, Check, DrillPhases, DrillReport, ErrorInfo, ServerInfo, Status, REPORT_VERSION};
 
