@@ -156,8 +156,13 @@ impl Sandbox {
             version,
             kept: false,
         };
+        // Until the server's guardian exists, an init guardian owns the directory: if this
+        // process dies while the data directory is being initialised, it kills the
+        // initialiser and removes the directory.
+        let init_guard = InitGuard::spawn(&sandbox.dir)?;
         sandbox.init_datadir(&server)?;
         sandbox.launch(&server, options)?;
+        init_guard.release();
         Ok(sandbox)
     }
 
@@ -209,28 +214,30 @@ impl Sandbox {
     fn init_datadir(&self, server: &Path) -> Result<()> {
         let datadir = self.datadir();
         std::fs::create_dir_all(self.tmpdir()).map_err(io("creating the sandbox's tmpdir"))?;
-        let output = if is_mysql(&self.version) {
-            Command::new(server)
-                .arg("--no-defaults")
-                .arg("--initialize-insecure")
-                .arg(format!("--datadir={}", datadir.display()))
-                .arg(format!("--tmpdir={}", self.tmpdir().display()))
-                .env("TMPDIR", self.tmpdir())
-                .args(root_user_arg())
-                .output()
+        let mut command = if is_mysql(&self.version) {
+            let mut c = Command::new(server);
+            c.arg("--no-defaults").arg("--initialize-insecure");
+            c
         } else {
-            let install = find_install_db(server)?;
-            Command::new(install)
-                .arg("--no-defaults")
-                .arg(format!("--datadir={}", datadir.display()))
-                .arg("--auth-root-authentication-method=normal")
-                .arg("--skip-test-db")
-                .arg(format!("--tmpdir={}", self.tmpdir().display()))
-                .env("TMPDIR", self.tmpdir())
-                .args(root_user_arg())
-                .output()
-        }
-        .map_err(io("running the data directory initialiser"))?;
+            let mut c = Command::new(find_install_db(server)?);
+            c.arg("--no-defaults").arg("--auth-root-authentication-method=normal").arg("--skip-test-db");
+            c
+        };
+        command
+            .arg(format!("--datadir={}", datadir.display()))
+            .arg(format!("--tmpdir={}", self.tmpdir().display()))
+            .env("TMPDIR", self.tmpdir())
+            .args(root_user_arg())
+            // Its own process group, which the init guardian kills whole (the installer is a
+            // script that runs mariadbd --bootstrap) and a terminal's Ctrl-C does not reach.
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let child = command.spawn().map_err(io("running the data directory initialiser"))?;
+        std::fs::write(self.dir.join("init.pgid"), child.id().to_string())
+            .map_err(io("recording the initialiser's process group"))?;
+        let output = child.wait_with_output().map_err(io("running the data directory initialiser"))?;
         if !output.status.success() {
             let mut msg = String::from_utf8_lossy(&output.stderr).into_owned();
             msg.push_str(&String::from_utf8_lossy(&output.stdout));
@@ -401,6 +408,52 @@ impl Drop for Sandbox {
         }
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Owns the sandbox directory while its data directory is initialised (before the server's
+/// guardian exists): when its pipe closes and the server's guardian has not taken over
+/// (`server.pid` exists once it has), it kills the initialiser's process group and removes
+/// the directory.
+struct InitGuard {
+    guardian: Child,
+    lifeline: Option<ChildStdin>,
+}
+
+impl InitGuard {
+    fn spawn(dir: &Path) -> Result<InitGuard> {
+        let script = r#"
+            cat > /dev/null
+            [ -e "$FG_SANDBOX_DIR/server.pid" ] && exit 0
+            [ -s "$FG_SANDBOX_DIR/init.pgid" ] && kill -9 -- "-$(cat "$FG_SANDBOX_DIR/init.pgid")" 2>/dev/null
+            sleep 0.2
+            rm -rf "$FG_SANDBOX_DIR"
+        "#;
+        let mut guardian = Command::new("sh")
+            .process_group(0)
+            .arg("-c")
+            .arg(script)
+            .env("FG_SANDBOX_DIR", dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(io("starting the init guardian"))?;
+        let lifeline = guardian.stdin.take();
+        Ok(InitGuard { guardian, lifeline })
+    }
+
+    /// The server's guardian owns the directory now: let this one exit without cleaning up.
+    fn release(mut self) {
+        self.lifeline = None;
+        let _ = self.guardian.wait();
+    }
+}
+
+impl Drop for InitGuard {
+    fn drop(&mut self) {
+        self.lifeline = None;
+        let _ = self.guardian.wait();
     }
 }
 
