@@ -81,7 +81,8 @@ impl SandboxOptions {
             buffer_pool: format!("{}M", buffer_pool_mib(available_memory_mib())),
             extra_args: vec![
                 "--innodb-flush-log-at-trx-commit=0".into(),
-                "--innodb-doublewrite=0".into(),
+                // OFF, not 0: an enum on MySQL 8.0.30+ and MariaDB 11, a boolean on MariaDB 10.
+                "--innodb-doublewrite=OFF".into(),
                 "--innodb-log-file-size=1G".into(),
                 "--innodb-log-buffer-size=64M".into(),
             ],
