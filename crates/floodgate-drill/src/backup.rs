@@ -106,6 +106,8 @@ pub fn prepare(path: &Path, into: Option<String>) -> Result<Prepared> {
             let scan = scan_dump(dump, into)?;
             info.databases = scan.databases as u64;
             info.tables = scan.tables as u64;
+            info.identity_sha256 = Some(scan.sha256);
+            info.created_at = scan.completed_on;
             checks.push(scan.completeness);
             scan.objects
         }
@@ -138,9 +140,20 @@ fn files_on_disk(path: &Path, info: &mut BackupInfo) {
     }
 }
 
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn sha256_file(path: &Path) -> Option<String> {
     let bytes = std::fs::read(path).ok()?;
-    Some(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
+    Some(hex(&Sha256::digest(&bytes)))
+}
+
+/// The date of mysqldump's `-- Dump completed on 2026-11-25 21:41:00` line.
+fn completed_on(tail: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(tail);
+    let line = text.lines().rev().find(|l| l.starts_with("-- Dump completed"))?;
+    Some(line.split_once(" on ")?.1.trim().to_string()).filter(|s| !s.is_empty())
 }
 
 fn describe_plan(plan: &RestorePlan, info: &mut BackupInfo) -> Result<()> {
@@ -199,6 +212,27 @@ struct DumpScan {
     tables: usize,
     objects: ExpectedObjects,
     completeness: Check,
+    /// SHA-256 of the file as stored (compressed or not).
+    sha256: String,
+    /// The date of the `-- Dump completed on ...` line.
+    completed_on: Option<String>,
+}
+
+/// Hashes the bytes that pass through: the file's identity, computed on the pass that reads
+/// it anyway.
+struct Hashing<R> {
+    inner: R,
+    hash: Arc<Mutex<Sha256>>,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Ok(mut h) = self.hash.lock() {
+            h.update(&buf[..n]);
+        }
+        Ok(n)
+    }
 }
 
 /// Keeps the first and the last bytes that pass through, to look for the dump's header
@@ -233,7 +267,9 @@ fn scan_dump(dump: &DumpSource, into: Option<String>) -> Result<DumpScan> {
     let corrupt =
         |offset: Option<u64>, reason: String| FormatError::Corrupt { path: PathBuf::from(&name), offset, reason };
     let seen = Arc::new(Mutex::new((Vec::new(), Vec::new())));
-    let raw = compress::decoder(dump.open_raw()?).map_err(|e| corrupt(Some(0), format!("cannot decompress: {e}")))?;
+    let hash = Arc::new(Mutex::new(Sha256::new()));
+    let stored = Hashing { inner: dump.open_raw()?, hash: hash.clone() };
+    let raw = compress::decoder(stored).map_err(|e| corrupt(Some(0), format!("cannot decompress: {e}")))?;
     let mut reader = StatementReader::new(Ends { inner: raw, seen: seen.clone() }, Terminator::Delimiter, 1 << 30);
     let mut classifier = Classifier::new(into);
     let mut objects = ExpectedObjects::default();
@@ -267,7 +303,15 @@ fn scan_dump(dump: &DumpSource, into: Option<String>) -> Result<DumpScan> {
     }
     let (head, tail) = seen.lock().map(|s| s.clone()).unwrap_or_default();
     let completeness = completeness(&name, &head, &tail, reader.consumed())?;
-    Ok(DumpScan { databases: databases.len(), tables: tables.len(), objects, completeness })
+    let sha256 = hash.lock().map(|h| hex(&h.clone().finalize())).unwrap_or_default();
+    Ok(DumpScan {
+        databases: databases.len(),
+        tables: tables.len(),
+        objects,
+        completeness,
+        sha256,
+        completed_on: completed_on(&tail),
+    })
 }
 
 /// mysqldump and mariadb-dump end with `-- Dump completed on ...` unless told to write no
@@ -309,6 +353,15 @@ mod tests {
         assert_eq!(err.exit_code(), 3);
         assert!(err.to_string().contains("d.sql"), "{err}");
         assert!(completeness("d.sql", b"SET NAMES utf8mb4;", b"INSERT INTO t VALUES (1);", 9).is_ok());
+    }
+
+    #[test]
+    fn completion_date() {
+        assert_eq!(
+            completed_on(b"UNLOCK TABLES;\n-- Dump completed on 2026-11-25 21:41:00\n").as_deref(),
+            Some("2026-11-25 21:41:00")
+        );
+        assert_eq!(completed_on(b"UNLOCK TABLES;\n"), None);
     }
 
     #[test]

@@ -80,10 +80,11 @@ pub struct BackupInfo {
     pub files: u64,
     /// Newest modification time of its files, RFC 3339 UTC.
     pub modified_at: Option<String>,
-    /// When the backup says it was taken (native manifest, mydumper metadata).
+    /// When the backup says it was taken: the native manifest's `created_at`, mydumper's
+    /// `Started dump at`, mysqldump's `Dump completed on`, as written there.
     pub created_at: Option<String>,
-    /// SHA-256 of the file that identifies it: manifest.json (native) or metadata
-    /// (mydumper). None for a mysqldump file (hashing it would mean reading it twice more).
+    /// SHA-256 of what identifies it: manifest.json (native), `metadata` (mydumper), the
+    /// whole file as stored (mysqldump; hashed on the pass that checks it is complete).
     pub identity_sha256: Option<String>,
     /// Source server version, where recorded.
     pub source_server_version: Option<String>,

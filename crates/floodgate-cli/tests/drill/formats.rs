@@ -109,6 +109,10 @@ fn mysqldump_files_pass_plain_and_gzip() {
         nothing_left(&sandbox_dir(&out));
         let r = valid_report(&report);
         assert_eq!(r["backup"]["format"], "mysqldump");
+        let sum = std::process::Command::new("sha256sum").arg(file).output().unwrap();
+        let sum = String::from_utf8_lossy(&sum.stdout).split_whitespace().next().unwrap().to_string();
+        assert_eq!(r["backup"]["identity_sha256"], sum.as_str(), "the file as stored is its identity");
+        assert!(r["backup"]["created_at"].is_string(), "mariadb-dump's `Dump completed on` date");
         let c = checks(&r);
         assert!(c.contains(&"dump_complete".to_string()) && c.contains(&"objects".to_string()), "{c:?}");
         let objects = r["verification"].as_array().unwrap().iter().find(|c| c["check"] == "objects").unwrap();
