@@ -1,7 +1,9 @@
-//! The mysqldump statement classifier and its helpers: never panic on any statement.
+//! The mysqldump statement classifier and its helpers, and the drill's post-data object
+//! names: never panic on any statement.
 #![no_main]
 
 use floodgate_format::mysqldump::{looks_like_sql, object_words, schema_target, Classifier};
+use floodgate_format::objects::object_change;
 use floodgate_format::split::{split_all, Statement, Terminator};
 use libfuzzer_sys::fuzz_target;
 
@@ -10,6 +12,7 @@ fn classify_all(statements: &[Statement], into: Option<String>) {
     for s in statements {
         let _ = schema_target(&s.text);
         let _ = object_words(&s.text);
+        let _ = object_change(&s.text);
         let _ = c.classify(s.clone(), "fuzz");
     }
 }

@@ -40,6 +40,15 @@ pub enum Command {
     /// Describe a backup: format, position, databases, tables, chunks, sizes.
     #[command(disable_help_flag = true)]
     Inspect(InspectArgs),
+    /// Restore drill: restore a backup into a throwaway server (or CONN), verify it, report
+    /// the recovery time, and exit non-zero on any failure.
+    #[command(
+        disable_help_flag = true,
+        after_help = "Exit codes: 0 the backup restored and every check passed; 1 failure (including \
+                      --timeout and an interrupt); 2 usage error; 3 integrity failure (corrupt, truncated \
+                      or incomplete backup, rows or objects missing, a --verify-query returned false)."
+    )]
+    Drill(Box<DrillArgs>),
 }
 
 /// Connection flags, as the `mysql` client spells them.
@@ -177,6 +186,104 @@ pub struct DumpArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct DrillArgs {
+    /// The backup: a floodgate dump or mydumper directory, or a mysqldump/mariadb-dump file.
+    pub backup: PathBuf,
+    /// Restore into this server instead of a throwaway sandbox (it must hold no user data).
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    /// With CONN: restore even though the server holds user data, replacing what the backup
+    /// defines.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Leave the sandbox running afterwards and print how to connect to it.
+    #[arg(long)]
+    pub keep: bool,
+    /// The mariadbd or mysqld to run the sandbox with (default: found on PATH).
+    #[arg(long, value_name = "PATH")]
+    pub server_binary: Option<PathBuf>,
+    /// The sandbox's InnoDB buffer pool (default: a quarter of available memory).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub buffer_pool: Option<u64>,
+    /// Fail the drill when the restore takes longer than this (e.g. 90s, 30m, 2h, 1h30m):
+    /// the recovery time objective.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+    /// SQL checks to run after the restore; each statement must return a true first column.
+    #[arg(long, value_name = "FILE")]
+    pub verify_query: Option<PathBuf>,
+    /// Write a JSON report here (schema: docs/drill-report.schema.json).
+    #[arg(long, value_name = "FILE.json")]
+    pub report: Option<PathBuf>,
+    /// Write node_exporter textfile metrics here (replaced atomically).
+    #[arg(long, value_name = "FILE.prom")]
+    pub prometheus: Option<PathBuf>,
+    /// The `backup` label of the metrics (default: the backup's path). Give dated backups a
+    /// stable name.
+    #[arg(long, value_name = "NAME")]
+    pub label: Option<String>,
+    /// Restore a mysqldump file's single database under this name (for dumps made without
+    /// --databases).
+    #[arg(long, value_name = "NEWDB")]
+    pub into: Option<String>,
+    /// Loader connections.
+    #[arg(short = 't', long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: u16,
+    /// Memory the pipeline may hold in flight, in MiB.
+    #[arg(long, default_value_t = 256, value_name = "MiB")]
+    pub memory_budget: usize,
+    /// Progress display: a bar on a terminal, periodic lines otherwise.
+    #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
+    pub progress: ProgressArg,
+}
+
+impl ConnArgs {
+    /// True when any connection flag was given.
+    pub fn given(&self) -> bool {
+        self.host.is_some()
+            || self.port.is_some()
+            || self.user.is_some()
+            || self.password.is_some()
+            || self.password_prompt
+            || self.socket.is_some()
+            || self.defaults_file.is_some()
+    }
+}
+
+/// Parses `1s`, `500ms`, `90s`, `30m`, `2h`, `1h30m`; a bare number is seconds.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    if let Ok(secs) = t.parse::<u64>() {
+        return nonzero(std::time::Duration::from_secs(secs), text);
+    }
+    let mut total = std::time::Duration::ZERO;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let digits = rest.chars().take_while(|c| c.is_ascii_digit()).count();
+        let n: u64 = rest[..digits].parse().map_err(|_| format!("not a duration: {text} (try 90s, 30m, 1h30m)"))?;
+        rest = &rest[digits..];
+        let unit_len = rest.chars().take_while(|c| c.is_ascii_alphabetic()).count();
+        let unit = match &rest[..unit_len] {
+            "ms" => std::time::Duration::from_millis(n),
+            "s" => std::time::Duration::from_secs(n),
+            "m" | "min" => std::time::Duration::from_secs(n.saturating_mul(60)),
+            "h" => std::time::Duration::from_secs(n.saturating_mul(3600)),
+            other => return Err(format!("unknown unit {other:?} in {text} (use ms, s, m or h)")),
+        };
+        total += unit;
+        rest = &rest[unit_len..];
+    }
+    nonzero(total, text)
+}
+
+fn nonzero(d: std::time::Duration, text: &str) -> Result<std::time::Duration, String> {
+    if d.is_zero() {
+        return Err(format!("a timeout must be longer than zero: {text:?}"));
+    }
+    Ok(d)
+}
+
+#[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// The native backup directory.
     pub dir: PathBuf,
@@ -243,6 +350,29 @@ mod tests {
         assert_eq!(r.conn.password.as_deref(), Some("secret"));
         assert!(r.conn.password_prompt);
         assert_eq!(r.conn.port, Some(3306));
+    }
+
+    #[test]
+    fn durations() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn drill_without_conn_uses_a_sandbox() {
+        let cli = Cli::try_parse_from(["floodgate", "drill", "/b", "--timeout", "30m", "--keep"]).unwrap();
+        let Command::Drill(d) = cli.command else { panic!() };
+        assert!(!d.conn.given());
+        assert!(d.keep);
+        let cli = Cli::try_parse_from(["floodgate", "drill", "/b", "-S", "/s.sock"]).unwrap();
+        let Command::Drill(d) = cli.command else { panic!() };
+        assert!(d.conn.given());
     }
 
     #[test]

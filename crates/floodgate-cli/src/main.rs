@@ -5,6 +5,7 @@
 
 mod args;
 mod conn;
+mod drill;
 mod progress;
 mod run;
 

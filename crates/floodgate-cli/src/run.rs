@@ -37,6 +37,9 @@ pub fn error_chain(e: &anyhow::Error) -> String {
 
 /// The exit code DESIGN.md gives for an error.
 pub fn exit_code(e: &anyhow::Error) -> i32 {
+    if let Some(d) = e.downcast_ref::<floodgate_drill::DrillError>() {
+        return d.exit_code();
+    }
     if let Some(Integrity(_)) = e.downcast_ref::<Integrity>() {
         return 3;
     }
@@ -61,6 +64,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Inspect(args) => inspect(args),
         Command::Dump(args) => dump(*args),
         Command::Verify(args) => verify(args),
+        Command::Drill(args) => crate::drill::run(*args),
     }
 }
 

@@ -18,6 +18,7 @@ pub mod model;
 pub mod mydumper;
 pub mod mysqldump;
 pub mod native;
+pub mod objects;
 pub mod split;
 pub mod sqltext;
 

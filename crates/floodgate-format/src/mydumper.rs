@@ -92,6 +92,7 @@ pub fn read(dir: &Path) -> Result<RestorePlan> {
         };
         classify(&root, name, &mut dbs)?;
     }
+    check_listed_tables(&root, &metadata, &dbs)?;
     let mut databases = Vec::new();
     for (db_file, files) in dbs {
         databases.push(build_database(&db_file, files, &metadata)?);
@@ -104,6 +105,23 @@ pub fn read(dir: &Path) -> Result<RestorePlan> {
         position: metadata.position,
         databases,
     })
+}
+
+/// Every table and view the metadata lists must have its schema file: a table whose files
+/// are all gone would otherwise vanish from the restore without a word. (The legacy
+/// metadata lists no tables, so this checks modern dumps only.)
+fn check_listed_tables(root: &Path, meta: &Metadata, dbs: &BTreeMap<String, DbFiles>) -> Result<()> {
+    for (db, table) in meta.tables.keys() {
+        let files = dbs.get(db).and_then(|d| d.tables.get(table));
+        if !files.is_some_and(|t| t.schema.is_some() || t.view.is_some() || t.sequence.is_some()) {
+            return Err(FormatError::corrupt(
+                &root.join(format!("{db}.{table}-schema.sql")),
+                None,
+                "missing: `metadata` lists this table, so the backup is incomplete",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Checks that `name` in `root` is a regular file inside the directory and returns it.

@@ -16,6 +16,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -70,6 +71,39 @@ pub struct SandboxOptions {
     pub startup_timeout: Duration,
 }
 
+impl SandboxOptions {
+    /// Settings for a server that only exists to be restored into and thrown away (drills):
+    /// no durability (no doublewrite buffer, the redo log flushed about once a second, no
+    /// binary log), a large redo log so checkpoints do not throttle bulk loads, and a buffer
+    /// pool of a quarter of the machine's available memory (256 MiB to 16 GiB).
+    pub fn fast_ingest() -> SandboxOptions {
+        SandboxOptions {
+            buffer_pool: format!("{}M", buffer_pool_mib(available_memory_mib())),
+            extra_args: vec![
+                "--innodb-flush-log-at-trx-commit=0".into(),
+                // OFF, not 0: an enum on MySQL 8.0.30+ and MariaDB 11, a boolean on MariaDB 10.
+                "--innodb-doublewrite=OFF".into(),
+                "--innodb-log-file-size=1G".into(),
+                "--innodb-log-buffer-size=64M".into(),
+            ],
+            ..SandboxOptions::default()
+        }
+    }
+}
+
+/// A quarter of `available` MiB, within 256 MiB and 16 GiB.
+fn buffer_pool_mib(available: Option<u64>) -> u64 {
+    available.map_or(256, |m| (m / 4).clamp(256, 16 << 10))
+}
+
+/// `MemAvailable` from /proc/meminfo, in MiB.
+fn available_memory_mib() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
+}
+
 impl Default for SandboxOptions {
     fn default() -> Self {
         SandboxOptions {
@@ -91,6 +125,21 @@ pub struct Sandbox {
     guardian: Option<Child>,
     lifeline: Option<ChildStdin>,
     version: String,
+    /// Set by [`Sandbox::keep`]: dropping leaves the server and its files alone.
+    kept: bool,
+}
+
+/// A sandbox left running by [`Sandbox::keep`]: nothing owns it any more.
+#[derive(Debug, Clone)]
+pub struct KeptSandbox {
+    /// The directory holding the data directory, socket and logs.
+    pub dir: PathBuf,
+    /// The Unix socket.
+    pub socket: PathBuf,
+    /// The TCP port on 127.0.0.1.
+    pub port: u16,
+    /// The server's process id.
+    pub server_pid: Option<u32>,
 }
 
 impl Sandbox {
@@ -99,10 +148,22 @@ impl Sandbox {
         let server = find_server(options.server_binary.as_deref())?;
         let version = server_version(&server)?;
         let dir = make_dir()?;
-        let mut sandbox =
-            Sandbox { socket: dir.join("mysql.sock"), dir, port: 0, guardian: None, lifeline: None, version };
+        let mut sandbox = Sandbox {
+            socket: dir.join("mysql.sock"),
+            dir,
+            port: 0,
+            guardian: None,
+            lifeline: None,
+            version,
+            kept: false,
+        };
+        // Until the server's guardian exists, an init guardian owns the directory: if this
+        // process dies while the data directory is being initialised, it kills the
+        // initialiser and removes the directory.
+        let init_guard = InitGuard::spawn(&sandbox.dir)?;
         sandbox.init_datadir(&server)?;
         sandbox.launch(&server, options)?;
+        init_guard.release();
         Ok(sandbox)
     }
 
@@ -154,28 +215,30 @@ impl Sandbox {
     fn init_datadir(&self, server: &Path) -> Result<()> {
         let datadir = self.datadir();
         std::fs::create_dir_all(self.tmpdir()).map_err(io("creating the sandbox's tmpdir"))?;
-        let output = if is_mysql(&self.version) {
-            Command::new(server)
-                .arg("--no-defaults")
-                .arg("--initialize-insecure")
-                .arg(format!("--datadir={}", datadir.display()))
-                .arg(format!("--tmpdir={}", self.tmpdir().display()))
-                .env("TMPDIR", self.tmpdir())
-                .args(root_user_arg())
-                .output()
+        let mut command = if is_mysql(&self.version) {
+            let mut c = Command::new(server);
+            c.arg("--no-defaults").arg("--initialize-insecure");
+            c
         } else {
-            let install = find_install_db(server)?;
-            Command::new(install)
-                .arg("--no-defaults")
-                .arg(format!("--datadir={}", datadir.display()))
-                .arg("--auth-root-authentication-method=normal")
-                .arg("--skip-test-db")
-                .arg(format!("--tmpdir={}", self.tmpdir().display()))
-                .env("TMPDIR", self.tmpdir())
-                .args(root_user_arg())
-                .output()
-        }
-        .map_err(io("running the data directory initialiser"))?;
+            let mut c = Command::new(find_install_db(server)?);
+            c.arg("--no-defaults").arg("--auth-root-authentication-method=normal").arg("--skip-test-db");
+            c
+        };
+        command
+            .arg(format!("--datadir={}", datadir.display()))
+            .arg(format!("--tmpdir={}", self.tmpdir().display()))
+            .env("TMPDIR", self.tmpdir())
+            .args(root_user_arg())
+            // Its own process group, which the init guardian kills whole (the installer is a
+            // script that runs mariadbd --bootstrap) and a terminal's Ctrl-C does not reach.
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let child = command.spawn().map_err(io("running the data directory initialiser"))?;
+        std::fs::write(self.dir.join("init.pgid"), child.id().to_string())
+            .map_err(io("recording the initialiser's process group"))?;
+        let output = child.wait_with_output().map_err(io("running the data directory initialiser"))?;
         if !output.status.success() {
             let mut msg = String::from_utf8_lossy(&output.stderr).into_owned();
             msg.push_str(&String::from_utf8_lossy(&output.stdout));
@@ -247,11 +310,16 @@ impl Sandbox {
             srv=$!
             echo "$srv" > "$FG_SANDBOX_DIR/server.pid"
             cat > /dev/null
+            [ -e "$FG_SANDBOX_DIR/keep" ] && exit 0
             kill -9 "$srv" 2>/dev/null
             wait "$srv" 2>/dev/null
             rm -rf "$FG_SANDBOX_DIR"
         "#;
+        // Its own process group: a Ctrl-C at the terminal goes to the foreground group, and
+        // would kill the guardian's `cat` and the shell before they clean up; the owner gets
+        // it instead, and its death (or its Drop) is what ends the server.
         let mut child = Command::new("sh")
+            .process_group(0)
             .arg("-c")
             .arg(script)
             .arg("floodgate-sandbox")
@@ -310,6 +378,24 @@ impl Sandbox {
         self.try_launch(&server, options)
     }
 
+    /// Leaves the server running after this process ends, for a person to look at: the
+    /// guardian is told to exit without cleaning up, and nothing removes the directory.
+    /// Stop it with `kill $(cat DIR/server.pid)` and remove `DIR` afterwards.
+    pub fn keep(mut self) -> Result<KeptSandbox> {
+        std::fs::write(self.dir.join("keep"), b"").map_err(io("marking the sandbox to keep"))?;
+        self.kept = true;
+        self.lifeline = None;
+        if let Some(mut g) = self.guardian.take() {
+            let _ = g.wait();
+        }
+        Ok(KeptSandbox {
+            dir: self.dir.clone(),
+            socket: self.socket.clone(),
+            port: self.port,
+            server_pid: self.server_pid(),
+        })
+    }
+
     fn kill(&mut self) {
         self.lifeline = None; // closing the pipe tells the guardian to clean up
         if let Some(mut g) = self.guardian.take() {
@@ -320,8 +406,57 @@ impl Sandbox {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
+        if self.kept {
+            return;
+        }
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Owns the sandbox directory while its data directory is initialised (before the server's
+/// guardian exists): when its pipe closes and the server's guardian has not taken over
+/// (`server.pid` exists once it has), it kills the initialiser's process group and removes
+/// the directory.
+struct InitGuard {
+    guardian: Child,
+    lifeline: Option<ChildStdin>,
+}
+
+impl InitGuard {
+    fn spawn(dir: &Path) -> Result<InitGuard> {
+        let script = r#"
+            cat > /dev/null
+            [ -e "$FG_SANDBOX_DIR/server.pid" ] && exit 0
+            [ -s "$FG_SANDBOX_DIR/init.pgid" ] && kill -9 -- "-$(cat "$FG_SANDBOX_DIR/init.pgid")" 2>/dev/null
+            sleep 0.2
+            rm -rf "$FG_SANDBOX_DIR"
+        "#;
+        let mut guardian = Command::new("sh")
+            .process_group(0)
+            .arg("-c")
+            .arg(script)
+            .env("FG_SANDBOX_DIR", dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(io("starting the init guardian"))?;
+        let lifeline = guardian.stdin.take();
+        Ok(InitGuard { guardian, lifeline })
+    }
+
+    /// The server's guardian owns the directory now: let this one exit without cleaning up.
+    fn release(mut self) {
+        self.lifeline = None;
+        let _ = self.guardian.wait();
+    }
+}
+
+impl Drop for InitGuard {
+    fn drop(&mut self) {
+        self.lifeline = None;
+        let _ = self.guardian.wait();
     }
 }
 
@@ -418,6 +553,37 @@ mod tests {
         drop(sandbox);
         assert!(!dir.exists(), "directory removed");
         assert!(!Path::new(&format!("/proc/{pid}")).exists(), "server gone");
+    }
+
+    #[test]
+    fn kept_sandbox_outlives_its_owner() {
+        let sandbox = Sandbox::start(&SandboxOptions::default()).unwrap();
+        let kept = sandbox.keep().unwrap();
+        let pid = kept.server_pid.unwrap();
+        assert!(std::net::TcpStream::connect(("127.0.0.1", kept.port)).is_ok(), "still serving");
+        assert!(kept.socket.exists());
+        // Clean up as a person would.
+        Command::new("kill").arg("-9").arg(pid.to_string()).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while running(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!running(pid));
+        std::fs::remove_dir_all(&kept.dir).unwrap();
+    }
+
+    /// Alive and not a zombie (an orphan's parent may be a PID 1 that never reaps).
+    fn running(pid: u32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| s.rsplit(')').next().and_then(|r| r.split_whitespace().next()) != Some("Z"))
+    }
+
+    #[test]
+    fn buffer_pool_follows_available_memory() {
+        assert_eq!(buffer_pool_mib(None), 256);
+        assert_eq!(buffer_pool_mib(Some(100)), 256);
+        assert_eq!(buffer_pool_mib(Some(8192)), 2048);
+        assert_eq!(buffer_pool_mib(Some(1 << 20)), 16 << 10);
     }
 
     #[test]

@@ -1,0 +1,226 @@
+//! Names of the post-data objects (views, triggers, routines, events) a backup's statements
+//! create or drop, so a drill can check that each one exists after the restore.
+
+/// The kinds of post-data object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectKind {
+    /// `CREATE VIEW`.
+    View,
+    /// `CREATE TRIGGER`.
+    Trigger,
+    /// `CREATE PROCEDURE`.
+    Procedure,
+    /// `CREATE FUNCTION`.
+    Function,
+    /// `CREATE EVENT`.
+    Event,
+}
+
+impl ObjectKind {
+    /// Lower-case name for messages and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            ObjectKind::View => "view",
+            ObjectKind::Trigger => "trigger",
+            ObjectKind::Procedure => "procedure",
+            ObjectKind::Function => "function",
+            ObjectKind::Event => "event",
+        }
+    }
+
+    fn from_word(word: &str) -> Option<ObjectKind> {
+        Some(match word {
+            "VIEW" => ObjectKind::View,
+            "TRIGGER" => ObjectKind::Trigger,
+            "PROCEDURE" => ObjectKind::Procedure,
+            "FUNCTION" => ObjectKind::Function,
+            "EVENT" => ObjectKind::Event,
+            _ => return None,
+        })
+    }
+}
+
+/// What a statement does to a post-data object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectChange {
+    /// True for CREATE, false for DROP.
+    pub create: bool,
+    /// The kind of object.
+    pub kind: ObjectKind,
+    /// Its database, when the statement qualifies the name.
+    pub database: Option<String>,
+    /// Its name.
+    pub name: String,
+}
+
+#[derive(Debug, PartialEq)]
+enum Token {
+    /// An unquoted word, as written.
+    Word(String),
+    /// A backtick-quoted name, unquoted.
+    Quoted(String),
+    Dot,
+}
+
+/// Tokens of a statement's head: words, quoted names and dots. Skips whitespace, comments,
+/// the markers of conditional comments, strings and the `=`/`@`/`,` of clauses such as
+/// `DEFINER=`u`@`h``; stops at anything else (a parenthesis, an operator).
+fn head_tokens(text: &[u8], limit: usize) -> Vec<Token> {
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    while i < text.len() && tokens.len() < limit {
+        let rest = &text[i..];
+        let c = rest[0];
+        if c.is_ascii_whitespace() || matches!(c, b'=' | b'@' | b',') {
+            i += 1;
+        } else if c == b'.' {
+            tokens.push(Token::Dot);
+            i += 1;
+        } else if rest.starts_with(b"/*!") || rest.starts_with(b"/*M!") {
+            i += if rest[2] == b'!' { 3 } else { 4 };
+            while i < text.len() && text[i].is_ascii_digit() {
+                i += 1;
+            }
+        } else if rest.starts_with(b"*/") {
+            i += 2;
+        } else if rest.starts_with(b"/*") {
+            match rest.windows(2).position(|w| w == b"*/") {
+                Some(end) => i += end + 2,
+                None => break,
+            }
+        } else if rest.starts_with(b"--") || c == b'#' {
+            match rest.iter().position(|&c| c == b'\n') {
+                Some(end) => i += end + 1,
+                None => break,
+            }
+        } else if c == b'`' {
+            match crate::sqltext::identifier(text, i) {
+                Some((name, end)) => {
+                    tokens.push(Token::Quoted(name));
+                    i = end;
+                }
+                None => break,
+            }
+        } else if matches!(c, b'\'' | b'"') {
+            match rest[1..].iter().position(|&d| d == c) {
+                Some(end) => i += end + 2,
+                None => break,
+            }
+        } else if c.is_ascii_alphanumeric() || c == b'_' || c == b'$' {
+            let len = rest.iter().take_while(|c| c.is_ascii_alphanumeric() || **c == b'_' || **c == b'$').count();
+            tokens.push(Token::Word(String::from_utf8_lossy(&rest[..len]).into_owned()));
+            i += len;
+        } else {
+            break;
+        }
+    }
+    tokens
+}
+
+/// Words after which no post-data object can follow: the statement is about another kind.
+const OTHER_OBJECTS: [&str; 9] =
+    ["TABLE", "DATABASE", "SCHEMA", "INDEX", "SEQUENCE", "USER", "ROLE", "SERVER", "TABLESPACE"];
+
+/// The view, trigger, routine or event a `CREATE` or `DROP` statement names, if it is one.
+pub fn object_change(text: &[u8]) -> Option<ObjectChange> {
+    let tokens = head_tokens(text, 40);
+    let create = match tokens.first() {
+        Some(Token::Word(w)) if w.eq_ignore_ascii_case("CREATE") => true,
+        Some(Token::Word(w)) if w.eq_ignore_ascii_case("DROP") => false,
+        _ => return None,
+    };
+    let mut rest = tokens.iter().skip(1);
+    let kind = loop {
+        match rest.next()? {
+            Token::Word(w) => {
+                let upper = w.to_ascii_uppercase();
+                if OTHER_OBJECTS.contains(&upper.as_str()) {
+                    return None;
+                }
+                if let Some(kind) = ObjectKind::from_word(&upper) {
+                    break kind;
+                }
+            }
+            Token::Quoted(_) | Token::Dot => {}
+        }
+    };
+    let mut names = Vec::new();
+    let mut expect_name = true;
+    for t in rest {
+        match t {
+            Token::Word(w)
+                if names.is_empty() && ["IF", "NOT", "EXISTS"].contains(&w.to_ascii_uppercase().as_str()) => {}
+            Token::Word(w) | Token::Quoted(w) if expect_name => {
+                names.push(w.clone());
+                expect_name = false;
+            }
+            Token::Dot if !expect_name && names.len() == 1 => expect_name = true,
+            _ => break,
+        }
+    }
+    let (database, name) = match names.len() {
+        1 => (None, names.pop()?),
+        2 => {
+            let name = names.pop()?;
+            (names.pop(), name)
+        }
+        _ => return None,
+    };
+    Some(ObjectChange { create, kind, database, name })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn created(text: &str) -> Option<(ObjectKind, Option<String>, String)> {
+        object_change(text.as_bytes()).filter(|c| c.create).map(|c| (c.kind, c.database, c.name))
+    }
+
+    #[test]
+    fn names_of_what_mariadb_dump_writes() {
+        assert_eq!(
+            created("/*!50003 CREATE*/ /*!50017 DEFINER=`root`@`localhost`*/ /*!50003 TRIGGER `t_ins` AFTER INSERT ON `orders` FOR EACH ROW BEGIN END */"),
+            Some((ObjectKind::Trigger, None, "t_ins".into()))
+        );
+        assert_eq!(
+            created("/*!50001 CREATE ALGORITHM=UNDEFINED */ /*!50013 DEFINER=`root`@`localhost` SQL SECURITY DEFINER */ /*!50001 VIEW `view; odd` AS select 1 AS `1` */"),
+            Some((ObjectKind::View, None, "view; odd".into()))
+        );
+        assert_eq!(
+            created("CREATE DEFINER=`root`@`localhost` FUNCTION `f`(a int) RETURNS int RETURN 1"),
+            Some((ObjectKind::Function, None, "f".into()))
+        );
+        assert_eq!(
+            created("CREATE DEFINER=`root`@`localhost` PROCEDURE `d`.`add_order`(IN c INT) BEGIN END"),
+            Some((ObjectKind::Procedure, Some("d".into()), "add_order".into()))
+        );
+        assert_eq!(
+            created("/*!50106 CREATE*/ /*!50117 DEFINER=`root`@`localhost`*/ /*!50106 EVENT IF NOT EXISTS `nightly` ON SCHEDULE EVERY 1 DAY DO SELECT 1 */"),
+            Some((ObjectKind::Event, None, "nightly".into()))
+        );
+        assert_eq!(
+            created("CREATE OR REPLACE VIEW plain_name AS SELECT 1"),
+            Some((ObjectKind::View, None, "plain_name".into()))
+        );
+    }
+
+    #[test]
+    fn drops_and_other_statements() {
+        let drop = object_change(b"/*!50001 DROP VIEW IF EXISTS `v`*/").unwrap();
+        assert!(!drop.create);
+        assert_eq!((drop.kind, drop.name.as_str()), (ObjectKind::View, "v"));
+        assert_eq!(object_change(b"DROP TABLE IF EXISTS `view`"), None);
+        assert_eq!(object_change(b"CREATE TABLE `trigger` (a int)"), None);
+        assert_eq!(object_change(b"SET NAMES utf8mb4"), None);
+        assert_eq!(object_change(b"ALTER DATABASE `d` CHARACTER SET latin1"), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(text in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            let _ = object_change(&text);
+        }
+    }
+}
