@@ -254,21 +254,37 @@ pub async fn begin(conn: &mut Conn, backup: &str, source: &str) -> Result<()> {
     .map_err(LoadError::sql("recording the restore"))
 }
 
-/// Records a chunk; run it inside the chunk's transaction.
-pub async fn record_chunk(
+/// Records a chunk and commits its transaction, in one round trip: the checkpoint row and the
+/// chunk's rows commit together or not at all.
+pub async fn commit_chunk(
     conn: &mut Conn,
     backup: &str,
     (db, table, chunk): (&str, &str, u64),
     rows: u64,
     content: Option<&str>,
 ) -> Result<()> {
-    conn.exec_drop(
+    let content = content.map(|c| hex_literal(c.as_bytes())).unwrap_or_else(|| "NULL".into());
+    let statement = format!(
         "INSERT INTO floodgate.chunks (backup, db, tbl, chunk, rows_loaded, content, loaded_at) \
-         VALUES (?, ?, ?, ?, ?, ?, NOW(6))",
-        (backup, db.as_bytes(), table.as_bytes(), chunk, rows, content),
-    )
-    .await
-    .map_err(LoadError::sql(format!("{}: recording chunk {chunk}", qualified(db, table))))
+         VALUES ({}, {}, {}, {chunk}, {rows}, {content}, NOW(6)); COMMIT",
+        hex_literal(backup.as_bytes()),
+        hex_literal(db.as_bytes()),
+        hex_literal(table.as_bytes()),
+    );
+    conn.query_drop(statement)
+        .await
+        .map_err(LoadError::sql(format!("{}: recording and committing chunk {chunk}", qualified(db, table))))
+}
+
+/// `X'…'`: any bytes as a literal, no quoting rules to get wrong.
+fn hex_literal(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(3 + bytes.len() * 2);
+    s.push_str("X'");
+    for b in bytes {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s.push('\'');
+    s
 }
 
 /// After a lost connection: did the chunk commit before the connection went? Its checkpoint
@@ -296,6 +312,31 @@ pub async fn record_step(
     )
     .await
     .map_err(LoadError::sql(format!("recording step {kind} of {}", qualified(db, name))))
+}
+
+/// Records many steps of one kind at once (autocommit), a few hundred rows a statement.
+pub async fn record_steps(conn: &mut Conn, backup: &str, kind: &str, names: &[(&str, &str)]) -> Result<()> {
+    for batch in names.chunks(500) {
+        let values: Vec<String> = batch
+            .iter()
+            .map(|(db, name)| {
+                format!(
+                    "({}, {}, {}, {}, NULL, NOW(6))",
+                    hex_literal(backup.as_bytes()),
+                    hex_literal(kind.as_bytes()),
+                    hex_literal(db.as_bytes()),
+                    hex_literal(name.as_bytes())
+                )
+            })
+            .collect();
+        conn.query_drop(format!(
+            "INSERT IGNORE INTO floodgate.steps (backup, kind, db, name, detail, done_at) VALUES {}",
+            values.join(", ")
+        ))
+        .await
+        .map_err(LoadError::sql(format!("recording {} {kind} steps", batch.len())))?;
+    }
+    Ok(())
 }
 
 /// Forgets a table's chunks: a non-transactional table is reloaded whole.

@@ -342,9 +342,8 @@ async fn load_chunk(ctx: &Ctx, conn: &mut Conn, db: &str, table: &Table, positio
         }
     }
     crate::failpoint::hit("data.load").await;
-    checkpoint::record_chunk(conn, &ctx.checkpoints.backup, (db, &table.name, position as u64), outcome.rows, None)
+    checkpoint::commit_chunk(conn, &ctx.checkpoints.backup, (db, &table.name, position as u64), outcome.rows, None)
         .await?;
-    conn.query_drop("COMMIT").await.map_err(LoadError::sql(format!("{name}: committing {file}")))?;
     Ok(outcome)
 }
 
@@ -377,8 +376,7 @@ async fn load_rows_chunk(
         });
     }
     crate::failpoint::hit("data.load").await;
-    checkpoint::record_chunk(conn, &ctx.checkpoints.backup, (db, &table.name, position as u64), rows, None).await?;
-    conn.query_drop("COMMIT").await.map_err(LoadError::sql(format!("{at}: commit")))?;
+    checkpoint::commit_chunk(conn, &ctx.checkpoints.backup, (db, &table.name, position as u64), rows, None).await?;
     Ok(ChunkOutcome { rows, inserts: 0, loads: 1 })
 }
 

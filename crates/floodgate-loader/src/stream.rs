@@ -1068,7 +1068,7 @@ impl Loader {
             }
         }
         crate::failpoint::hit("data.load").await;
-        checkpoint::record_chunk(
+        checkpoint::commit_chunk(
             conn,
             &self.backup,
             (&spec.db, &spec.name, job.number),
@@ -1076,7 +1076,6 @@ impl Loader {
             Some(&job.content),
         )
         .await?;
-        conn.query_drop("COMMIT").await.map_err(LoadError::sql(format!("{name}: commit")))?;
         Ok(outcome)
     }
 }

@@ -29,7 +29,8 @@ fn legacy_mydumper_round_trip_is_exact() {
     let bulk = report["tables"].as_array().unwrap().iter().find(|t| t["table"] == "bulk").unwrap();
     assert_eq!(bulk["rows"], 2000);
     assert!(bulk["chunks"].as_u64().unwrap() >= 2, "bulk is split into chunks: {bulk}");
-    assert_eq!(bulk["deferred_indexes"][0], "k_1");
+    // Too small to gain from building k_1 afterwards: it is created with the table.
+    assert_eq!(bulk["deferred_indexes"].as_array().map(Vec::len), Some(0), "{bulk}");
     assert!(report["phases"]["data"].as_f64().is_some());
 }
 
