@@ -77,23 +77,8 @@ fn head_tokens(text: &[u8], limit: usize) -> Vec<Token> {
         } else if c == b'.' {
             tokens.push(Token::Dot);
             i += 1;
-        } else if rest.starts_with(b"/*!") || rest.starts_with(b"/*M!") {
-            i += if rest[2] == b'!' { 3 } else { 4 };
-            while i < text.len() && text[i].is_ascii_digit() {
-                i += 1;
-            }
-        } else if rest.starts_with(b"*/") {
-            i += 2;
-        } else if rest.starts_with(b"/*") {
-            match rest.windows(2).position(|w| w == b"*/") {
-                Some(end) => i += end + 2,
-                None => break,
-            }
-        } else if rest.starts_with(b"--") || c == b'#' {
-            match rest.iter().position(|&c| c == b'\n') {
-                Some(end) => i += end + 1,
-                None => break,
-            }
+        } else if let Some(len) = crate::sqltext::comment_len(rest) {
+            i += len;
         } else if c == b'`' {
             match crate::sqltext::identifier(text, i) {
                 Some((name, end)) => {

@@ -111,6 +111,26 @@ pub fn parse_insert_head(stmt: &[u8]) -> Option<InsertHead> {
     Some(InsertHead { plain, table, columns, values_at: e })
 }
 
+/// Comment syntax at the start of `rest`: the bytes to skip for a comment (to the end of
+/// `rest` if it is unterminated), or for the `/*!NNNNN` opener or `*/` closer of a
+/// conditional comment, whose content is SQL. None if `rest` starts with no comment.
+pub fn comment_len(rest: &[u8]) -> Option<usize> {
+    if rest.starts_with(b"/*!") || rest.starts_with(b"/*M!") {
+        let open = if rest[2] == b'!' { 3 } else { 4 };
+        return Some(open + rest[open..].iter().take_while(|c| c.is_ascii_digit()).count());
+    }
+    if rest.starts_with(b"*/") {
+        return Some(2);
+    }
+    if rest.starts_with(b"/*") {
+        return Some(rest.windows(2).position(|w| w == b"*/").map_or(rest.len(), |end| end + 2));
+    }
+    if rest.starts_with(b"--") || rest.first() == Some(&b'#') {
+        return Some(rest.iter().position(|&c| c == b'\n').map_or(rest.len(), |end| end + 1));
+    }
+    None
+}
+
 /// The first `n` words of a statement's head, upper-cased. Skips whitespace, comments, the
 /// `/*!NNNNN` opener and `*/` closer of conditional comments, quoted names and strings, and
 /// the `=`, `@`, `,` and `.` of clauses like `DEFINER=`user`@`host``; stops at anything else
@@ -123,23 +143,8 @@ pub fn head_words(text: &[u8], n: usize) -> Vec<String> {
         let c = rest[0];
         if c.is_ascii_whitespace() || matches!(c, b'=' | b'@' | b',' | b'.') {
             i += 1;
-        } else if rest.starts_with(b"/*!") || rest.starts_with(b"/*M!") {
-            i += if rest[2] == b'!' { 3 } else { 4 };
-            while i < text.len() && text[i].is_ascii_digit() {
-                i += 1;
-            }
-        } else if rest.starts_with(b"*/") {
-            i += 2;
-        } else if rest.starts_with(b"/*") {
-            match rest.windows(2).position(|w| w == b"*/") {
-                Some(end) => i += end + 2,
-                None => break,
-            }
-        } else if rest.starts_with(b"--") || c == b'#' {
-            match rest.iter().position(|&c| c == b'\n') {
-                Some(end) => i += end + 1,
-                None => break,
-            }
+        } else if let Some(len) = comment_len(rest) {
+            i += len;
         } else if matches!(c, b'`' | b'\'' | b'"') {
             match rest[1..].iter().position(|&d| d == c) {
                 Some(end) => i += end + 2,
