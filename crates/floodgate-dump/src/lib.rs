@@ -588,20 +588,21 @@ async fn dump_chunk(conn: &mut Conn, shared: &Shared, job: ChunkJob) -> Result<C
     let mut number = job.number;
     let mut writer = ChunkWriter::create(shared, t, number)?;
     let mut block = Vec::with_capacity(BLOCK + 4096);
-    let mut row_buf = Vec::new();
+    // The last key read, kept as bytes: turning every row's key into a String cost an
+    // allocation per row; only the chunk's first and last are ever written.
+    let mut last_key: Option<Vec<u8>> = None;
     while let Some(row) = result.next().await.map_err(sql(format!("reading {name}")))? {
-        row_buf.clear();
-        encode_row(&row, columns.len(), &mut row_buf);
-        digest.add_row(&row_buf);
-        block.extend_from_slice(&row_buf);
+        // Encoded straight into the block; the digest reads the row where it landed.
+        let start = block.len();
+        encode_row(&row, columns.len(), &mut block);
+        digest.add_row(&block[start..]);
         block.push(b'\n');
         writer.rows += 1;
         if let Some(k) = key_index.and_then(|k| row.as_ref(k)) {
-            let key = value_text(k);
             if writer.first_key.is_none() {
-                writer.first_key = Some(key.clone());
+                writer.first_key = Some(value_text(k));
             }
-            writer.last_key = Some(key);
+            remember_key(last_key.get_or_insert_with(Vec::new), k);
         }
         if block.len() >= BLOCK {
             Progress::add(&shared.progress.bytes_done, block.len() as u64);
@@ -609,6 +610,7 @@ async fn dump_chunk(conn: &mut Conn, shared: &Shared, job: ChunkJob) -> Result<C
         }
         // A table read in one pass is cut into chunks by size.
         if job.range.is_none() && writer.bytes >= shared.options.chunk_size {
+            writer.last_key = last_key.take().map(|k| String::from_utf8_lossy(&k).into_owned());
             entries.push((number, writer.finish()?));
             number += 1;
             writer = ChunkWriter::create(shared, t, number)?;
@@ -617,11 +619,21 @@ async fn dump_chunk(conn: &mut Conn, shared: &Shared, job: ChunkJob) -> Result<C
     Progress::add(&shared.progress.bytes_done, block.len() as u64);
     writer.write(&shared.pipeline, block).await?;
     let rows: u64 = entries.iter().map(|(_, e): &(usize, ChunkEntry)| e.rows).sum::<u64>() + writer.rows;
+    writer.last_key = last_key.map(|k| String::from_utf8_lossy(&k).into_owned());
     entries.push((number, writer.finish()?));
     Progress::add(&shared.progress.rows_done, rows);
     Progress::add(&shared.progress.chunks_done, entries.len() as u64);
     // Chunk numbers of one-pass tables start at 0; range chunks have their own numbers.
     Ok(ChunkResult { table: job.table, entries, digest })
+}
+
+/// Overwrites `buf` with the key's text, reusing its allocation.
+fn remember_key(buf: &mut Vec<u8>, v: &Value) {
+    buf.clear();
+    match v {
+        Value::Bytes(b) => buf.extend_from_slice(b),
+        other => buf.extend_from_slice(value_text(other).as_bytes()),
+    }
 }
 
 fn value_text(v: &Value) -> String {
