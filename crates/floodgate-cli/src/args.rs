@@ -40,6 +40,9 @@ pub enum Command {
     /// Describe a backup: format, position, databases, tables, chunks, sizes.
     #[command(disable_help_flag = true)]
     Inspect(InspectArgs),
+    /// Replay binary logs in parallel (point-in-time recovery), exactly as serial replay would.
+    #[command(disable_help_flag = true)]
+    ReplayBinlog(Box<crate::replay::ReplayBinlogArgs>),
 }
 
 /// Connection flags, as the `mysql` client spells them.

@@ -6,6 +6,7 @@
 mod args;
 mod conn;
 mod progress;
+mod replay;
 mod run;
 
 use clap::Parser;
