@@ -7,7 +7,7 @@
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use crate::event::Event;
 use crate::reader::RawEvent;
@@ -53,12 +53,39 @@ impl Keys {
     }
 }
 
+/// Row keys are already SipHash values and table numbers are small: hashing them again
+/// was a fifth of the dispatcher's time. One multiply spreads a table number well enough.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PrehashedHasher(u64);
+
+impl Hasher for PrehashedHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type FastMap<K> = HashMap<K, u32, BuildHasherDefault<PrehashedHasher>>;
+
 /// Keys in use, with counts, so they can be removed when a transaction commits.
 #[derive(Debug, Default)]
 pub struct Busy {
-    rows: HashMap<u64, u32>,
-    shared: HashMap<u32, u32>,
-    exclusive: HashMap<u32, u32>,
+    rows: FastMap<u64>,
+    shared: FastMap<u32>,
+    exclusive: FastMap<u32>,
 }
 
 impl Busy {
@@ -84,7 +111,7 @@ impl Busy {
 
     /// Releases `k`.
     pub fn remove(&mut self, k: &Keys) {
-        fn dec<K: Hash + Eq + Copy>(m: &mut HashMap<K, u32>, key: K) {
+        fn dec<K: Hash + Eq + Copy>(m: &mut FastMap<K>, key: K) {
             if let Some(c) = m.get_mut(&key) {
                 *c -= 1;
                 if *c == 0 {
