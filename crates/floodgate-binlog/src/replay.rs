@@ -179,7 +179,7 @@ fn read_all(files: Vec<PathBuf>, limits: Limits, applied: Applied, tx: mpsc::Sen
 }
 
 fn verify(files: Vec<PathBuf>, limits: Limits, applied: Applied) -> Result<()> {
-    let mut reader = TxnReader::new(files, limits, applied)?;
+    let mut reader = TxnReader::new(files, limits, applied)?.light();
     while reader.next_txn()?.is_some() {}
     Ok(())
 }

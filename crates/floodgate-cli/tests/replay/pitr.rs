@@ -76,8 +76,10 @@ fn an_interrupted_replay_resumes_exactly() {
     std::thread::sleep(std::time::Duration::from_millis(2500));
     child.kill().unwrap();
     child.wait().unwrap();
-    let applied = sql(&target, "SELECT COUNT(*) FROM floodgate.binlog_applied");
-    eprintln!("transactions recorded beyond the low-water mark when killed: {applied}");
+    // (The tables may not exist yet if the machine is slow: count them without failing.)
+    let applied =
+        sql(&target, "SELECT TABLE_NAME, TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'floodgate'");
+    eprintln!("checkpoint tables when killed: {applied}");
     let out = replay(&target, &s.binlog_args(), &["--from-backup", &backup, "-t", "2"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_same(&fingerprint(&s.source, "sbtest"), &fingerprint(&target, "sbtest"));
