@@ -448,5 +448,10 @@ mod tests {
         assert_eq!(all(Limits { stop_position: Some(cut), ..Default::default() }).len(), 3);
         assert!(all(Limits { databases: vec!["other".into()], ..Default::default() }).is_empty());
         assert_eq!(all(Limits { start_position: Some(cut), ..Default::default() }).len(), txns.len() - 3);
+        // --stop-gtid includes the transaction it names.
+        let gtid = txns[2].gtid.as_ref().unwrap().text();
+        let upto = all(Limits { stop_gtid: Some(gtid.clone()), ..Default::default() });
+        assert_eq!(upto.len(), 3, "{gtid}");
+        assert_eq!(upto[2].gtid.as_ref().unwrap().text(), gtid);
     }
 }
