@@ -56,10 +56,10 @@ pub(crate) fn sql_escape(s: &str) -> String {
 /// A batch of row-only transactions as one server transaction: they are independent of
 /// every transaction running elsewhere, and in binlog order among themselves. Two round
 /// trips: `BEGIN; INSERT checkpoint rows; BINLOG '<every event of every transaction>'`, then
-/// `COMMIT`. The BINLOG statement comes last in its packet because MariaDB's reply to a
-/// BINLOG statement that applied rows drops the "more results" flag (seen on 10.11: the
-/// client then read the next statements' replies as answers to its next command), so
-/// nothing may follow it in the same packet.
+/// `COMMIT`. The BINLOG statement comes last in its packet: with statements after it, the
+/// next command on the connection failed with "packet out of order" (MariaDB 10.11; most
+/// likely the reply to a BINLOG statement that applied rows lacks the "more results" flag,
+/// not confirmed in the server source), so nothing may follow it in the same packet.
 pub(crate) fn render_rows_batch(txns: &[Arc<Txn>]) -> Vec<u8> {
     let mut out = Vec::with_capacity(txns.iter().map(|t| t.bytes as usize * 4 / 3 + 64).sum::<usize>() + 256);
     out.extend_from_slice(b"BEGIN;\n");
