@@ -49,6 +49,9 @@ pub enum Command {
                       or incomplete backup, rows or objects missing, a --verify-query returned false)."
     )]
     Drill(Box<DrillArgs>),
+    /// Replay binary logs in parallel (point-in-time recovery), exactly as serial replay would.
+    #[command(disable_help_flag = true)]
+    ReplayBinlog(Box<crate::replay::ReplayBinlogArgs>),
 }
 
 /// Connection flags, as the `mysql` client spells them.

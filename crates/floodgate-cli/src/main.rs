@@ -7,6 +7,7 @@ mod args;
 mod conn;
 mod drill;
 mod progress;
+mod replay;
 mod run;
 
 use clap::Parser;

@@ -52,6 +52,9 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
     if let Some(l) = e.downcast_ref::<LoadError>() {
         return l.exit_code();
     }
+    if let Some(b) = e.downcast_ref::<floodgate_binlog::BinlogError>() {
+        return b.exit_code();
+    }
     if let Some(f) = e.downcast_ref::<FormatError>() {
         return if f.is_integrity() { 3 } else { 1 };
     }
@@ -65,6 +68,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Dump(args) => dump(*args),
         Command::Verify(args) => verify(args),
         Command::Drill(args) => crate::drill::run(*args),
+        Command::ReplayBinlog(args) => crate::replay::run(*args),
     }
 }
 
