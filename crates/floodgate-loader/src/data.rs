@@ -178,7 +178,7 @@ pub async fn load(ctx: &Arc<Ctx>, prepared: Vec<PreparedTable>) -> Result<Vec<Ta
         resuming: ctx.checkpoints.is_resume(),
         backup: ctx.checkpoints.backup.clone(),
     };
-    crate::indexes::spawn(&mut set, ctx.options.threads / 2, builders, done_rx);
+    crate::indexes::spawn(&mut set, ctx.options.threads, builders, done_rx);
     crate::restore::join_all(&mut set).await?;
     let reports = reports.lock().map_err(|_| LoadError::Refused("internal error: a worker panicked".into()))?.clone();
     Ok(reports)

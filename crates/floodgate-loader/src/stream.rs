@@ -183,7 +183,7 @@ pub async fn restore_dump(
         resuming: checkpoints.is_resume(),
         backup: checkpoints.backup.clone(),
     };
-    crate::indexes::spawn(&mut set, options.threads / 2, builders, index_rx);
+    crate::indexes::spawn(&mut set, options.threads, builders, index_rx);
 
     progress.set_phase(Phase::Data);
     let mut seq = Sequencer {
