@@ -124,17 +124,9 @@ pub async fn load(ctx: &Arc<Ctx>, prepared: Vec<PreparedTable>) -> Result<Vec<Ta
             }
         })
         .collect();
-    for r in reports.iter().filter(|r| r.chunks_resumed > 0) {
-        let skipped: u64 = tables
-            .iter()
-            .find(|(d, t)| d == &r.database && t.name == r.table)
-            .map(|(_, t)| {
-                (0..r.chunks)
-                    .filter(|&c| cp.chunk(&r.database, &t.name, c as u64).is_some())
-                    .map(|c| t.chunks[c].bytes())
-                    .sum()
-            })
-            .unwrap_or(0);
+    for (i, r) in reports.iter().enumerate().filter(|(_, r)| r.chunks_resumed > 0) {
+        let chunks = &tables[i].1.chunks;
+        let skipped: u64 = (0..chunks.len()).filter(|&c| done(i, c)).map(|c| chunks[c].bytes()).sum();
         Progress::add(&ctx.progress.rows_done, r.rows);
         Progress::add(&ctx.progress.bytes_done, skipped);
         Progress::add(&ctx.progress.chunks_done, r.chunks_resumed as u64);
