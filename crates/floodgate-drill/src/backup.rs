@@ -13,7 +13,9 @@ use floodgate_format::split::{StatementReader, Terminator};
 use floodgate_format::{compress, Backup, FormatError, RestorePlan};
 use sha2::{Digest, Sha256};
 
-use crate::report::{rfc3339, BackupInfo, Check};
+use floodgate_format::native::rfc3339;
+
+use crate::report::{BackupInfo, Check};
 use crate::{DrillError, Result};
 
 /// A post-data object the restore must leave on the target.

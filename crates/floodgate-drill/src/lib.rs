@@ -42,7 +42,8 @@ use tokio::sync::watch;
 pub use backup::{ExpectedObject, ExpectedObjects};
 pub use checks::{objects_present, VerifyQueries};
 pub use error::{DrillError, Result};
-pub use report::{rfc3339, BackupInfo, Check, DrillPhases, DrillReport, ErrorInfo, ServerInfo, Status, REPORT_VERSION};
+pub use floodgate_format::native::rfc3339;
+pub use report::{BackupInfo, Check, DrillPhases, DrillReport, ErrorInfo, ServerInfo, Status, REPORT_VERSION};
 
 /// Where to restore.
 #[derive(Debug, Clone)]
