@@ -14,14 +14,11 @@ use crate::backup::{ExpectedObject, ExpectedObjects};
 use crate::report::Check;
 use crate::{DrillError, Result};
 
-/// Schemas that are the server's or floodgate's own, never user data: the restore's
-/// checkpoint schema `floodgate` included.
-const SYSTEM_SCHEMAS: [&str; 5] = ["mysql", "sys", "information_schema", "performance_schema", "floodgate"];
-
 /// Databases on the target that hold a table, view, routine or event: user data. Empty
 /// databases (a distribution's `test`) do not count.
 pub async fn user_databases(conn: &mut Conn) -> Result<Vec<String>> {
-    let placeholders = SYSTEM_SCHEMAS.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ");
+    let placeholders =
+        floodgate_loader::checkpoint::NON_USER_SCHEMAS.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ");
     let sql = format!(
         "SELECT s FROM (SELECT TABLE_SCHEMA AS s FROM information_schema.TABLES \
          UNION SELECT ROUTINE_SCHEMA FROM information_schema.ROUTINES \

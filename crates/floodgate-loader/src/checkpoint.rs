@@ -23,6 +23,9 @@ use crate::{LoadError, Result};
 /// The schema that holds the checkpoints.
 pub const SCHEMA: &str = "floodgate";
 
+/// Schemas that never hold user data: the server's own, and floodgate's checkpoints.
+pub const NON_USER_SCHEMAS: [&str; 5] = ["mysql", "sys", "information_schema", "performance_schema", SCHEMA];
+
 const TABLES: [&str; 3] = [
     "CREATE TABLE IF NOT EXISTS floodgate.restore (
        backup VARBINARY(128) NOT NULL PRIMARY KEY,

@@ -8,10 +8,6 @@ use mysql_async::Conn;
 
 use crate::{LoadError, Result};
 
-/// Schemas that hold no user data.
-const SYSTEM_SCHEMAS: [&str; 5] =
-    ["mysql", "sys", "information_schema", "performance_schema", crate::checkpoint::SCHEMA];
-
 /// A global setting and the value it had.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Saved {
@@ -80,8 +76,10 @@ async fn refuse_user_data(conn: &mut Conn, ours: &[String]) -> Result<()> {
         .query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")
         .await
         .map_err(LoadError::sql("listing the target's databases"))?;
-    let user: Vec<String> =
-        schemas.into_iter().filter(|s| !SYSTEM_SCHEMAS.contains(&s.as_str()) && !ours.contains(s)).collect();
+    let user: Vec<String> = schemas
+        .into_iter()
+        .filter(|s| !crate::checkpoint::NON_USER_SCHEMAS.contains(&s.as_str()) && !ours.contains(s))
+        .collect();
     if user.is_empty() {
         return Ok(());
     }
