@@ -13,7 +13,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use tokio::sync::mpsc;
 
-use crate::apply::{describe, sql_escape, Applier};
+use crate::apply::{describe, sql_escape, Applier, BATCHES};
 use crate::schedule::{self, Busy, Keys, TableKeys};
 use crate::txn::{Applied, Limits, Txn, TxnReader};
 use crate::{BinlogError, Result};
@@ -196,13 +196,17 @@ async fn worker(id: usize, mut applier: Applier, mut rx: mpsc::Receiver<Job>, do
     }
 }
 
+/// The low-water mark (one row), and a row per server transaction applied above it: the
+/// file and start of its first binlog transaction, the start of its last (rows whose last
+/// transaction is below the mark are dropped) and the starts of all but the first.
 const CHECKPOINT_DDL: [&str; 3] = [
     "CREATE DATABASE IF NOT EXISTS floodgate",
     "CREATE TABLE IF NOT EXISTS floodgate.binlog_checkpoint (id TINYINT UNSIGNED NOT NULL PRIMARY KEY, \
      file VARCHAR(512) NOT NULL, pos BIGINT UNSIGNED NOT NULL, updated_at TIMESTAMP(6) NOT NULL \
      DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)) ENGINE=InnoDB",
-    "CREATE TABLE IF NOT EXISTS floodgate.binlog_applied (file VARCHAR(512) NOT NULL, \
-     pos BIGINT UNSIGNED NOT NULL, PRIMARY KEY (file, pos)) ENGINE=InnoDB",
+    "CREATE TABLE IF NOT EXISTS floodgate.binlog_batches (file VARCHAR(512) NOT NULL, \
+     pos BIGINT UNSIGNED NOT NULL, last_pos BIGINT UNSIGNED NOT NULL, more MEDIUMTEXT NOT NULL, \
+     PRIMARY KEY (file, pos)) ENGINE=InnoDB",
 ];
 
 async fn prepare_checkpoint(conn: &mut Conn, restart: bool) -> Result<()> {
@@ -210,7 +214,7 @@ async fn prepare_checkpoint(conn: &mut Conn, restart: bool) -> Result<()> {
         conn.query_drop(s).await.map_err(BinlogError::sql("creating the checkpoint tables"))?;
     }
     if restart {
-        for s in ["DELETE FROM floodgate.binlog_checkpoint", "DELETE FROM floodgate.binlog_applied"] {
+        for s in ["DELETE FROM floodgate.binlog_checkpoint", "DELETE FROM floodgate.binlog_batches"] {
             conn.query_drop(s).await.map_err(BinlogError::sql("clearing the checkpoint (--restart)"))?;
         }
     }
@@ -223,9 +227,17 @@ async fn read_checkpoint(conn: &mut Conn) -> Result<Applied> {
         .query_first("SELECT file, pos FROM floodgate.binlog_checkpoint WHERE id = 1")
         .await
         .map_err(BinlogError::sql(what))?;
-    let rows: Vec<(String, u64)> =
-        conn.query("SELECT file, pos FROM floodgate.binlog_applied").await.map_err(BinlogError::sql(what))?;
-    Ok(Applied { low_water: low, beyond: rows.into_iter().collect() })
+    let rows: Vec<(String, u64, String)> =
+        conn.query(format!("SELECT file, pos, more FROM floodgate.{BATCHES}")).await.map_err(BinlogError::sql(what))?;
+    let mut beyond = std::collections::HashSet::new();
+    for (file, pos, more) in rows {
+        for p in more.split(',').filter(|p| !p.is_empty()) {
+            let p = p.parse().map_err(|_| BinlogError::Usage(format!("{what}: `{p}` in floodgate.{BATCHES}")))?;
+            beyond.insert((file.clone(), p));
+        }
+        beyond.insert((file, pos));
+    }
+    Ok(Applied { low_water: low, beyond })
 }
 
 struct Dispatcher {
@@ -483,7 +495,7 @@ impl Dispatcher {
             .map_err(BinlogError::sql(what))?;
         self.control
             .query_drop(format!(
-                "DELETE FROM floodgate.binlog_applied WHERE file < '{f}' OR (file = '{f}' AND pos < {pos})"
+                "DELETE FROM floodgate.{BATCHES} WHERE file < '{f}' OR (file = '{f}' AND last_pos < {pos})"
             ))
             .await
             .map_err(BinlogError::sql(what))?;

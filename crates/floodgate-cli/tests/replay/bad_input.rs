@@ -23,7 +23,7 @@ fn args(files: &[PathBuf]) -> Vec<String> {
 }
 
 fn assert_nothing_applied(target: &floodgate_sandbox::Sandbox) {
-    assert_eq!(sql(target, "SELECT COUNT(*) FROM floodgate.binlog_applied").trim(), "0");
+    assert_eq!(sql(target, "SELECT COUNT(*) FROM floodgate.binlog_batches").trim(), "0");
     assert_eq!(sql(target, "SELECT COUNT(*) FROM floodgate.binlog_checkpoint").trim(), "0");
 }
 
