@@ -58,18 +58,48 @@ static ESCAPES: [u8; 256] = {
 };
 
 /// Appends `bytes` to `out` escaped for LOAD DATA's default format.
+///
+/// Most fields need no escape at all, so the scan looks at eight bytes at a time for a byte
+/// that might (a control byte below 0x20, or a backslash) and copies clean runs whole: the
+/// byte-at-a-time table lookup was a tenth of `floodgate dump`'s CPU.
 pub fn escape_field(bytes: &[u8], out: &mut Vec<u8>) {
+    out.reserve(bytes.len());
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let esc = ESCAPES[usize::from(b)];
-        if esc != 0 {
-            out.extend_from_slice(&bytes[start..i]);
-            out.push(b'\\');
-            out.push(esc);
-            start = i + 1;
+    let mut i = 0;
+    while i < bytes.len() {
+        if let Some(word) = bytes.get(i..i + 8) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(word);
+            if !may_need_escape(u64::from_le_bytes(w)) {
+                i += 8;
+                continue;
+            }
         }
+        let end = (i + 8).min(bytes.len());
+        for (j, &b) in bytes.iter().enumerate().take(end).skip(i) {
+            let esc = ESCAPES[usize::from(b)];
+            if esc != 0 {
+                out.extend_from_slice(&bytes[start..j]);
+                out.push(b'\\');
+                out.push(esc);
+                start = j + 1;
+            }
+        }
+        i = end;
     }
     out.extend_from_slice(&bytes[start..]);
+}
+
+/// True if some byte of `word` is below 0x20 or is a backslash: every byte ESCAPES maps is
+/// one of those (a true answer may be a false alarm; a false one never misses).
+fn may_need_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // A byte below n (n <= 128) sets its high bit in (x - n) & !x (the classic "has less").
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
+    let x = word ^ (ONES * u64::from(b'\\'));
+    let backslash = x.wrapping_sub(ONES) & !x & HIGH;
+    below_space | backslash != 0
 }
 
 /// Encodes a VALUES list (the text after `VALUES`, up to the end of the statement) as LOAD
@@ -363,6 +393,24 @@ mod tests {
     }
 
     proptest! {
+        /// The word-at-a-time scan escapes exactly what the byte table says, at any length
+        /// and with special bytes anywhere (biased towards them to hit every word position).
+        #[test]
+        fn escaping_matches_the_byte_table(bytes in prop::collection::vec(prop_oneof![
+            Just(0u8), Just(b'\t'), Just(b'\n'), Just(b'\r'), Just(b'\\'), Just(0x1a), Just(0x1f), Just(0x20), any::<u8>()
+        ], 0..40)) {
+            let mut expected = Vec::new();
+            for &b in &bytes {
+                match ESCAPES[usize::from(b)] {
+                    0 => expected.push(b),
+                    e => expected.extend_from_slice(&[b'\\', e]),
+                }
+            }
+            let mut out = b"x".to_vec();
+            escape_field(&bytes, &mut out);
+            prop_assert_eq!(&out[1..], &expected[..]);
+        }
+
         #[test]
         fn strings_round_trip(rows in prop::collection::vec(prop::collection::vec(prop::option::of(prop::collection::vec(any::<u8>(), 0..20)), 3), 1..10)) {
             let mut sql = Vec::new();
