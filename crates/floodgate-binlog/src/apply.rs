@@ -99,6 +99,12 @@ pub(crate) fn sql_escape(s: &str) -> String {
 /// through a prepared statement, the base64 text is never scanned by the SQL lexer, which
 /// was a tenth of the server's work when it came as a literal.
 const ER_PARSE_ERROR: u16 = 1064;
+
+/// The apply connections' client character set between statements: the events' base64
+/// arrives as a parameter in this character set, and with a multi-byte one the server walks
+/// it character by character to describe it (a twentieth of its work). Statements from the
+/// binlog set their own character set first; `barrier` puts this one back after them.
+pub(crate) const APPLY_CHARSET: &str = "SET character_set_client = binary";
 const EVENTS_VAR: &str = "@floodgate_binlog_events";
 const EMPTY_VAR: &str = "@floodgate_binlog_empty";
 
@@ -374,7 +380,7 @@ impl Applier {
                 .await
                 .map_err(BinlogError::sql(format!("checkpoint after {}", describe(txn))))?;
         }
-        Ok(())
+        self.conn.query_drop(APPLY_CHARSET).await.map_err(BinlogError::sql(format!("after {}", describe(txn))))
     }
 }
 

@@ -112,7 +112,9 @@ pub async fn replay(
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let mut workers = Vec::with_capacity(threads);
     for id in 0..threads {
-        let conn = floodgate_loader::connect(target, &session_init(options.binlog)).await?;
+        let mut init = session_init(options.binlog);
+        init.push(crate::apply::APPLY_CHARSET.into());
+        let conn = floodgate_loader::connect(target, &init).await?;
         let (tx, rx) = mpsc::channel::<Job>(1);
         tokio::spawn(worker(id, Applier::new(conn), rx, done_tx.clone()));
         workers.push(tx);
