@@ -47,6 +47,9 @@ pub struct ReplayReport {
     pub barriers: u64,
     /// Of which locked a whole table (no usable unique key, undecodable image).
     pub table_locks: u64,
+    /// Of those, how many ran beside a transaction of the same source commit group that held
+    /// the same table lock (the group commit let them share it).
+    pub group_shared_locks: u64,
     /// Round trips of row transactions.
     pub batches: u64,
     /// Binary log bytes the applied transactions span.
@@ -382,8 +385,11 @@ impl Dispatcher {
             let mut entries = Vec::with_capacity(picked.len());
             for p in picked {
                 let keys = p.keys.unwrap_or_default();
+                if self.busy.shares_group_lock(&keys) {
+                    self.report.group_shared_locks += 1;
+                }
                 self.busy.add(&keys);
-                if !keys.exclusive.is_empty() {
+                if keys.locks_tables() {
                     self.report.table_locks += 1;
                 }
                 self.record_done(&p.txn, p.seq);
@@ -512,13 +518,16 @@ type KeyColumn = (String, u64, Option<u64>, Option<String>, String);
 /// Unique keys of a table on the target, and whether they can be compared as bytes.
 async fn load_table_keys(conn: &mut Conn, db: &str, table: &str) -> Result<TableKeys> {
     let what = format!("reading the keys of `{db}`.`{table}`");
-    let columns: Option<u64> = conn
+    let shape: Option<(u64, Option<String>)> = conn
         .exec_first(
-            "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            "SELECT COUNT(*), MAX(t.ENGINE) FROM information_schema.COLUMNS c JOIN information_schema.TABLES t \
+             ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME \
+             WHERE c.TABLE_SCHEMA = ? AND c.TABLE_NAME = ?",
             (db, table),
         )
         .await
         .map_err(BinlogError::sql(what.clone()))?;
+    let (columns, engine) = shape.unwrap_or_default();
     let rows: Vec<KeyColumn> = conn
         .exec(
             "SELECT s.INDEX_NAME, c.ORDINAL_POSITION, s.SUB_PART, c.COLLATION_NAME, c.DATA_TYPE \
@@ -555,10 +564,11 @@ async fn load_table_keys(conn: &mut Conn, db: &str, table: &str) -> Result<Table
     }
     usable &= !unique.is_empty();
     Ok(TableKeys {
-        columns: usize::try_from(columns.unwrap_or(0)).unwrap_or(0),
+        columns: usize::try_from(columns).unwrap_or(0),
         unique,
         usable,
         foreign_key: fks.unwrap_or(0) > 0,
+        transactional: engine.is_some_and(|e| e.eq_ignore_ascii_case("InnoDB") || e.eq_ignore_ascii_case("RocksDB")),
     })
 }
 

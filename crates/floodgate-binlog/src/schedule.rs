@@ -4,12 +4,18 @@
 //! locked whole. Two transactions conflict when they share a key or one locks a table the
 //! other touches; conflicting transactions keep their binlog order, everything else may run
 //! (and commit) in any order. Statements are barriers and never get here.
+//!
+//! The source's group commit relaxes table locks on transactional tables: transactions that
+//! committed in one group (MariaDB `commit_id`, MySQL `last_committed`) held their row locks
+//! at the same time on the source, so their writes are disjoint and they may run together
+//! even where floodgate cannot tell their rows apart (no usable key, foreign keys). Locks on
+//! non-transactional tables stay exclusive: their statements never waited for each other.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 
-use crate::event::Event;
+use crate::event::{Event, Gtid};
 use crate::reader::RawEvent;
 use crate::rows::{self, TableMap};
 use crate::txn::Txn;
@@ -26,6 +32,8 @@ pub struct TableKeys {
     pub usable: bool,
     /// Part of a foreign key (either side): lock all such tables together.
     pub foreign_key: bool,
+    /// Rolls back (InnoDB): row locks on the source kept one commit group's writes apart.
+    pub transactional: bool,
 }
 
 /// Table number reserved for "every table in a foreign-key relationship".
@@ -40,11 +48,20 @@ pub struct Keys {
     pub shared: Vec<u32>,
     /// Tables locked whole.
     pub exclusive: Vec<u32>,
+    /// Tables locked whole, except against transactions of the same commit group.
+    pub group_exclusive: Vec<u32>,
+    /// The source's commit group, when it logged one.
+    pub group: Option<u64>,
 }
 
 impl Keys {
+    /// Locks at least one table whole.
+    pub fn locks_tables(&self) -> bool {
+        !self.exclusive.is_empty() || !self.group_exclusive.is_empty()
+    }
+
     fn normalize(&mut self) {
-        for v in [&mut self.shared, &mut self.exclusive] {
+        for v in [&mut self.shared, &mut self.exclusive, &mut self.group_exclusive] {
             v.sort_unstable();
             v.dedup();
         }
@@ -80,32 +97,72 @@ impl Hasher for PrehashedHasher {
 
 type FastMap<K> = HashMap<K, u32, BuildHasherDefault<PrehashedHasher>>;
 
+/// Holders of a table: how many, and their commit group if they all share one.
+#[derive(Debug, Clone, Copy)]
+struct Holders {
+    count: u32,
+    group: Option<u64>,
+}
+
+type TableMap32 = HashMap<u32, Holders, BuildHasherDefault<PrehashedHasher>>;
+
 /// Keys in use, with counts, so they can be removed when a transaction commits.
 #[derive(Debug, Default)]
 pub struct Busy {
     rows: FastMap<u64>,
-    shared: FastMap<u32>,
+    shared: TableMap32,
     exclusive: FastMap<u32>,
+    group_exclusive: TableMap32,
+}
+
+/// Nobody holds the table, or every holder belongs to `group` (a group the source logged).
+fn same_group(held: Option<&Holders>, group: Option<u64>) -> bool {
+    held.is_none_or(|h| h.group.is_some() && h.group == group)
 }
 
 impl Busy {
     /// Would a transaction with `k` conflict with anything here?
     pub fn conflicts(&self, k: &Keys) -> bool {
         k.rows.iter().any(|r| self.rows.contains_key(r))
-            || k.shared.iter().any(|t| self.exclusive.contains_key(t))
-            || k.exclusive.iter().any(|t| self.exclusive.contains_key(t) || self.shared.contains_key(t))
+            || k.shared
+                .iter()
+                .any(|t| self.exclusive.contains_key(t) || !same_group(self.group_exclusive.get(t), k.group))
+            || k.exclusive.iter().any(|t| {
+                self.exclusive.contains_key(t) || self.shared.contains_key(t) || self.group_exclusive.contains_key(t)
+            })
+            || k.group_exclusive.iter().any(|t| {
+                self.exclusive.contains_key(t)
+                    || !same_group(self.shared.get(t), k.group)
+                    || !same_group(self.group_exclusive.get(t), k.group)
+            })
+    }
+
+    /// Does `k` take a group lock on a table that another transaction holds right now (which
+    /// only a transaction of the same commit group can, without a conflict)?
+    pub fn shares_group_lock(&self, k: &Keys) -> bool {
+        k.group_exclusive.iter().any(|t| self.group_exclusive.contains_key(t) || self.shared.contains_key(t))
     }
 
     /// Records `k` as in use.
     pub fn add(&mut self, k: &Keys) {
+        fn hold(m: &mut TableMap32, t: u32, group: Option<u64>) {
+            let h = m.entry(t).or_insert(Holders { count: 0, group });
+            if h.group != group {
+                h.group = None;
+            }
+            h.count += 1;
+        }
         for r in &k.rows {
             *self.rows.entry(*r).or_default() += 1;
         }
         for t in &k.shared {
-            *self.shared.entry(*t).or_default() += 1;
+            hold(&mut self.shared, *t, k.group);
         }
         for t in &k.exclusive {
             *self.exclusive.entry(*t).or_default() += 1;
+        }
+        for t in &k.group_exclusive {
+            hold(&mut self.group_exclusive, *t, k.group);
         }
     }
 
@@ -119,15 +176,46 @@ impl Busy {
                 }
             }
         }
+        fn release(m: &mut TableMap32, t: u32) {
+            if let Some(h) = m.get_mut(&t) {
+                h.count -= 1;
+                if h.count == 0 {
+                    m.remove(&t);
+                }
+            }
+        }
         k.rows.iter().for_each(|r| dec(&mut self.rows, *r));
-        k.shared.iter().for_each(|t| dec(&mut self.shared, *t));
+        k.shared.iter().for_each(|t| release(&mut self.shared, *t));
         k.exclusive.iter().for_each(|t| dec(&mut self.exclusive, *t));
+        k.group_exclusive.iter().for_each(|t| release(&mut self.group_exclusive, *t));
     }
 
     /// Nothing in use.
     pub fn is_empty(&self) -> bool {
-        self.rows.is_empty() && self.shared.is_empty() && self.exclusive.is_empty()
+        self.rows.is_empty() && self.shared.is_empty() && self.exclusive.is_empty() && self.group_exclusive.is_empty()
     }
+}
+
+/// MariaDB GTID flag: every change of the transaction was to transactional tables.
+const FL_TRANSACTIONAL: u8 = 4;
+
+/// The commit group a transaction belonged to on the source: MariaDB's commit id (with its
+/// domain; only for transactions the source marked transactional, whatever the target's
+/// engines are now), or MySQL's `last_committed` (which counts from the start of each file,
+/// hence the file in the key). None when the server logged no group.
+pub fn commit_group(txn: &Txn) -> Option<u64> {
+    let mut h = DefaultHasher::new();
+    txn.file.index.hash(&mut h);
+    match txn.gtid.as_ref()? {
+        Gtid::Mariadb { domain, commit_id, flags, .. } => {
+            if flags & FL_TRANSACTIONAL == 0 {
+                return None;
+            }
+            (domain, (*commit_id)?).hash(&mut h);
+        }
+        Gtid::Mysql { last_committed, .. } => (*last_committed)?.hash(&mut h),
+    }
+    Some(h.finish())
 }
 
 /// Tables named in a transaction's table maps, for schema look-ups.
@@ -152,7 +240,7 @@ pub fn keys(
     schema: impl Fn(&str, &str) -> Option<TableKeys>,
 ) -> Keys {
     let mut maps: HashMap<u64, &TableMap> = HashMap::new();
-    let mut k = Keys::default();
+    let mut k = Keys { group: commit_group(txn), ..Keys::default() };
     let crc = if txn.file.fde.checksum { 4 } else { 0 };
     for ev in &txn.events {
         match &ev.event {
@@ -167,15 +255,18 @@ pub fn keys(
                 };
                 let no = table_no(&map.db, &map.table);
                 let info = schema(&map.db, &map.table).unwrap_or_default();
+                // A whole-table lock; shared within a commit group where the table rolls back.
+                let lock = |k: &mut Keys, table: u32| {
+                    if info.transactional { &mut k.group_exclusive } else { &mut k.exclusive }.push(table);
+                };
                 if info.foreign_key {
-                    k.exclusive.push(FK_GROUP);
+                    lock(&mut k, FK_GROUP);
                 }
-                if !info.usable || info.columns != map.columns.len() {
-                    k.exclusive.push(no);
-                    continue;
-                }
-                if !row_keys(ev, r, map, &info, no, crc, &mut k.rows) {
-                    k.exclusive.push(no);
+                if !info.usable
+                    || info.columns != map.columns.len()
+                    || !row_keys(ev, r, map, &info, no, crc, &mut k.rows)
+                {
+                    lock(&mut k, no);
                     continue;
                 }
                 k.shared.push(no);
@@ -225,7 +316,44 @@ mod tests {
     use super::*;
 
     fn keys(rows: &[u64], shared: &[u32], exclusive: &[u32]) -> Keys {
-        Keys { rows: rows.to_vec(), shared: shared.to_vec(), exclusive: exclusive.to_vec() }
+        Keys { rows: rows.to_vec(), shared: shared.to_vec(), exclusive: exclusive.to_vec(), ..Keys::default() }
+    }
+
+    fn group_locked(table: u32, group: Option<u64>) -> Keys {
+        Keys { group_exclusive: vec![table], group, ..Keys::default() }
+    }
+
+    fn row_keyed(table: u32, group: Option<u64>) -> Keys {
+        Keys { shared: vec![table], group, ..Keys::default() }
+    }
+
+    #[test]
+    fn one_commit_group_shares_a_table_lock_and_nothing_else_does() {
+        let mut busy = Busy::default();
+        busy.add(&group_locked(7, Some(1)));
+        assert!(!busy.conflicts(&group_locked(7, Some(1))), "same group");
+        assert!(busy.shares_group_lock(&group_locked(7, Some(1))));
+        assert!(busy.conflicts(&group_locked(7, Some(2))), "another group");
+        assert!(busy.conflicts(&group_locked(7, None)), "no group logged");
+        assert!(!busy.conflicts(&row_keyed(7, Some(1))), "row keys, same group");
+        assert!(busy.conflicts(&row_keyed(7, Some(2))), "row keys, other group");
+        assert!(busy.conflicts(&Keys { exclusive: vec![7], group: Some(1), ..Keys::default() }), "a hard lock");
+        // Row keys of two groups on the table: a group lock waits for both to end.
+        busy.remove(&group_locked(7, Some(1)));
+        busy.add(&row_keyed(7, Some(1)));
+        busy.add(&row_keyed(7, Some(2)));
+        assert!(busy.conflicts(&group_locked(7, Some(1))));
+        busy.remove(&row_keyed(7, Some(1)));
+        busy.remove(&row_keyed(7, Some(2)));
+        assert!(busy.is_empty());
+    }
+
+    #[test]
+    fn a_hard_table_lock_ignores_groups() {
+        let mut busy = Busy::default();
+        busy.add(&Keys { exclusive: vec![7], group: Some(1), ..Keys::default() });
+        assert!(busy.conflicts(&group_locked(7, Some(1))));
+        assert!(busy.conflicts(&row_keyed(7, Some(1))));
     }
 
     #[test]

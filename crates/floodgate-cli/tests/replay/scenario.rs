@@ -55,6 +55,30 @@ const STATEMENTS: &str = "
     DROP TABLE sbtest.sbtest4;
 ";
 
+/// Transactions on a table without keys and on foreign-key tables from several sessions at
+/// once, so the source group-commits some of them (the scheduler lets a group share table
+/// locks) while others conflict on the same rows and must keep their order.
+fn concurrent_keyless_writes(source: &Sandbox, writer: u32) {
+    // READ COMMITTED: a scan locks only the rows it changes, so writers of different rows of
+    // the keyless table do not wait for each other and can commit in one group.
+    let mut script = String::from("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED;\n");
+    for i in 0..150 {
+        let id = 1000 + writer * 1000 + i;
+        script.push_str(&format!(
+            "BEGIN; INSERT INTO sbtest.nopk VALUES ({writer}, 'w{writer}-{i}'); \
+             INSERT INTO sbtest.parent VALUES ({id}); INSERT INTO sbtest.child VALUES ({id}, {id}); COMMIT;\n"
+        ));
+        if i % 5 == 0 {
+            // The same row from every writer: these conflict and must keep their order.
+            script.push_str(&format!("UPDATE sbtest.nopk SET b = 'by {writer}-{i}' WHERE a = 3;\n"));
+        }
+        if i % 3 == 0 {
+            script.push_str(&format!("DELETE FROM sbtest.nopk WHERE a = {writer} LIMIT 1;\n"));
+        }
+    }
+    sql(source, &script);
+}
+
 pub fn scenario() -> &'static Scenario {
     static S: OnceLock<Scenario> = OnceLock::new();
     S.get_or_init(build)
@@ -76,7 +100,17 @@ fn build() -> Scenario {
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let midway = sql(&source, "SELECT UTC_TIMESTAMP()").trim().to_string();
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    sysbench(&source, &["--threads=4", "--time=3", "--tables=3", "run"]);
+    // Make the source collect commits into groups (MariaDB's binlog_commit_wait_*), as a busy
+    // primary does on its own: the replay may run a group's table-locked transactions together.
+    sql(&source, "SET GLOBAL binlog_commit_wait_count = 4, GLOBAL binlog_commit_wait_usec = 20000");
+    std::thread::scope(|scope| {
+        for writer in 0..4 {
+            let source = &source;
+            scope.spawn(move || concurrent_keyless_writes(source, writer));
+        }
+        sysbench(&source, &["--threads=4", "--time=3", "--tables=3", "run"]);
+    });
+    sql(&source, "SET GLOBAL binlog_commit_wait_count = 0, GLOBAL binlog_commit_wait_usec = 100000");
     sql(&source, "FLUSH BINARY LOGS");
     sql(&source, "INSERT INTO sbtest.nopk VALUES (9, 'last'); UPDATE sbtest.names SET name = 'z' WHERE id = 2");
 
