@@ -58,7 +58,13 @@ pub struct FileReader {
     input: BufReader<Box<dyn Read + Send>>,
     offset: u64,
     light: bool,
+    /// The light read's event buffer.
+    scratch: Vec<u8>,
 }
+
+/// Bytes a light read keeps of a table map or rows event: the header and the post-header
+/// (table id and flags), all a transaction's boundaries need.
+const LIGHT_HEAD: usize = HEADER_LEN + 10;
 
 impl FileReader {
     /// Opens `path`, checks the magic and reads the format description.
@@ -93,7 +99,7 @@ impl FileReader {
         }
         let size = u64::from(header.size);
         let info = Arc::new(FileInfo { path: path.to_path_buf(), name, index, fde_bytes: bytes, fde });
-        Ok(FileReader { info, input, offset: 4 + size, light: false })
+        Ok(FileReader { info, input, offset: 4 + size, light: false, scratch: Vec::new() })
     }
 
     /// Frames and checksums every event but parses only those that delimit transactions and
@@ -118,7 +124,10 @@ impl FileReader {
     pub fn next_event(&mut self) -> Result<Option<RawEvent>> {
         let path = &self.info.path;
         let offset = self.offset;
-        let Some((header, bytes)) = read_event(&mut self.input, path, offset)? else {
+        // A light read checks an event where it lands in a reused buffer and keeps only the
+        // head of table maps and row events (the bulk of a binlog): no copy of their rows.
+        let mut bytes = if self.light { std::mem::take(&mut self.scratch) } else { Vec::new() };
+        let Some(header) = read_event_into(&mut self.input, path, offset, &mut bytes)? else {
             return Ok(None);
         };
         if header.log_pos != 0 && u64::from(header.log_pos) != offset + u64::from(header.size) {
@@ -144,6 +153,12 @@ impl FileReader {
             corrupt(path, offset, &format!("malformed event of type {} ({} bytes)", header.type_code, header.size))
         })?;
         self.offset += u64::from(header.size);
+        if self.light {
+            let keep = if bulk { LIGHT_HEAD.min(bytes.len()) } else { bytes.len() };
+            let kept = bytes.get(..keep).unwrap_or_default().to_vec();
+            self.scratch = bytes;
+            return Ok(Some(RawEvent { offset, header, bytes: kept, event }));
+        }
         Ok(Some(RawEvent { offset, header, bytes, event }))
     }
 }
@@ -190,6 +205,13 @@ fn read_full(input: &mut impl Read, buf: &mut [u8]) -> std::io::Result<()> {
 
 /// One event's header and bytes; None at a clean end of file.
 fn read_event<R: Read>(input: &mut R, path: &Path, offset: u64) -> Result<Option<(Header, Vec<u8>)>> {
+    let mut bytes = Vec::new();
+    Ok(read_event_into(input, path, offset, &mut bytes)?.map(|header| (header, bytes)))
+}
+
+/// Reads one event into `bytes` (cleared first, its allocation reused); None at a clean end
+/// of file.
+fn read_event_into<R: Read>(input: &mut R, path: &Path, offset: u64, bytes: &mut Vec<u8>) -> Result<Option<Header>> {
     let io = |source| BinlogError::Io { file: path.to_path_buf(), source };
     let mut head = [0u8; HEADER_LEN];
     let got = read_some(input, &mut head).map_err(io)?;
@@ -206,10 +228,11 @@ fn read_event<R: Read>(input: &mut R, path: &Path, offset: u64) -> Result<Option
     let size = usize::try_from(header.size).map_err(|_| corrupt(path, offset, "event length too large"))?;
     // read_to_end fills spare capacity without zeroing it first (zeroing fresh pages was a
     // tenth of the replay's CPU).
-    let mut bytes = Vec::with_capacity(size);
+    bytes.clear();
+    bytes.reserve(size);
     bytes.extend_from_slice(&head);
     let rest = u64::try_from(size - HEADER_LEN).map_err(|_| corrupt(path, offset, "event length too large"))?;
-    let got = input.take(rest).read_to_end(&mut bytes).map_err(io)?;
+    let got = input.take(rest).read_to_end(bytes).map_err(io)?;
     if got < size - HEADER_LEN {
         return Err(corrupt(
             path,
@@ -217,7 +240,7 @@ fn read_event<R: Read>(input: &mut R, path: &Path, offset: u64) -> Result<Option
             &format!("truncated: event of {} bytes, the file ends after {}", size, got + HEADER_LEN),
         ));
     }
-    Ok(Some((header, bytes)))
+    Ok(Some(header))
 }
 
 /// Checks that consecutive files form one sequence, from what each file says about its
