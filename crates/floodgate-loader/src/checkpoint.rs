@@ -14,7 +14,7 @@
 use std::collections::{HashMap, HashSet};
 
 use mysql_async::prelude::Queryable;
-use mysql_async::Conn;
+use mysql_async::{Conn, Params};
 
 use floodgate_format::ident::{qualified, quote};
 
@@ -249,12 +249,38 @@ pub async fn begin(conn: &mut Conn, backup: &str, source: &str) -> Result<()> {
     for t in TABLES {
         conn.query_drop(t).await.map_err(LoadError::sql("creating the checkpoint tables"))?;
     }
-    conn.exec_drop(
+    autocommit(
+        conn,
         "INSERT IGNORE INTO floodgate.restore (backup, source, tool_version, started_at) VALUES (?, ?, ?, NOW(6))",
         (backup, source, env!("CARGO_PKG_VERSION")),
     )
     .await
     .map_err(LoadError::sql("recording the restore"))
+}
+
+/// Runs one autocommit write to the checkpoint tables, again after a deadlock or a lock wait
+/// timeout: restores of different backups share these tables, and InnoDB may pick either of
+/// two concurrent writers as the victim.
+async fn autocommit(
+    conn: &mut Conn,
+    statement: &str,
+    params: impl Into<Params>,
+) -> std::result::Result<(), mysql_async::Error> {
+    let params = params.into();
+    let mut attempt = 0;
+    loop {
+        let result = match &params {
+            Params::Empty => conn.query_drop(statement).await,
+            p => conn.exec_drop(statement, p.clone()).await,
+        };
+        match result {
+            Err(mysql_async::Error::Server(e)) if matches!(e.code, 1205 | 1213) && attempt < 5 => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Records a chunk and commits its transaction, in one round trip: the checkpoint row and the
@@ -308,7 +334,8 @@ pub async fn record_step(
     (kind, db, name): (&str, &str, &str),
     detail: Option<&str>,
 ) -> Result<()> {
-    conn.exec_drop(
+    autocommit(
+        conn,
         "INSERT INTO floodgate.steps (backup, kind, db, name, detail, done_at) VALUES (?, ?, ?, ?, ?, NOW(6)) \
          ON DUPLICATE KEY UPDATE detail = VALUES(detail), done_at = VALUES(done_at)",
         (backup, kind.as_bytes(), db.as_bytes(), name.as_bytes(), detail),
@@ -332,12 +359,13 @@ pub async fn record_steps(conn: &mut Conn, backup: &str, kind: &str, names: &[(&
                 )
             })
             .collect();
-        conn.query_drop(format!(
+        let statement = format!(
             "INSERT IGNORE INTO floodgate.steps (backup, kind, db, name, detail, done_at) VALUES {}",
             values.join(", ")
-        ))
-        .await
-        .map_err(LoadError::sql(format!("recording {} {kind} steps", batch.len())))?;
+        );
+        autocommit(conn, &statement, ())
+            .await
+            .map_err(LoadError::sql(format!("recording {} {kind} steps", batch.len())))?;
     }
     Ok(())
 }
@@ -345,13 +373,15 @@ pub async fn record_steps(conn: &mut Conn, backup: &str, kind: &str, names: &[(&
 /// Forgets a table's chunks: a non-transactional table is reloaded whole.
 pub async fn forget_table(conn: &mut Conn, backup: &str, db: &str, table: &str) -> Result<()> {
     let context = || format!("{}: clearing its checkpoints", qualified(db, table));
-    conn.exec_drop(
+    autocommit(
+        conn,
         "DELETE FROM floodgate.chunks WHERE backup = ? AND db = ? AND tbl = ?",
         (backup, db.as_bytes(), table.as_bytes()),
     )
     .await
     .map_err(LoadError::sql(context()))?;
-    conn.exec_drop(
+    autocommit(
+        conn,
         "DELETE FROM floodgate.steps WHERE backup = ? AND kind = ? AND db = ? AND name = ?",
         (backup, step::LOADED.as_bytes(), db.as_bytes(), table.as_bytes()),
     )
@@ -364,13 +394,12 @@ pub async fn forget_table(conn: &mut Conn, backup: &str, db: &str, table: &str) 
 pub async fn finish(conn: &mut Conn, backup: &str, keep: bool) -> Result<()> {
     let context = "removing the checkpoints";
     if keep {
-        return conn
-            .exec_drop("UPDATE floodgate.restore SET completed_at = NOW(6) WHERE backup = ?", (backup,))
+        return autocommit(conn, "UPDATE floodgate.restore SET completed_at = NOW(6) WHERE backup = ?", (backup,))
             .await
             .map_err(LoadError::sql(context));
     }
     for table in ["chunks", "steps", "restore"] {
-        conn.exec_drop(format!("DELETE FROM floodgate.{table} WHERE backup = ?"), (backup,))
+        autocommit(conn, &format!("DELETE FROM floodgate.{table} WHERE backup = ?"), (backup,))
             .await
             .map_err(LoadError::sql(context))?;
     }
