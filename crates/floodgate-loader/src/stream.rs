@@ -205,6 +205,7 @@ pub async fn restore_dump(
         specs: HashMap::new(),
         checkpoints: checkpoints.clone(),
         resumed,
+        held: None,
     };
     let sequenced = match seq.start_into().await {
         Ok(()) => seq.run(&mut statements).await,
@@ -343,6 +344,23 @@ struct Sequencer<'a> {
     checkpoints: Arc<Checkpoints>,
     /// Tables an interrupted run created, mapped to whether they load again whole.
     resumed: HashMap<(String, String), bool>,
+    /// The open table's CREATE, not run yet (see `HeldCreate`).
+    held: Option<HeldCreate>,
+}
+
+/// A table's CREATE waiting for its rows. Whether its secondary indexes are worth deferring
+/// depends on how much data it has (`schema::DEFER_MIN_BYTES`, as for directory backups),
+/// and a dump says that only after the CREATE: the CREATE runs at the table's first chunk,
+/// or at the end of its rows, with every session statement that came after it kept in
+/// order behind it. A small table then costs one CREATE instead of a CREATE and an ALTER.
+struct HeldCreate {
+    idx: usize,
+    db: String,
+    table: String,
+    create: Statement,
+    digest: String,
+    /// Session statements (`SET ...`) that followed the CREATE in the dump.
+    after: Vec<Statement>,
 }
 
 impl Sequencer<'_> {
@@ -424,7 +442,10 @@ impl Sequencer<'_> {
                 if let Some(cs) = set_names(&s.text) {
                     self.names = cs;
                 }
-                self.exec_control(&s).await?;
+                match &mut self.held {
+                    Some(held) => held.after.push(s.clone()),
+                    None => self.exec_control(&s).await?,
+                }
                 if self.in_header {
                     if let Ok(mut p) = self.shared.prelude.lock() {
                         p.push(s.text.clone());
@@ -506,35 +527,24 @@ impl Sequencer<'_> {
                     let idx = self.table_index(&db, table);
                     let digest = checkpoint::content_digest([&s.text[..]]);
                     let t = Instant::now();
-                    if resumed {
-                        self.same_create(&db, table, &digest, s.offset)?;
-                    } else {
-                        // Recorded before it exists: if this run dies now, the next knows it is ours.
-                        checkpoint::record_step(
-                            self.control,
-                            &self.checkpoints.backup,
-                            (step::TABLE, &db, table),
-                            Some(&digest),
-                        )
-                        .await?;
+                    self.open_table = Some(idx);
+                    if !resumed {
+                        self.held =
+                            Some(HeldCreate { idx, db, table: table.clone(), create: s, digest, after: Vec::new() });
+                        return Ok(());
                     }
+                    self.same_create(&db, table, &digest, s.offset)?;
                     if self.options.defer_indexes {
                         self.defer_indexes(idx, &db, table, &mut s);
                     }
-                    if resumed {
-                        if self.checkpoints.has(step::INDEXES, &db, table) {
-                            if let Ok(mut st) = self.shared.states.lock() {
-                                st[idx].alters.clear();
-                            }
+                    if self.checkpoints.has(step::INDEXES, &db, table) {
+                        if let Ok(mut st) = self.shared.states.lock() {
+                            st[idx].alters.clear();
                         }
-                    } else {
-                        self.exec_control(&s).await?;
-                        crate::failpoint::hit("schema.table").await;
                     }
                     if let Ok(mut r) = self.shared.reports.lock() {
                         r[idx].schema_seconds += t.elapsed().as_secs_f64();
                     }
-                    self.open_table = Some(idx);
                     return Ok(());
                 }
                 if resumed {
@@ -557,6 +567,33 @@ impl Sequencer<'_> {
             None => {}
         }
         self.exec_control(&s).await
+    }
+
+    /// Runs the held CREATE (and the session statements behind it). `small` says the table's
+    /// rows all fit in its first chunk, under `DEFER_MIN_BYTES`: it keeps its indexes.
+    async fn release_held(&mut self, small: bool) -> Result<()> {
+        let Some(mut held) = self.held.take() else { return Ok(()) };
+        let t = Instant::now();
+        // Recorded before it exists: if this run dies now, the next knows it is ours.
+        checkpoint::record_step(
+            self.control,
+            &self.checkpoints.backup,
+            (step::TABLE, &held.db, &held.table),
+            Some(&held.digest),
+        )
+        .await?;
+        if self.options.defer_indexes && !small {
+            self.defer_indexes(held.idx, &held.db, &held.table, &mut held.create);
+        }
+        self.exec_control(&held.create).await?;
+        crate::failpoint::hit("schema.table").await;
+        for s in &held.after {
+            self.exec_control(s).await?;
+        }
+        if let Ok(mut r) = self.shared.reports.lock() {
+            r[held.idx].schema_seconds += t.elapsed().as_secs_f64();
+        }
+        Ok(())
     }
 
     fn defer_indexes(&mut self, idx: usize, db: &str, table: &str, s: &mut Statement) {
@@ -652,12 +689,12 @@ impl Sequencer<'_> {
                 *bytes += len;
             }
             _ => {
-                self.flush().await?;
+                self.flush(true).await?;
                 self.pending = Some((idx, vec![statement], len));
             }
         }
         if self.pending.as_ref().is_some_and(|p| p.2 as usize >= self.options.stream_chunk_bytes) {
-            self.flush().await?;
+            self.flush(false).await?;
         }
         Ok(())
     }
@@ -675,8 +712,12 @@ impl Sequencer<'_> {
         Ok(spec)
     }
 
-    async fn flush(&mut self) -> Result<()> {
+    /// Sends the pending chunk to the loaders; `last` says the table's rows end with it.
+    async fn flush(&mut self, last: bool) -> Result<()> {
         let Some((table, statements, bytes)) = self.pending.take() else { return Ok(()) };
+        if self.held.as_ref().is_some_and(|h| h.idx == table) {
+            self.release_held(last && bytes < crate::schema::DEFER_MIN_BYTES).await?;
+        }
         let number = {
             let mut states = self.shared.states.lock().map_err(|_| poisoned())?;
             states[table].chunks_cut += 1;
@@ -739,7 +780,9 @@ impl Sequencer<'_> {
 
     /// Ends the open table's rows: flushes its last chunk and marks it complete.
     async fn seal_open(&mut self) -> Result<()> {
-        self.flush().await?;
+        self.flush(true).await?;
+        // A table without rows: nothing to defer.
+        self.release_held(true).await?;
         if let Some(t) = self.open_table.take() {
             self.shared.states.lock().map_err(|_| poisoned())?[t].sealed = true;
             if self.shared.maybe_complete(t)? {
