@@ -100,8 +100,6 @@ pub struct DumpReport {
     pub chunks: usize,
 }
 
-const SYSTEM_DATABASES: [&str; 4] = ["mysql", "information_schema", "performance_schema", "sys"];
-
 /// One table to dump.
 #[derive(Debug, Clone)]
 struct TableJob {
@@ -274,7 +272,10 @@ async fn list_databases(conn: &mut Conn, wanted: &[String]) -> Result<Vec<String
         .await
         .map_err(sql("listing databases"))?;
     if wanted.is_empty() {
-        return Ok(all.into_iter().filter(|d| !SYSTEM_DATABASES.contains(&d.as_str())).collect());
+        // Every user database: not the server's own, nor floodgate's checkpoints (a restore
+        // run with --keep-checkpoints leaves them on the server).
+        let user = |d: &String| !floodgate_loader::checkpoint::NON_USER_SCHEMAS.contains(&d.as_str());
+        return Ok(all.into_iter().filter(user).collect());
     }
     let missing: Vec<&String> = wanted.iter().filter(|w| !all.contains(w)).collect();
     if !missing.is_empty() {

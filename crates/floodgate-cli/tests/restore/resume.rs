@@ -262,6 +262,16 @@ fn ctrl_c_exits_4_and_resumes() {
     assert_same(&fingerprint(source(), db), &fingerprint(&target, db));
     let kept = sql(&target, "SELECT COUNT(*) FROM floodgate.restore WHERE completed_at IS NOT NULL");
     assert_eq!(kept.trim(), "1", "--keep-checkpoints keeps the finished restore's record");
+    // A dump of "every database" of that server leaves the kept checkpoints out.
+    let out_dir = tempfile::tempdir().unwrap();
+    let dumped = out_dir.path().join("all");
+    let socket = target.socket().display().to_string();
+    let out =
+        floodgate(&["dump", "-S", &socket, "-u", "root", "-o", &dumped.display().to_string(), "--progress", "none"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let manifest = std::fs::read_to_string(dumped.join("manifest.json")).unwrap();
+    assert!(manifest.contains(&format!("\"{db}\"")), "{manifest}");
+    assert!(!manifest.contains("\"floodgate\""), "{manifest}");
     // Running a finished restore again finds everything done and changes nothing.
     let out = restore_command(&target, &backup, &extra).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
