@@ -26,6 +26,7 @@ mod retry;
 mod schema;
 mod sql;
 mod stream;
+mod stream_ddl;
 
 pub use conn::{connect, ConnectOptions};
 pub use digest::{encode_row, table_digest};

@@ -36,6 +36,7 @@ use crate::indexes::{Builders, IndexJob};
 use crate::post::PostSteps;
 use crate::report::{PhaseSeconds, RestoreReport, TableReport};
 use crate::restore::{join_all, open_target, RestoreOptions, VerifyMode};
+use crate::stream_ddl::{DdlContext, DdlPool, SpecReady};
 use crate::{resume, sql, ConnectOptions, LoadError, Phase, Progress, Result};
 
 /// SQL text per chunk: large enough to amortise a transaction, small enough that N loaders
@@ -52,7 +53,7 @@ struct ColumnSpec {
 
 /// What the loader needs to know about a table to convert its INSERTs.
 #[derive(Debug)]
-struct TableSpec {
+pub(crate) struct TableSpec {
     db: String,
     name: String,
     columns: Vec<ColumnSpec>,
@@ -65,7 +66,8 @@ struct TableSpec {
 /// A piece of a table's rows: consecutive INSERT statements, loaded in one transaction.
 struct ChunkJob {
     table: usize,
-    spec: Arc<TableSpec>,
+    /// The table's spec, once its CREATE has run on a DDL connection.
+    spec: SpecReady,
     statements: Vec<Statement>,
     bytes: u64,
     /// The chunk's number within its table: the same on every read of the same stream.
@@ -184,6 +186,15 @@ pub async fn restore_dump(
         backup: checkpoints.backup.clone(),
     };
     crate::indexes::spawn(&mut set, options.threads, builders, index_rx);
+    let ddl_context = DdlContext {
+        target: target.clone(),
+        init: init.clone(),
+        source: name.clone(),
+        backup: checkpoints.backup.clone(),
+        reports: reports.clone(),
+        reconnect_wait: options.reconnect_wait,
+    };
+    let ddl = DdlPool::spawn(&mut set, options.threads, &ddl_context);
 
     progress.set_phase(Phase::Data);
     let mut seq = Sequencer {
@@ -206,6 +217,7 @@ pub async fn restore_dump(
         checkpoints: checkpoints.clone(),
         resumed,
         held: None,
+        ddl,
     };
     let sequenced = match seq.start_into().await {
         Ok(()) => seq.run(&mut statements).await,
@@ -340,12 +352,14 @@ struct Sequencer<'a> {
     names: String,
     /// Still reading the dump's header (session statements before any schema or data).
     in_header: bool,
-    specs: HashMap<usize, Arc<TableSpec>>,
+    specs: HashMap<usize, SpecReady>,
     checkpoints: Arc<Checkpoints>,
     /// Tables an interrupted run created, mapped to whether they load again whole.
     resumed: HashMap<(String, String), bool>,
     /// The open table's CREATE, not run yet (see `HeldCreate`).
     held: Option<HeldCreate>,
+    /// Runs the CREATEs on other connections.
+    ddl: DdlPool,
 }
 
 /// A table's CREATE waiting for its rows. Whether its secondary indexes are worth deferring
@@ -374,6 +388,7 @@ impl Sequencer<'_> {
             .await
             .map_err(LoadError::sql(format!("creating database {}", quote(&db))))?;
         self.exec_control(&use_db).await?;
+        self.ddl.log_session(&use_db);
         self.post.push(use_db);
         Ok(())
     }
@@ -393,7 +408,19 @@ impl Sequencer<'_> {
             }
         }
         self.seal_open().await?;
-        Ok(())
+        // A failed CREATE is reported here rather than by whichever loader waits for it.
+        self.ddl.barrier().await
+    }
+
+    /// The first statement seen about a table (mysqldump's `DROP TABLE IF EXISTS` and the
+    /// CREATE right after it): it depends on no table another connection is creating.
+    fn names_new_table(&self, s: &Statement) -> bool {
+        let Some(SchemaTarget::Table(db, table)) = floodgate_format::mysqldump::schema_target(&s.text) else {
+            return false;
+        };
+        let head = sqltext::head_words(&s.text, 1).first().cloned().unwrap_or_default();
+        let db = if db.is_empty() { self.classifier.current_db().unwrap_or_default().to_string() } else { db };
+        matches!(head.as_str(), "DROP" | "CREATE") && !self.tables.contains_key(&(db, table))
     }
 
     /// False for statements `--database`/`--exclude` leave out. Session statements always
@@ -444,7 +471,10 @@ impl Sequencer<'_> {
                 }
                 match &mut self.held {
                     Some(held) => held.after.push(s.clone()),
-                    None => self.exec_control(&s).await?,
+                    None => {
+                        self.exec_control(&s).await?;
+                        self.ddl.log_session(&s);
+                    }
                 }
                 if self.in_header {
                     if let Ok(mut p) = self.shared.prelude.lock() {
@@ -462,6 +492,10 @@ impl Sequencer<'_> {
             Item::Schema(s) => {
                 self.in_header = false;
                 self.seal_open().await?;
+                if !self.names_new_table(&s) {
+                    // It may depend on a table being created elsewhere (ALTER, DROP DATABASE...).
+                    self.ddl.barrier().await?;
+                }
                 self.schema(s).await?;
             }
             Item::Rows { db, table, statement } => {
@@ -520,8 +554,11 @@ impl Sequencer<'_> {
             Some(SchemaTarget::Table(db, table)) => {
                 let db = if db.is_empty() { current.clone() } else { db.clone() };
                 let resumed = self.resumed.contains_key(&(db.clone(), table.clone()));
-                if !resumed {
-                    self.guard_table(&db, table, s.offset).await?;
+                let absent = !resumed && !self.guard_table(&db, table, s.offset).await?;
+                if absent && head == "DROP" && sqltext::head_words(&s.text, 5).iter().any(|w| w == "EXISTS") {
+                    // mysqldump's DROP TABLE IF EXISTS of a table the target does not have:
+                    // nothing to drop, and the server's look for its files costs milliseconds.
+                    return Ok(());
                 }
                 if head == "CREATE" {
                     let idx = self.table_index(&db, table);
@@ -573,25 +610,15 @@ impl Sequencer<'_> {
     /// rows all fit in its first chunk, under `DEFER_MIN_BYTES`: it keeps its indexes.
     async fn release_held(&mut self, small: bool) -> Result<()> {
         let Some(mut held) = self.held.take() else { return Ok(()) };
-        let t = Instant::now();
-        // Recorded before it exists: if this run dies now, the next knows it is ours.
-        checkpoint::record_step(
-            self.control,
-            &self.checkpoints.backup,
-            (step::TABLE, &held.db, &held.table),
-            Some(&held.digest),
-        )
-        .await?;
         if self.options.defer_indexes && !small {
             self.defer_indexes(held.idx, &held.db, &held.table, &mut held.create);
         }
-        self.exec_control(&held.create).await?;
-        crate::failpoint::hit("schema.table").await;
+        let names = self.names.clone();
+        let ready = self.ddl.create((held.idx, &held.db, &held.table), held.create, held.digest, &names).await?;
+        self.specs.insert(held.idx, ready);
         for s in &held.after {
             self.exec_control(s).await?;
-        }
-        if let Ok(mut r) = self.shared.reports.lock() {
-            r[held.idx].schema_seconds += t.elapsed().as_secs_f64();
+            self.ddl.log_session(s);
         }
         Ok(())
     }
@@ -634,10 +661,12 @@ impl Sequencer<'_> {
         Ok(found.is_some())
     }
 
-    async fn guard_table(&mut self, db: &str, table: &str, offset: u64) -> Result<()> {
+    /// Refuses to replace a table the target has (unless --overwrite). Returns whether it
+    /// exists, as far as this run knows (true when it did not look).
+    async fn guard_table(&mut self, db: &str, table: &str, offset: u64) -> Result<bool> {
         let key = qualified(db, table);
         if self.options.overwrite || self.checked.insert(key.clone(), ()).is_some() {
-            return Ok(());
+            return Ok(true);
         }
         let exists: Option<String> = self
             .control
@@ -657,7 +686,7 @@ impl Sequencer<'_> {
                 self.source
             )));
         }
-        Ok(())
+        Ok(false)
     }
 
     async fn guard_database(&mut self, db: &str, s: &Statement) -> Result<()> {
@@ -699,7 +728,7 @@ impl Sequencer<'_> {
         Ok(())
     }
 
-    async fn spec(&mut self, idx: usize) -> Result<Arc<TableSpec>> {
+    async fn spec(&mut self, idx: usize) -> Result<SpecReady> {
         if let Some(s) = self.specs.get(&idx) {
             return Ok(s.clone());
         }
@@ -707,7 +736,7 @@ impl Sequencer<'_> {
             let r = self.shared.reports.lock().map_err(|_| poisoned())?;
             (r[idx].database.clone(), r[idx].table.clone())
         };
-        let spec = Arc::new(table_spec(self.control, &db, &name, &self.names).await?);
+        let spec = SpecReady::known(Arc::new(table_spec(self.control, &db, &name, &self.names).await?));
         self.specs.insert(idx, spec.clone());
         Ok(spec)
     }
@@ -786,7 +815,7 @@ impl Sequencer<'_> {
         if let Some(t) = self.open_table.take() {
             self.shared.states.lock().map_err(|_| poisoned())?[t].sealed = true;
             if self.shared.maybe_complete(t)? {
-                if let Some(spec) = self.specs.get(&t).filter(|s| !s.transactional).cloned() {
+                if let Some(spec) = self.specs.get(&t).and_then(SpecReady::peek).filter(|s| !s.transactional) {
                     checkpoint::record_step(
                         self.control,
                         &self.checkpoints.backup,
@@ -816,7 +845,7 @@ fn set_names(text: &[u8]) -> Option<String> {
 }
 
 /// Reads the table's columns from the target and decides how each loads.
-async fn table_spec(conn: &mut Conn, db: &str, table: &str, names: &str) -> Result<TableSpec> {
+pub(crate) async fn table_spec(conn: &mut Conn, db: &str, table: &str, names: &str) -> Result<TableSpec> {
     let rows: Vec<(String, String, Option<String>, String, String)> = conn
         .exec(
             "SELECT COLUMN_NAME, DATA_TYPE, CHARACTER_SET_NAME, COLUMN_TYPE, EXTRA FROM information_schema.COLUMNS \
@@ -1000,14 +1029,15 @@ impl Loader {
             let next = self.jobs.lock().await.recv().await;
             let Some(job) = next else { return Ok(()) };
             let (table, bytes) = (job.table, job.bytes);
-            let spec = job.spec.clone();
+            let spec = job.spec.clone().wait().await?;
+            let table_spec = spec.clone();
             let statements = std::mem::take(&mut { job.statements.clone() });
             let pieces = self
                 .pipeline
                 .run(move || encode_chunk(&spec, statements))
                 .await
                 .ok_or_else(|| LoadError::Refused("internal error: the encoder stopped".into()))?;
-            let outcome = self.load_with_retries(&mut conn, &job, pieces).await?;
+            let outcome = self.load_with_retries(&mut conn, &job, &table_spec, pieces).await?;
             crate::failpoint::hit("data.chunk").await;
             let (done, total) = (Progress::get(&self.progress.bytes_done), Progress::get(&self.progress.bytes_total));
             crate::failpoint::passed("data.late", done, total).await;
@@ -1022,9 +1052,9 @@ impl Loader {
             Progress::add(&self.progress.rows_done, outcome.rows);
             Progress::add(&self.progress.chunks_done, 1);
             self.shared.states.lock().map_err(|_| poisoned())?[table].chunks_done += 1;
-            if self.shared.maybe_complete(table)? && !job.spec.transactional {
+            if self.shared.maybe_complete(table)? && !table_spec.transactional {
                 if let Some(c) = conn.as_mut() {
-                    checkpoint::record_step(c, &self.backup, (step::LOADED, &job.spec.db, &job.spec.name), None)
+                    checkpoint::record_step(c, &self.backup, (step::LOADED, &table_spec.db, &table_spec.name), None)
                         .await?;
                 }
             }
@@ -1043,8 +1073,13 @@ impl Loader {
 
     /// Loads a chunk, retrying transient failures. After a lost connection the chunk's
     /// checkpoint says whether its commit went through before the connection did.
-    async fn load_with_retries(&self, slot: &mut Option<Conn>, job: &ChunkJob, pieces: Vec<Piece>) -> Result<Outcome> {
-        let spec = &job.spec;
+    async fn load_with_retries(
+        &self,
+        slot: &mut Option<Conn>,
+        job: &ChunkJob,
+        spec: &TableSpec,
+        pieces: Vec<Piece>,
+    ) -> Result<Outcome> {
         let what = format!("{} chunk {}", qualified(&spec.db, &spec.name), job.number);
         let mut attempt = 0;
         loop {
@@ -1052,7 +1087,7 @@ impl Loader {
                 Some(conn) => conn,
                 None => slot.insert(self.open().await?),
             };
-            let error = match self.load(conn, job, pieces.clone()).await {
+            let error = match self.load(conn, job, spec, pieces.clone()).await {
                 Ok(outcome) => return Ok(outcome),
                 Err(e) => e,
             };
@@ -1073,8 +1108,7 @@ impl Loader {
         }
     }
 
-    async fn load(&self, conn: &mut Conn, job: &ChunkJob, pieces: Vec<Piece>) -> Result<Outcome> {
-        let spec = &job.spec;
+    async fn load(&self, conn: &mut Conn, job: &ChunkJob, spec: &TableSpec, pieces: Vec<Piece>) -> Result<Outcome> {
         let name = qualified(&spec.db, &spec.name);
         // Fallback INSERTs name their table without its database, as the dump does.
         conn.query_drop(format!("USE {}; START TRANSACTION", quote(&spec.db)))
