@@ -47,8 +47,8 @@ pub struct ReplayReport {
     pub barriers: u64,
     /// Of which locked a whole table (no usable unique key, undecodable image).
     pub table_locks: u64,
-    /// Of those, how many ran beside a transaction of the same source commit group that held
-    /// the same table lock (the group commit let them share it).
+    /// Of those, how many were handed out while a transaction of the same source commit
+    /// group held the same table lock (in the same batch or on another connection).
     pub group_shared_locks: u64,
     /// Round trips of row transactions.
     pub batches: u64,

@@ -22,7 +22,7 @@ fn snapshot_plus_replay_equals_the_source_for_several_thread_counts() {
         let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
         if threads == "8" {
             // The keyless and foreign-key writers were group-committed on the source: some of
-            // their table-locked transactions ran side by side, and the result is still exact.
+            // their table-locked transactions shared a lock, and the result is still exact.
             assert!(report["group_shared_locks"].as_u64().unwrap() > 0, "{report}");
         }
         // A second run finds everything applied and changes nothing.
