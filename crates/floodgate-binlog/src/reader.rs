@@ -130,16 +130,18 @@ impl FileReader {
         let Some(header) = read_event_into(&mut self.input, path, offset, &mut bytes)? else {
             return Ok(None);
         };
+        // The checksum first: a flipped bit anywhere in the event, its header included, is
+        // then reported as what it is.
+        let crc_len = if self.info.fde.checksum && header.type_code != code::FORMAT_DESCRIPTION { 4 } else { 0 };
+        if crc_len == 4 {
+            verify_crc(&bytes, path, offset)?;
+        }
         if header.log_pos != 0 && u64::from(header.log_pos) != offset + u64::from(header.size) {
             return Err(corrupt(
                 path,
                 offset,
                 &format!("event claims to end at {} but is {} bytes long", header.log_pos, header.size),
             ));
-        }
-        let crc_len = if self.info.fde.checksum && header.type_code != code::FORMAT_DESCRIPTION { 4 } else { 0 };
-        if crc_len == 4 {
-            verify_crc(&bytes, path, offset)?;
         }
         let body_end = bytes.len().checked_sub(crc_len).filter(|&e| e >= HEADER_LEN);
         let body = body_end.and_then(|e| bytes.get(HEADER_LEN..e)).unwrap_or_default();

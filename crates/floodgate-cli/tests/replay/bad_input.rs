@@ -27,13 +27,26 @@ fn assert_nothing_applied(target: &floodgate_sandbox::Sandbox) {
     assert_eq!(sql(target, "SELECT COUNT(*) FROM floodgate.binlog_checkpoint").trim(), "0");
 }
 
+/// A byte in the body of the event that holds `target` (not its header, whose length field
+/// would make the damage a framing error instead of a checksum mismatch).
+fn body_byte_near(binlog: &[u8], target: usize) -> usize {
+    let mut offset = 4;
+    loop {
+        let size = u32::from_le_bytes(binlog[offset + 9..offset + 13].try_into().unwrap()) as usize;
+        if offset + size > target {
+            return offset + 19 + (size - 19 - 4) / 2;
+        }
+        offset += size;
+    }
+}
+
 #[test]
 fn corrupt_checksum_names_the_file_and_offset() {
     let dir = tempfile::tempdir().unwrap();
     let files = copies(dir.path());
     let victim = &files[1];
     let mut bytes = std::fs::read(victim).unwrap();
-    let at = bytes.len() / 2;
+    let at = body_byte_near(&bytes, bytes.len() / 2);
     bytes[at] ^= 0x55;
     std::fs::write(victim, bytes).unwrap();
     let target = floodgate_sandbox::Sandbox::start(&options()).unwrap();
