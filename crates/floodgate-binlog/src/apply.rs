@@ -291,7 +291,7 @@ impl Applier {
         let batch = render_rows_batch(txns, self.via_variable == Some(true));
         let mut attempts = 0;
         loop {
-            let e = match self.try_rows(first, &batch).await {
+            let e = match self.try_rows(&batch).await {
                 Ok(()) => return Ok(()),
                 Err(e) => e,
             };
@@ -310,8 +310,9 @@ impl Applier {
         }
     }
 
-    async fn try_rows(&mut self, first: &Txn, batch: &RowsBatch) -> std::result::Result<(), mysql_async::Error> {
-        self.send_fde(first).await?;
+    /// One attempt; the batch's format description has been sent (`rows`: a batch is from
+    /// one file).
+    async fn try_rows(&mut self, batch: &RowsBatch) -> std::result::Result<(), mysql_async::Error> {
         match batch {
             RowsBatch::Literal(sql) => self.conn.query_drop(sql.as_slice()).await?,
             RowsBatch::Variable { events, sql } => {

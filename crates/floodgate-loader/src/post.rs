@@ -167,9 +167,9 @@ pub async fn verify_counts(conn: &mut Conn, reports: &[crate::TableReport]) -> R
             .map(|(i, r)| format!("SELECT {}, COUNT(*) FROM {}", first + i, qualified(&r.database, &r.table)))
             .collect::<Vec<_>>()
             .join(" UNION ALL ");
-        let names = || batch.iter().map(|r| qualified(&r.database, &r.table)).collect::<Vec<_>>().join(", ");
+        let names = batch.iter().map(|r| qualified(&r.database, &r.table)).collect::<Vec<_>>().join(", ");
         let counts: Vec<(usize, u64)> =
-            conn.query(query).await.map_err(|e| LoadError::sql(format!("counting rows of {}", names()))(e))?;
+            conn.query(query).await.map_err(LoadError::sql(format!("counting rows of {names}")))?;
         let counts: std::collections::HashMap<usize, u64> = counts.into_iter().collect();
         for (i, r) in batch.iter().enumerate() {
             let name = qualified(&r.database, &r.table);
