@@ -194,6 +194,27 @@ fn failing_statement_names_offset_and_table() {
     );
 }
 
+/// A CREATE TABLE the server refuses fails on its DDL connection: the error names the dump's
+/// offset and the server's reason, the run exits 1, and nothing hangs waiting for the table.
+#[test]
+fn failing_create_names_its_offset() {
+    let db = "md_badcreate";
+    load_awkward(db);
+    let dir = tempfile::tempdir().unwrap();
+    let dump = mariadb_dump(dir.path(), &["--databases", db]);
+    let text = std::fs::read(&dump).unwrap();
+    let at = find(&text, b"CREATE TABLE `zero_ai` (");
+    let cut = at + b"CREATE TABLE `zero_ai` (".len();
+    let mut broken = text[..cut].to_vec();
+    broken.extend_from_slice(b"`nope` NO_SUCH_TYPE, ");
+    broken.extend_from_slice(&text[cut..]);
+    std::fs::write(&dump, broken).unwrap();
+    let out = restore(target(), &dump, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains(&format!("dump.sql at byte {at}")) && err.contains("NO_SUCH_TYPE"), "at {at}: {err}");
+}
+
 #[test]
 fn existing_table_is_refused_before_it_is_dropped() {
     let db = "md_guard";
