@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use floodgate_wire::Endpoint;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder};
 
@@ -50,31 +51,43 @@ impl ConnectOptions {
 
     /// A description for messages: `user@host:port` or `user@socket`, never the password.
     pub fn describe(&self) -> String {
-        let user = self.user.clone().unwrap_or_else(login_name);
+        let user = self.user_name();
         match (self.uses_socket(), self.socket_path()) {
             (true, Some(sock)) => format!("{user}@{}", sock.display()),
             _ => format!("{user}@{}:{}", self.host.as_deref().unwrap_or("localhost"), self.port.unwrap_or(3306)),
         }
     }
 
-    pub(crate) fn opts(&self) -> Opts {
-        let mut b = OptsBuilder::default()
-            .user(Some(self.user.clone().unwrap_or_else(login_name)))
-            .pass(self.password.clone())
-            .prefer_socket(false)
-            .tcp_nodelay(true);
+    /// Where to connect: the socket when the host is local and a socket is known, as the
+    /// `mysql` client decides.
+    pub fn endpoint(&self) -> Endpoint {
         match (self.uses_socket(), self.socket_path()) {
-            (true, Some(sock)) => {
-                b = b.socket(Some(sock.to_string_lossy().into_owned()));
-            }
+            (true, Some(sock)) => Endpoint::Unix(sock),
             _ => {
                 let host = match self.host.as_deref() {
                     None | Some("localhost") => "127.0.0.1".to_string(),
                     Some(h) => h.to_string(),
                 };
-                b = b.ip_or_hostname(host).tcp_port(self.port.unwrap_or(3306));
+                Endpoint::Tcp { host, port: self.port.unwrap_or(3306) }
             }
         }
+    }
+
+    /// The user name to log in as.
+    pub fn user_name(&self) -> String {
+        self.user.clone().unwrap_or_else(login_name)
+    }
+
+    pub(crate) fn opts(&self) -> Opts {
+        let b = OptsBuilder::default()
+            .user(Some(self.user_name()))
+            .pass(self.password.clone())
+            .prefer_socket(false)
+            .tcp_nodelay(true);
+        let b = match self.endpoint() {
+            Endpoint::Unix(sock) => b.socket(Some(sock.to_string_lossy().into_owned())),
+            Endpoint::Tcp { host, port } => b.ip_or_hostname(host).tcp_port(port),
+        };
         Opts::from(b)
     }
 }

@@ -17,10 +17,19 @@ pub fn encode_row(row: &Row, columns: usize, out: &mut Vec<u8>) {
             out.push(b'\t');
         }
         match row.as_ref(i) {
-            None | Some(Value::NULL) => out.extend_from_slice(b"\\N"),
-            Some(Value::Bytes(b)) => escape_field(b, out),
-            Some(other) => escape_field(other.as_sql(true).trim_matches('\'').as_bytes(), out),
+            None | Some(Value::NULL) => encode_value(None, out),
+            Some(Value::Bytes(b)) => encode_value(Some(b), out),
+            Some(other) => encode_value(Some(other.as_sql(true).trim_matches('\'').as_bytes()), out),
         }
+    }
+}
+
+/// One value as LOAD DATA's default format writes it: `\N` for NULL, else escaped bytes.
+/// Rows are these joined by tabs; the dump and the target's digest both encode this way.
+pub fn encode_value(value: Option<&[u8]>, out: &mut Vec<u8>) {
+    match value {
+        None => out.extend_from_slice(b"\\N"),
+        Some(b) => escape_field(b, out),
     }
 }
 
@@ -36,7 +45,8 @@ pub async fn table_digest(conn: &mut Conn, db: &str, table: &str, columns: &[Str
     let mut digest = ContentDigest::default();
     let mut rows = 0;
     let mut buf = Vec::new();
-    while let Some(row) = result.next().await.map_err(LoadError::sql(format!("reading {name}")))? {
+    // The error's context is built only on error: this loop runs once per row.
+    while let Some(row) = result.next().await.map_err(|e| LoadError::sql(format!("reading {name}"))(e))? {
         buf.clear();
         encode_row(&row, columns.len(), &mut buf);
         digest.add_row(&buf);
