@@ -24,16 +24,13 @@ use floodgate_format::native::{
     encode_name, ChunkEntry, ColumnEntry, ContentDigest, DatabaseEntry, Manifest, SourceInfo, TableEntry, FORMAT,
     MANIFEST,
 };
-use floodgate_loader::{connect, encode_value, ConnectOptions, Progress};
+use floodgate_loader::{connect, encode_value, ConnectOptions, Progress, RowConn, RowConnector};
 use floodgate_pipeline::{Pipeline, PipelineConfig};
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Row, Value};
+use mysql_async::{Conn, Row};
 use sha2::{Digest, Sha256};
 
 mod post;
-mod worker;
-
-use worker::{Connector, Worker};
 
 /// Why a dump failed.
 #[derive(Debug, thiserror::Error)]
@@ -42,14 +39,6 @@ pub enum DumpError {
     /// The server refused or failed a query.
     #[error(transparent)]
     Load(#[from] floodgate_loader::LoadError),
-    /// A worker connection's reader failed or the server sent an error through it.
-    #[error("{context}: {source}")]
-    Wire {
-        /// What was being done.
-        context: String,
-        /// The cause.
-        source: floodgate_wire::WireError,
-    },
     /// Writing the output failed.
     #[error("{}: {source}", path.display())]
     Io {
@@ -174,7 +163,8 @@ pub async fn dump(
         "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ".into(),
         "START TRANSACTION WITH CONSISTENT SNAPSHOT".into(),
     ];
-    let mut connector = Connector::new(source);
+    // Workers read rows through floodgate-wire where it can log in (see RowConnector).
+    let mut connector = RowConnector::new(source);
     let mut workers = Vec::new();
     for _ in 0..options.threads.max(1) {
         workers.push(connector.connect(&session).await?);
@@ -409,7 +399,7 @@ async fn source_info(conn: &mut Conn) -> Result<SourceInfo> {
 
 /// Splits each table into jobs: key ranges where the key allows, else one pass.
 async fn plan_chunks(
-    worker: &mut Worker,
+    worker: &mut RowConn,
     shared: &Shared,
     tables: &[usize],
     numbers: &mut HashMap<usize, usize>,
@@ -454,10 +444,10 @@ async fn plan_chunks(
 
 /// Runs jobs over the worker connections; returns the connections for the next phase.
 async fn run_jobs(
-    workers: Vec<Worker>,
+    workers: Vec<RowConn>,
     shared: &Arc<Shared>,
     jobs: Vec<ChunkJob>,
-) -> Result<(Vec<Worker>, Vec<ChunkResult>)> {
+) -> Result<(Vec<RowConn>, Vec<ChunkResult>)> {
     let queue = Arc::new(Mutex::new(std::collections::VecDeque::from(jobs)));
     let mut set = tokio::task::JoinSet::new();
     for mut conn in workers {
@@ -599,7 +589,7 @@ impl ChunkWriter {
 const BLOCK: usize = 1 << 20;
 
 /// Reads one job's rows and writes its chunk file(s).
-async fn dump_chunk(worker: &mut Worker, shared: &Shared, job: ChunkJob) -> Result<ChunkResult> {
+async fn dump_chunk(worker: &mut RowConn, shared: &Shared, job: ChunkJob) -> Result<ChunkResult> {
     let t = &shared.tables[job.table];
     let name = qualified(&t.db, &t.name);
     let columns: Vec<&ColumnEntry> = t.columns.iter().filter(|c| !c.generated).collect();
@@ -617,42 +607,15 @@ async fn dump_chunk(worker: &mut Worker, shared: &Shared, job: ChunkJob) -> Resu
         query.push_str(&format!(" ORDER BY {}", quote(k)));
     }
     let mut out = ChunkOutput::new(shared, job, key_index)?;
-    // The error's context is built only on error: these loops run once per row.
-    let reading = |source| DumpError::Wire { context: format!("reading {name}"), source };
-    match worker {
-        Worker::Wire(conn) => {
-            let mut rows = conn.query(&query).await.map_err(reading)?;
-            if rows.columns() != columns.len() {
-                return Err(DumpError::Refused(format!(
-                    "{name}: {} columns read, {} expected",
-                    rows.columns(),
-                    columns.len()
-                )));
-            }
-            while let Some(row) = rows.next().await.map_err(reading)? {
-                out.add_row(row.fields().map(|f| f.map_err(reading)))?;
-                out.write_if_full().await?;
-            }
-        }
-        Worker::Driver(conn) => {
-            let mut result = conn.query_iter(query).await.map_err(|e| sql(format!("reading {name}"))(e))?;
-            while let Some(row) = result.next().await.map_err(|e| sql(format!("reading {name}"))(e))? {
-                out.add_row((0..columns.len()).map(|i| driver_value(&row, i, &name)))?;
-                out.write_if_full().await?;
-            }
-        }
+    let mut rows = worker.rows(&query, &format!("reading {name}")).await?;
+    if rows.columns() != columns.len() {
+        return Err(DumpError::Refused(format!("{name}: {} columns read, {} expected", rows.columns(), columns.len())));
+    }
+    while let Some(row) = rows.next().await? {
+        out.add_row(row.values())?;
+        out.write_if_full().await?;
     }
     out.finish().await
-}
-
-/// A value of a text-protocol row: the column's bytes, or None for NULL.
-fn driver_value<'r>(row: &'r Row, i: usize, name: &str) -> Result<Option<&'r [u8]>> {
-    match row.as_ref(i) {
-        None | Some(Value::NULL) => Ok(None),
-        Some(Value::Bytes(b)) => Ok(Some(b)),
-        // The text protocol sends every value as bytes.
-        Some(other) => Err(DumpError::Refused(format!("{name}: a value the text protocol does not send: {other:?}"))),
-    }
 }
 
 /// The chunk file(s) of one job as its rows arrive: rows are encoded into a block, blocks
@@ -688,7 +651,7 @@ impl<'s> ChunkOutput<'s> {
     }
 
     /// Encodes one row straight into the block; the digest reads it where it landed.
-    fn add_row<'v>(&mut self, values: impl Iterator<Item = Result<Option<&'v [u8]>>>) -> Result<()> {
+    fn add_row<'v>(&mut self, values: impl Iterator<Item = floodgate_loader::Result<Option<&'v [u8]>>>) -> Result<()> {
         let start = self.block.len();
         for (i, value) in values.enumerate() {
             let value = value?;

@@ -21,6 +21,14 @@ pub enum LoadError {
         /// The server's error.
         source: mysql_async::Error,
     },
+    /// Reading rows through floodgate-wire failed, or the server sent an error through it.
+    #[error("{context}: {source}")]
+    Wire {
+        /// Which table, or which step.
+        context: String,
+        /// The cause.
+        source: floodgate_wire::WireError,
+    },
     /// The backup could not be read.
     #[error(transparent)]
     Format(#[from] FormatError),

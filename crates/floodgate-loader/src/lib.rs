@@ -23,15 +23,17 @@ mod report;
 mod restore;
 mod resume;
 mod retry;
+pub mod rows;
 mod schema;
 mod sql;
 mod stream;
 mod stream_ddl;
 
 pub use conn::{connect, ConnectOptions};
-pub use digest::{encode_row, encode_value, table_digest};
+pub use digest::{encode_value, table_digest};
 pub use error::{LoadError, Result, Transient};
 pub use progress::{Phase, Progress};
 pub use report::{PhaseSeconds, RestoreReport, TableReport};
 pub use restore::{restore, RestoreOptions, VerifyMode};
+pub use rows::{RowConn, RowConnector, RowRef, RowStream, Values};
 pub use stream::restore_dump;

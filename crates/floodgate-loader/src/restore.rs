@@ -201,7 +201,7 @@ pub async fn restore(
         VerifyMode::Counts | VerifyMode::Digest => post::verify_counts(&mut conn, &tables).await?,
     };
     if ctx.options.verify == VerifyMode::Digest {
-        verification.extend(verify_digests(&mut conn, &ctx.plan).await?);
+        verification.extend(crate::digest::verify_digests(&ctx.target, &ctx.plan, ctx.options.threads).await?);
     }
     phases.verify = t.elapsed().as_secs_f64();
     checkpoint::finish(&mut conn, &ctx.checkpoints.backup, ctx.options.keep_checkpoints).await?;
@@ -265,26 +265,6 @@ pub(crate) fn refuse_own_schema<'a>(mut databases: impl Iterator<Item = &'a str>
         )));
     }
     Ok(())
-}
-
-/// Recomputes each table's content digest on the target and compares it with the backup's.
-async fn verify_digests(conn: &mut mysql_async::Conn, plan: &RestorePlan) -> Result<Vec<String>> {
-    let mut lines = Vec::new();
-    let mut bad = Vec::new();
-    for (db, t) in plan.tables() {
-        let Some(expected) = &t.content_digest else { continue };
-        let (digest, rows) = crate::digest::table_digest(conn, &db.name, &t.name, &t.columns).await?;
-        let name = floodgate_format::ident::qualified(&db.name, &t.name);
-        if &digest.hex() != expected {
-            bad.push(format!("{name}: content digest {} over {rows} rows, the backup says {expected}", digest.hex()));
-        } else {
-            lines.push(format!("{name}: content digest matches ({rows} rows)"));
-        }
-    }
-    if !bad.is_empty() {
-        return Err(LoadError::Integrity { context: "content digest verification".into(), reason: bad.join("; ") });
-    }
-    Ok(lines)
 }
 
 async fn check_local_infile(conn: &mut mysql_async::Conn, plan: &RestorePlan) -> Result<()> {
