@@ -71,7 +71,7 @@ pub struct DumpOptions {
     pub threads: usize,
     /// Target uncompressed bytes per chunk.
     pub chunk_size: u64,
-    /// zstd level.
+    /// zstd level; 0 stores the rows uncompressed (still zstd frames, of raw blocks).
     pub compress_level: i32,
     /// Databases to dump; all user databases when empty.
     pub databases: Vec<String>,
@@ -183,6 +183,7 @@ pub async fn dump(
         options: options.clone(),
         pipeline,
         progress: progress.clone(),
+        syncs: Mutex::new(tokio::task::JoinSet::new()),
     });
 
     let (first, second): (Vec<usize>, Vec<usize>) = (0..tables.len()).partition(|&i| !tables[i].transactional);
@@ -198,6 +199,7 @@ pub async fn dump(
     for w in workers {
         w.close().await;
     }
+    shared.synced().await?;
 
     // Assemble the manifest: chunks in order, digests merged per table.
     let mut per_table: Vec<(Vec<(usize, ChunkEntry)>, ContentDigest)> =
@@ -250,6 +252,28 @@ struct Shared {
     options: DumpOptions,
     pipeline: Pipeline,
     progress: Arc<Progress>,
+    /// fsyncs of finished chunk files, on blocking threads: a worker goes on to its next
+    /// rows instead of waiting for the disk, and the manifest waits for all of them.
+    syncs: Mutex<tokio::task::JoinSet<Result<()>>>,
+}
+
+impl Shared {
+    fn sync_later(&self, file: std::fs::File, path: PathBuf) {
+        if let Ok(mut syncs) = self.syncs.lock() {
+            syncs.spawn_blocking(move || file.sync_all().map_err(|source| DumpError::Io { path, source }));
+        }
+    }
+
+    /// Waits for every chunk file to be on disk.
+    async fn synced(&self) -> Result<()> {
+        let mut syncs = std::mem::take(
+            &mut *self.syncs.lock().map_err(|_| DumpError::Refused("internal error: sync list poisoned".into()))?,
+        );
+        while let Some(done) = syncs.join_next().await {
+            done.map_err(|e| DumpError::Refused(format!("internal error: an fsync task failed: {e}")))??;
+        }
+        Ok(())
+    }
 }
 
 fn prepare_dir(out: &Path) -> Result<()> {
@@ -489,20 +513,27 @@ struct ChunkWriter {
 
 /// zstd's context and the buffer its frames are written into, both reused from block to
 /// block (a fresh megabyte per block was the kernel zeroing pages: 4% of the dump's CPU).
+/// Level 0 stores: frames of raw blocks, no zstd context.
 struct Compressor {
-    zstd: zstd::bulk::Compressor<'static>,
+    zstd: Option<zstd::bulk::Compressor<'static>>,
     frame: Vec<u8>,
 }
 
 impl Compressor {
     fn new(level: i32) -> std::io::Result<Self> {
-        Ok(Compressor { zstd: zstd::bulk::Compressor::new(level)?, frame: Vec::new() })
+        let zstd = if level == 0 { None } else { Some(zstd::bulk::Compressor::new(level)?) };
+        Ok(Compressor { zstd, frame: Vec::new() })
     }
 
     fn compress(&mut self, block: &[u8]) -> std::io::Result<&[u8]> {
         self.frame.clear();
-        self.frame.reserve(zstd::zstd_safe::compress_bound(block.len()));
-        self.zstd.compress_to_buffer(block, &mut self.frame)?;
+        match &mut self.zstd {
+            Some(zstd) => {
+                self.frame.reserve(zstd::zstd_safe::compress_bound(block.len()));
+                zstd.compress_to_buffer(block, &mut self.frame)?;
+            }
+            None => floodgate_format::compress::stored_zstd_frame(block, &mut self.frame),
+        }
         Ok(&self.frame)
     }
 }
@@ -564,7 +595,8 @@ impl ChunkWriter {
         Ok(block)
     }
 
-    fn finish(mut self) -> Result<ChunkEntry> {
+    /// Ends the chunk; its file is synced in the background (see `Shared::sync_later`).
+    fn finish(mut self, shared: &Shared) -> Result<ChunkEntry> {
         let (mut writer, mut compressor) =
             self.state.take().ok_or_else(|| DumpError::Refused("internal error: chunk finished twice".into()))?;
         if writer.written == 0 {
@@ -572,7 +604,7 @@ impl ChunkWriter {
             let frame = compressor.compress(&[]).map_err(io(&self.path))?;
             writer.write_all(frame).map_err(io(&self.path))?;
         }
-        writer.file.sync_all().map_err(io(&self.path))?;
+        shared.sync_later(writer.file, self.path);
         let sha256 = writer.hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
         Ok(ChunkEntry {
             file: self.rel,
@@ -688,7 +720,7 @@ impl<'s> ChunkOutput<'s> {
             let next = ChunkWriter::create(self.shared, &self.shared.tables[self.job.table], self.number)?;
             let mut done = std::mem::replace(&mut self.writer, next);
             done.last_key = self.last_key.take().map(|k| String::from_utf8_lossy(&k).into_owned());
-            self.entries.push((self.number - 1, done.finish()?));
+            self.entries.push((self.number - 1, done.finish(self.shared)?));
         }
         Ok(())
     }
@@ -699,7 +731,7 @@ impl<'s> ChunkOutput<'s> {
         self.writer.write(&self.shared.pipeline, block).await?;
         self.writer.last_key = self.last_key.map(|k| String::from_utf8_lossy(&k).into_owned());
         let rows: u64 = self.entries.iter().map(|(_, e)| e.rows).sum::<u64>() + self.writer.rows;
-        self.entries.push((self.number, self.writer.finish()?));
+        self.entries.push((self.number, self.writer.finish(self.shared)?));
         Progress::add(&self.shared.progress.rows_done, rows);
         Progress::add(&self.shared.progress.chunks_done, self.entries.len() as u64);
         // Chunk numbers of one-pass tables start at 0; range chunks have their own numbers.

@@ -65,8 +65,48 @@ pub fn open(path: &Path) -> Result<Box<dyn Read + Send>> {
     decoder(file).map_err(|e| FormatError::io(path, e))
 }
 
+/// Appends `data` as one zstd frame of raw (stored) blocks: valid zstd that any decoder
+/// reads, at the cost of a copy. `floodgate dump --compress-level 0` writes these, for disks
+/// fast enough that compressing costs more time than it saves.
+pub fn stored_zstd_frame(data: &[u8], out: &mut Vec<u8>) {
+    // RFC 8878: raw blocks hold at most 128 KiB each.
+    const MAX_BLOCK: usize = 128 << 10;
+    out.extend_from_slice(&ZSTD_MAGIC);
+    // Frame header descriptor: single segment (no window descriptor), 8-byte content size.
+    out.push(0b1110_0000);
+    out.extend_from_slice(&(data.len() as u64).to_le_bytes());
+    let mut blocks = data.chunks(MAX_BLOCK).peekable();
+    if blocks.peek().is_none() {
+        // An empty frame still needs one (last, empty) block.
+        out.extend_from_slice(&[1, 0, 0]);
+    }
+    while let Some(block) = blocks.next() {
+        let last = u32::from(blocks.peek().is_none());
+        // Block header, little endian: last flag, type 0 (raw), size.
+        let header = last | (block.len() as u32) << 3;
+        out.extend_from_slice(&header.to_le_bytes()[..3]);
+        out.extend_from_slice(block);
+    }
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn stored_frames_decode_to_their_input() {
+        for len in [0, 1, 128 << 10, (128 << 10) + 1, 1 << 20, (1 << 20) + 7] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+            let mut frame = Vec::new();
+            stored_zstd_frame(&data, &mut frame);
+            assert_eq!(zstd::decode_all(&frame[..]).unwrap(), data, "{len} bytes");
+            assert_eq!(Compression::sniff(&frame), Compression::Zstd);
+        }
+        // Frames concatenate like any zstd frames.
+        let mut two = Vec::new();
+        stored_zstd_frame(b"one ", &mut two);
+        stored_zstd_frame(b"two", &mut two);
+        assert_eq!(zstd::decode_all(&two[..]).unwrap(), b"one two");
+    }
     use super::*;
     use std::io::Write;
 
