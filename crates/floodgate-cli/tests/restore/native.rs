@@ -229,7 +229,7 @@ fn dump_refuses_a_non_empty_directory_and_unknown_databases() {
 
 /// The workers read rows with floodgate-wire where it can log in (the root socket here; a
 /// password over TCP) and with mysql_async where it cannot (an ed25519 account): every way
-/// writes byte-identical chunks, and the restored data equals the source.
+/// writes the same rows, byte for byte, and the restored data equals the source.
 #[test]
 fn dump_reads_the_same_rows_whatever_the_login() {
     let db = "nat_login";
@@ -250,13 +250,18 @@ fn dump_reads_the_same_rows_whatever_the_login() {
          GRANT ALL ON *.* TO 'dump_ed'@'127.0.0.1';",
     );
     let port = source().port().to_string();
-    let chunks = |dir: &Path| -> Vec<(String, String, String)> {
+    // Each table's rows as written: its chunks decompressed in order. (How a table is cut
+    // into chunks follows the server's statistics, which InnoDB may refresh between dumps.)
+    let tables = |dir: &Path| -> Vec<(String, String, Vec<u8>)> {
         let m = manifest(dir);
         let mut out = Vec::new();
         for t in m["databases"][0]["tables"].as_array().unwrap() {
+            let mut rows = Vec::new();
             for c in t["chunks"].as_array().unwrap() {
-                out.push((c["file"].to_string(), c["sha256"].to_string(), t["content_digest"].to_string()));
+                let file = std::fs::File::open(dir.join(c["file"].as_str().unwrap())).unwrap();
+                rows.extend(zstd::decode_all(file).unwrap());
             }
+            out.push((t["name"].to_string(), t["content_digest"].to_string(), rows));
         }
         out
     };
@@ -276,7 +281,7 @@ fn dump_reads_the_same_rows_whatever_the_login() {
         assert!(out.status.success(), "{user}: {}", stderr(&out));
         let fell_back = stderr(&out).contains("rows are read through mysql_async");
         assert_eq!(fell_back, user == "dump_ed", "{user}: {}", stderr(&out));
-        assert_eq!(chunks(&out_dir), chunks(&by_socket), "{user}'s dump differs");
+        assert!(tables(&out_dir) == tables(&by_socket), "{user}'s dump differs");
         by_login.push((dir, out_dir));
     }
     let out = restore(target(), &by_login[1].1, &["--verify", "digest"]);
