@@ -24,7 +24,7 @@ use floodgate_format::native::{
     encode_name, ChunkEntry, ColumnEntry, ContentDigest, DatabaseEntry, Manifest, SourceInfo, TableEntry, FORMAT,
     MANIFEST,
 };
-use floodgate_loader::{connect, encode_value, ConnectOptions, Progress, RowConn, RowConnector};
+use floodgate_loader::{connect, encode_row, ConnectOptions, Progress, RowConn, RowConnector};
 use floodgate_pipeline::{Pipeline, PipelineConfig};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
@@ -646,9 +646,7 @@ async fn dump_chunk(worker: &mut RowConn, shared: &Shared, job: ChunkJob) -> Res
     }
     let mut out = ChunkOutput::new(shared, job, key_index)?;
     let mut rows = worker.rows(&query, &format!("reading {name}")).await?;
-    if rows.columns() != columns.len() {
-        return Err(DumpError::Refused(format!("{name}: {} columns read, {} expected", rows.columns(), columns.len())));
-    }
+    rows.expect_columns(columns.len(), &name)?;
     while let Some(row) = rows.next().await? {
         out.add_row(row.values())?;
         out.write_if_full().await?;
@@ -691,22 +689,19 @@ impl<'s> ChunkOutput<'s> {
     /// Encodes one row straight into the block; the digest reads it where it landed.
     fn add_row<'v>(&mut self, values: impl Iterator<Item = floodgate_loader::Result<Option<&'v [u8]>>>) -> Result<()> {
         let start = self.block.len();
-        for (i, value) in values.enumerate() {
-            let value = value?;
-            if i > 0 {
-                self.block.push(b'\t');
+        let (key_index, writer, last_key) = (self.key_index, &mut self.writer, &mut self.last_key);
+        encode_row(values, &mut self.block, |i, value| {
+            if Some(i) != key_index {
+                return;
             }
-            encode_value(value, &mut self.block);
-            if Some(i) == self.key_index {
-                let key = value.unwrap_or(b"NULL");
-                if self.writer.first_key.is_none() {
-                    self.writer.first_key = Some(String::from_utf8_lossy(key).into_owned());
-                }
-                let last = self.last_key.get_or_insert_with(Vec::new);
-                last.clear();
-                last.extend_from_slice(key);
+            let key = value.unwrap_or(b"NULL");
+            if writer.first_key.is_none() {
+                writer.first_key = Some(String::from_utf8_lossy(key).into_owned());
             }
-        }
+            let last = last_key.get_or_insert_with(Vec::new);
+            last.clear();
+            last.extend_from_slice(key);
+        })?;
         self.digest.add_row(&self.block[start..]);
         self.block.push(b'\n');
         self.writer.rows += 1;

@@ -52,9 +52,10 @@ impl ConnectOptions {
     /// A description for messages: `user@host:port` or `user@socket`, never the password.
     pub fn describe(&self) -> String {
         let user = self.user_name();
-        match (self.uses_socket(), self.socket_path()) {
-            (true, Some(sock)) => format!("{user}@{}", sock.display()),
-            _ => format!("{user}@{}:{}", self.host.as_deref().unwrap_or("localhost"), self.port.unwrap_or(3306)),
+        match self.endpoint() {
+            Endpoint::Unix(sock) => format!("{user}@{}", sock.display()),
+            // The host as given: `localhost` without a socket is named, not its address.
+            Endpoint::Tcp { port, .. } => format!("{user}@{}:{port}", self.host.as_deref().unwrap_or("localhost")),
         }
     }
 

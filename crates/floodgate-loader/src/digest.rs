@@ -11,15 +11,28 @@ use floodgate_pipeline::insert::escape_field;
 use crate::rows::{RowConn, RowConnector};
 use crate::{ConnectOptions, LoadError, Result};
 
-/// One value as LOAD DATA's default format writes it: `\N` for NULL, else escaped bytes.
-/// A row is its values joined by tabs, without its line end: the bytes the content digest
-/// is computed over, by `floodgate dump` and on a restored target alike. Values must be
-/// read with `SET NAMES binary`, so strings arrive as the column's bytes.
-pub fn encode_value(value: Option<&[u8]>, out: &mut Vec<u8>) {
-    match value {
-        None => out.extend_from_slice(b"\\N"),
-        Some(b) => escape_field(b, out),
+/// Appends a row in LOAD DATA's default format, without its line end (values escaped,
+/// `\N` for NULL, tabs between): the bytes the content digest is computed over, by
+/// `floodgate dump` and on a restored target alike. Values must be read with `SET NAMES
+/// binary`, so strings arrive as the column's bytes. `seen` gets each value with its
+/// column index as it is encoded (the dump keeps its key column's).
+pub fn encode_row<'v>(
+    values: impl Iterator<Item = Result<Option<&'v [u8]>>>,
+    out: &mut Vec<u8>,
+    mut seen: impl FnMut(usize, Option<&'v [u8]>),
+) -> Result<()> {
+    for (i, value) in values.enumerate() {
+        let value = value?;
+        if i > 0 {
+            out.push(b'\t');
+        }
+        match value {
+            None => out.extend_from_slice(b"\\N"),
+            Some(b) => escape_field(b, out),
+        }
+        seen(i, value);
     }
+    Ok(())
 }
 
 /// The content digest of `db`.`table` over `columns` and its row count, read over `conn`
@@ -33,24 +46,13 @@ pub async fn table_digest(
     let name = qualified(db, table);
     let list = columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
     let mut result = conn.rows(&format!("SELECT {list} FROM {name}"), &format!("reading {name}")).await?;
-    if result.columns() != columns.len() {
-        return Err(LoadError::Refused(format!(
-            "{name}: {} columns read, {} expected",
-            result.columns(),
-            columns.len()
-        )));
-    }
+    result.expect_columns(columns.len(), &name)?;
     let mut digest = ContentDigest::default();
     let mut rows = 0;
     let mut buf = Vec::new();
     while let Some(row) = result.next().await? {
         buf.clear();
-        for (i, value) in row.values().enumerate() {
-            if i > 0 {
-                buf.push(b'\t');
-            }
-            encode_value(value?, &mut buf);
-        }
+        encode_row(row.values(), &mut buf, |_, _| {})?;
         digest.add_row(&buf);
         rows += 1;
     }

@@ -30,7 +30,7 @@ mod stream;
 mod stream_ddl;
 
 pub use conn::{connect, ConnectOptions};
-pub use digest::{encode_value, table_digest};
+pub use digest::{encode_row, table_digest};
 pub use error::{LoadError, Result, Transient};
 pub use progress::{Phase, Progress};
 pub use report::{PhaseSeconds, RestoreReport, TableReport};

@@ -57,14 +57,6 @@ impl<'a> RowConnector<'a> {
 }
 
 impl RowConn {
-    /// Runs a statement that returns no rows.
-    pub async fn execute(&mut self, statement: &str) -> Result<()> {
-        match self {
-            RowConn::Wire(conn) => conn.execute(statement).await.map_err(wire(statement)),
-            RowConn::Driver(conn) => conn.query_drop(statement).await.map_err(LoadError::sql(statement)),
-        }
-    }
-
     /// The first row of `query` as text (NULL as None): for small lookups.
     pub async fn query_first(&mut self, query: &str, context: &str) -> Result<Option<Vec<Option<String>>>> {
         let mut rows = self.rows(query, context).await?;
@@ -119,6 +111,14 @@ impl RowStream<'_> {
             RowStream::Wire { rows, .. } => rows.columns(),
             RowStream::Driver { columns, .. } => *columns,
         }
+    }
+
+    /// Refuses a result set that does not have the `expected` columns, naming `table`.
+    pub fn expect_columns(&self, expected: usize, table: &str) -> Result<()> {
+        if self.columns() == expected {
+            return Ok(());
+        }
+        Err(LoadError::Refused(format!("{table}: {} columns read, {expected} expected", self.columns())))
     }
 
     /// The next row, or None after the last.

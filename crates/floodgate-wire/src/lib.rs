@@ -59,15 +59,11 @@ pub struct Conn {
     capabilities: u32,
     server_version: String,
     connection_id: u32,
-    /// Set while a result set has rows not yet read; the next command drains them first.
-    unread: Option<ResultState>,
+    /// The column count of a result set whose rows are not all read yet; the next command
+    /// drains them first.
+    unread: Option<usize>,
     /// Status flags of the last result set's end.
     last_status: u16,
-}
-
-#[derive(Clone, Copy)]
-struct ResultState {
-    columns: usize,
 }
 
 /// What a command answered.
@@ -179,7 +175,7 @@ impl Conn {
                 Response::Done { status } if status & SERVER_MORE_RESULTS_EXISTS == 0 => return Ok(()),
                 Response::Done { .. } => response = self.read_response().await?,
                 Response::Rows { columns } => {
-                    let status = self.drain(ResultState { columns }).await?;
+                    let status = self.drain(columns).await?;
                     if status & SERVER_MORE_RESULTS_EXISTS == 0 {
                         return Ok(());
                     }
@@ -193,27 +189,11 @@ impl Conn {
     pub async fn query(&mut self, sql: &str) -> Result<Rows<'_>, WireError> {
         match self.command(sql).await? {
             Response::Rows { columns } => {
-                self.unread = Some(ResultState { columns });
+                self.unread = Some(columns);
                 Ok(Rows { conn: self, columns })
             }
             Response::Done { .. } => Err(WireError::Protocol(format!("`{}` returned no result set", preview(sql)))),
         }
-    }
-
-    /// The first row of a query as text values (NULL as None); the rest are read and dropped.
-    pub async fn query_first(&mut self, sql: &str) -> Result<Option<Vec<Option<String>>>, WireError> {
-        let mut rows = self.query(sql).await?;
-        let mut first = None;
-        while let Some(row) = rows.next().await? {
-            if first.is_none() {
-                let mut values = Vec::with_capacity(row.columns);
-                for f in row.fields() {
-                    values.push(f?.map(|b| String::from_utf8_lossy(b).into_owned()));
-                }
-                first = Some(values);
-            }
-        }
-        Ok(first)
     }
 
     /// Says goodbye (COM_QUIT) and closes the socket.
@@ -225,8 +205,8 @@ impl Conn {
 
     /// Sends COM_QUERY after reading what a previous result left unread.
     async fn command(&mut self, sql: &str) -> Result<Response, WireError> {
-        if let Some(state) = self.unread {
-            self.drain(state).await?;
+        if let Some(columns) = self.unread {
+            self.drain(columns).await?;
         }
         self.packets.reset_sequence();
         let mut payload = Vec::with_capacity(sql.len() + 1);
@@ -265,8 +245,8 @@ impl Conn {
     }
 
     /// Reads the rest of a result set; returns its closing status flags.
-    async fn drain(&mut self, state: ResultState) -> Result<u16, WireError> {
-        let mut rows = Rows { conn: self, columns: state.columns };
+    async fn drain(&mut self, columns: usize) -> Result<u16, WireError> {
+        let mut rows = Rows { conn: self, columns };
         while rows.next().await?.is_some() {}
         Ok(rows.conn.last_status)
     }
