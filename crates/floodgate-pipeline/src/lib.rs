@@ -263,20 +263,17 @@ fn send_statements(
 }
 
 /// Reads up to `size` bytes (fewer only at the end of the input; none at its end). On error,
-/// also says how far into the block it got.
-fn fill_block(reader: &mut impl Read, size: usize) -> Result<Vec<u8>, (u64, std::io::Error)> {
-    let mut block = vec![0u8; size];
-    let mut filled = 0;
-    while filled < size {
-        match reader.read(&mut block[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err((filled as u64, e)),
-        }
+/// also says how far into the block it got. A file's first block starts small and grows with
+/// what arrives: most chunks of a schema with thousands of tables are a few hundred bytes, and
+/// a zeroed 1 MiB buffer for each was a sixth of the client's CPU on 2,000 of them. Later
+/// blocks of a file are full-sized from the start.
+fn fill_block(reader: &mut impl Read, size: usize, first: bool) -> Result<Vec<u8>, (u64, std::io::Error)> {
+    const FIRST_BLOCK: usize = 16 << 10;
+    let mut block = Vec::with_capacity(if first { size.min(FIRST_BLOCK) } else { size });
+    match reader.take(size as u64).read_to_end(&mut block) {
+        Ok(_) => Ok(block),
+        Err(e) => Err((block.len() as u64, e)),
     }
-    block.truncate(filled);
-    Ok(block)
 }
 
 /// Hashes what passes through it.
@@ -327,7 +324,7 @@ fn produce_verified(
         let mut decoder = zstd::stream::read::Decoder::with_buffer(std::io::BufReader::new(&mut hashing))
             .map_err(|e| err(Some(0), format!("not a zstd file: {e}"), true))?;
         loop {
-            let block = fill_block(&mut decoder, block_size)
+            let block = fill_block(&mut decoder, block_size, offset == 0)
                 .map_err(|(at, e)| err(Some(offset + at), format!("cannot decompress: {e}"), true))?;
             if block.is_empty() {
                 break;
@@ -364,8 +361,8 @@ fn produce_bytes(
     let mut counter = RowCounter::default();
     let mut offset = 0u64;
     loop {
-        let block =
-            fill_block(&mut reader, block_size).map_err(|(at, e)| err(Some(offset + at), &e, is_corruption(&e)))?;
+        let block = fill_block(&mut reader, block_size, offset == 0)
+            .map_err(|(at, e)| err(Some(offset + at), &e, is_corruption(&e)))?;
         if block.is_empty() {
             return Ok(());
         }
@@ -425,6 +422,39 @@ mod tests {
     fn counts_rows_not_escaped_newlines() {
         let mut c = RowCounter::default();
         assert_eq!(c.count(b"1\ta\\\nb\n2\t\\\\\n"), 2);
+    }
+
+    /// Yields `data` a few bytes a read, then fails.
+    struct FailsAfter<'a> {
+        data: &'a [u8],
+    }
+
+    impl Read for FailsAfter<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.data.is_empty() {
+                return Err(std::io::Error::other("disk gone"));
+            }
+            let n = buf.len().min(self.data.len()).min(3);
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn blocks_are_full_until_the_end_and_errors_say_where() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+        let mut reader = &data[..];
+        let first = fill_block(&mut reader, 40_000, true).unwrap();
+        let second = fill_block(&mut reader, 40_000, false).unwrap();
+        let last = fill_block(&mut reader, 40_000, false).unwrap();
+        assert_eq!((first.len(), second.len(), last.len()), (40_000, 40_000, 20_000));
+        assert_eq!([first, second, last].concat(), data);
+        assert!(fill_block(&mut reader, 40_000, false).unwrap().is_empty());
+
+        let mut failing = FailsAfter { data: b"0123456789" };
+        let (at, e) = fill_block(&mut failing, 64, true).unwrap_err();
+        assert_eq!((at, e.to_string().as_str()), (10, "disk gone"));
     }
 
     proptest! {
