@@ -27,8 +27,17 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
 }
 
+/// Held while the source server changes and while mydumper reads it. mydumper 0.10 takes
+/// FLUSH TABLES WITH READ LOCK; a DROP DATABASE another test ran at that moment waited for
+/// the lock, and mydumper then waited forever with it held (seen once in the drill suite).
+pub fn source_guard(server: &Sandbox) -> Option<std::sync::MutexGuard<'static, ()>> {
+    static SOURCE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    std::ptr::eq(server, source()).then(|| SOURCE.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
 /// Runs SQL through the real `mariadb` client (as a user would), failing the test on error.
 pub fn sql(server: &Sandbox, sql: &str) -> String {
+    let _guard = source_guard(server);
     let out = Command::new("mariadb")
         .args(["--no-defaults", "-uroot", "-N", "-B", "--default-character-set=utf8mb4"])
         .arg(format!("--socket={}", server.socket().display()))
@@ -105,6 +114,7 @@ pub fn assert_same(a: &Fingerprint, b: &Fingerprint) {
 pub fn mydumper(db: &str, extra: &[&str]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("dump");
+    let _guard = source_guard(source());
     let out = Command::new("mydumper")
         .args(["-u", "root", "-B", db, "-G", "-E", "-R", "-t", "2"])
         .arg(format!("--socket={}", source().socket().display()))

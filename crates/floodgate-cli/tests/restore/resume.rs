@@ -72,6 +72,7 @@ fn make_backup(kind: Backup, db: &str, dir: &Path) -> (PathBuf, Vec<&'static str
                 ),
             );
             let out = dir.join("mydumper");
+            let _guard = crate::common::source_guard(source());
             let res = Command::new("mydumper")
                 .args(["-u", "root", "-B", db, "-G", "-E", "-R", "-t", "2", "--rows", "2000", &socket, "-o"])
                 .arg(&out)
