@@ -151,6 +151,10 @@ pub struct RestoreArgs {
     /// SQL per chunk of a mysqldump stream (suffixes K, M, G). Resuming needs the same value.
     #[arg(long, default_value = "4MiB", value_parser = parse_size, hide = true)]
     pub stream_chunk_size: u64,
+    /// INSERT files of a directory backup at least this large load as LOAD DATA rows
+    /// (suffixes K, M, G; the tests lower it to convert small files too).
+    #[arg(long, default_value = "1MiB", value_parser = parse_size, hide = true)]
+    pub convert_min_size: u64,
     /// Fresh host only: relax the target's durability for the load (innodb_flush_log_at_trx_commit,
     /// sync_binlog, MySQL 8's redo log) and put the previous values back at the end, also on
     /// failure and Ctrl-C. Refused on a server that holds user databases.

@@ -116,6 +116,7 @@ fn restore(args: RestoreArgs) -> Result<()> {
         memory_budget: args.memory_budget.max(16) << 20,
         resume: args.resume,
         stream_chunk_bytes: usize::try_from(args.stream_chunk_size).unwrap_or(usize::MAX).max(1),
+        convert_min_bytes: args.convert_min_size,
         restart: args.restart,
         keep_checkpoints: args.keep_checkpoints,
         reconnect_wait: std::time::Duration::from_secs(args.wait_for_target),

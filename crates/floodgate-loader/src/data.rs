@@ -14,6 +14,7 @@ use mysql_async::Conn;
 use tokio::sync::mpsc;
 
 use crate::checkpoint::{self, step};
+use crate::convert::{self, Outcome, TableSpec};
 use crate::error::Transient;
 use crate::indexes::IndexJob;
 use crate::report::TableReport;
@@ -81,14 +82,6 @@ impl Scheduler {
         s.bytes_left = s.bytes_left.saturating_sub(bytes);
         s.remaining == 0
     }
-}
-
-/// What loading one chunk did.
-#[derive(Debug, Default)]
-struct ChunkOutcome {
-    rows: u64,
-    inserts: u64,
-    loads: u64,
 }
 
 /// Loads every chunk and builds deferred indexes. Returns per-table reports in plan order.
@@ -262,7 +255,7 @@ impl Worker {
 
     /// Loads chunk `c` of table `t`, retrying transient failures. After a lost connection the
     /// chunk's checkpoint says whether its commit went through before the connection did.
-    async fn load_with_retries(&self, slot: &mut Option<Conn>, t: usize, c: usize) -> Result<ChunkOutcome> {
+    async fn load_with_retries(&self, slot: &mut Option<Conn>, t: usize, c: usize) -> Result<Outcome> {
         let (db, table) = &self.tables[t];
         let chunk = &table.chunks[c];
         let what = format!("{} chunk {}", qualified(db, &table.name), chunk.file.path.display());
@@ -285,7 +278,7 @@ impl Worker {
                     if let Some(rows) =
                         checkpoint::committed(conn, &self.ctx.checkpoints.backup, db, &table.name, c as u64).await?
                     {
-                        return Ok(ChunkOutcome { rows, inserts: 0, loads: 0 });
+                        return Ok(Outcome { rows, inserts: 0, loads: 0 });
                     }
                 }
             }
@@ -298,10 +291,16 @@ fn poisoned() -> LoadError {
     LoadError::Refused("internal error: a worker panicked".into())
 }
 
+/// INSERT files at least this large have their INSERTs converted to LOAD DATA rows, as the
+/// mysqldump stream's are (`convert`): the server parses the rows for less. Converting needs
+/// the table's columns (two information_schema lookups per chunk), which on a file of a few
+/// rows costs more than it saves.
+pub const CONVERT_MIN_BYTES: u64 = 1 << 20;
+
 /// Executes one chunk file in one transaction. On any error the caller drops the connection,
 /// which rolls the transaction back: no row of a failed chunk stays committed.
-async fn load_chunk(ctx: &Ctx, conn: &mut Conn, db: &str, table: &Table, position: usize) -> Result<ChunkOutcome> {
-    let Some(chunk) = table.chunks.get(position) else { return Ok(ChunkOutcome::default()) };
+async fn load_chunk(ctx: &Ctx, conn: &mut Conn, db: &str, table: &Table, position: usize) -> Result<Outcome> {
+    let Some(chunk) = table.chunks.get(position) else { return Ok(Outcome::default()) };
     if let Some(check) = &chunk.rows {
         return load_rows_chunk(ctx, conn, db, table, position, check).await;
     }
@@ -310,33 +309,92 @@ async fn load_chunk(ctx: &Ctx, conn: &mut Conn, db: &str, table: &Table, positio
     conn.query_drop(format!("SET NAMES utf8mb4; USE {}; START TRANSACTION", quote(db)))
         .await
         .map_err(LoadError::sql(format!("{name}: starting a transaction for {file}")))?;
-    let mut outcome = ChunkOutcome::default();
+    let mut run = InsertRun {
+        ctx,
+        db,
+        table: &table.name,
+        file: &file,
+        convert: chunk.bytes() >= ctx.options.convert_min_bytes,
+        names: "utf8mb4".into(),
+        spec: None,
+        pending: Vec::new(),
+        outcome: Outcome::default(),
+    };
     let mut statements = ctx.pipeline.statements(&chunk.file.path, ctx.plan.format.terminator());
     while let Some(batch) = statements.recv().await {
         let batch = batch.map_err(|source| LoadError::Chunk { table: name.clone(), source })?;
         for s in batch {
             let at = || format!("{name}: {file} at byte {}", s.offset);
             match sql::kind(&s.text) {
+                StatementKind::Insert if run.convert => run.pending.push(s),
                 StatementKind::Insert => {
+                    run.flush(conn).await?;
                     conn.query_drop(&s.text[..]).await.map_err(LoadError::sql(at()))?;
-                    outcome.rows += conn.affected_rows();
-                    outcome.inserts += 1;
+                    run.outcome.rows += conn.affected_rows();
+                    run.outcome.inserts += 1;
                     sql::reject_data_warnings(conn, &at()).await?;
                 }
                 StatementKind::LoadData => {
-                    outcome.rows += load_data(ctx, conn, chunk, &s.text, &at()).await?;
-                    outcome.loads += 1;
+                    run.flush(conn).await?;
+                    run.outcome.rows += load_data(ctx, conn, chunk, &s.text, &at()).await?;
+                    run.outcome.loads += 1;
                 }
                 StatementKind::Other => {
+                    run.flush(conn).await?;
+                    if let Some(cs) = convert::set_names(&s.text) {
+                        run.names = cs;
+                    }
                     conn.query_drop(&s.text[..]).await.map_err(LoadError::sql(at()))?;
                 }
             }
         }
+        run.flush(conn).await?;
     }
     crate::failpoint::hit("data.load").await;
+    let outcome = run.outcome;
     checkpoint::commit_chunk(conn, &ctx.checkpoints.backup, (db, &table.name, position as u64), outcome.rows, None)
         .await?;
     Ok(outcome)
+}
+
+/// The INSERTs of one chunk file on their way to the server, converted when `convert`.
+struct InsertRun<'a> {
+    ctx: &'a Ctx,
+    db: &'a str,
+    table: &'a str,
+    file: &'a str,
+    convert: bool,
+    /// The character set of the file's text (its last `SET NAMES`).
+    names: String,
+    spec: Option<Arc<TableSpec>>,
+    /// Consecutive INSERTs not yet sent.
+    pending: Vec<floodgate_format::split::Statement>,
+    outcome: Outcome,
+}
+
+impl InsertRun<'_> {
+    /// Converts and sends the pending INSERTs, in order, before anything else runs.
+    async fn flush(&mut self, conn: &mut Conn) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let spec = match &self.spec {
+            Some(spec) if spec.names == self.names => spec.clone(),
+            _ => {
+                let spec = Arc::new(convert::table_spec(conn, self.db, self.table, &self.names).await?);
+                self.spec.insert(spec).clone()
+            }
+        };
+        let statements = std::mem::take(&mut self.pending);
+        let encoder = spec.clone();
+        let pieces = self
+            .ctx
+            .pipeline
+            .run(move || convert::encode_chunk(&encoder, statements))
+            .await
+            .ok_or_else(|| LoadError::Refused("internal error: the encoder stopped".into()))?;
+        convert::run_pieces(conn, &spec, pieces, self.file, &mut self.outcome).await
+    }
 }
 
 /// Loads a native rows file: one LOAD DATA of the table's columns, as binary, in one
@@ -349,7 +407,7 @@ async fn load_rows_chunk(
     table: &Table,
     position: usize,
     check: &floodgate_format::RowsCheck,
-) -> Result<ChunkOutcome> {
+) -> Result<Outcome> {
     let chunk = &table.chunks[position];
     let name = qualified(db, &table.name);
     let at = format!("{name}: {}", chunk.file.path.display());
@@ -369,7 +427,7 @@ async fn load_rows_chunk(
     }
     crate::failpoint::hit("data.load").await;
     checkpoint::commit_chunk(conn, &ctx.checkpoints.backup, (db, &table.name, position as u64), rows, None).await?;
-    Ok(ChunkOutcome { rows, inserts: 0, loads: 1 })
+    Ok(Outcome { rows, inserts: 0, loads: 1 })
 }
 
 /// Streams the chunk's data file into a LOAD DATA LOCAL statement and checks that every row

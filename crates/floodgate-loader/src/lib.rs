@@ -10,6 +10,7 @@
 
 pub mod checkpoint;
 mod conn;
+mod convert;
 mod data;
 mod digest;
 mod error;

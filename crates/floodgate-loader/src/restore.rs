@@ -40,6 +40,9 @@ pub struct RestoreOptions {
     pub memory_budget: usize,
     /// SQL text per chunk of a mysqldump stream (see [`crate::stream::CHUNK_BYTES`]).
     pub stream_chunk_bytes: usize,
+    /// INSERT chunk files of a directory backup at least this large load as LOAD DATA rows
+    /// (see [`crate::data::CONVERT_MIN_BYTES`]).
+    pub convert_min_bytes: u64,
     /// Require an interrupted restore to continue; refuse to start a fresh one.
     pub resume: bool,
     /// Discard an unfinished restore's checkpoints and partial tables first.
@@ -60,6 +63,7 @@ impl Default for RestoreOptions {
             verify: VerifyMode::Counts,
             memory_budget: 256 << 20,
             stream_chunk_bytes: crate::stream::CHUNK_BYTES,
+            convert_min_bytes: crate::data::CONVERT_MIN_BYTES,
             resume: false,
             restart: false,
             keep_checkpoints: false,

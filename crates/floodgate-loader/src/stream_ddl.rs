@@ -15,9 +15,9 @@ use mysql_async::Conn;
 use tokio::sync::{mpsc, watch};
 
 use crate::checkpoint::{self, step};
+use crate::convert::{table_spec, TableSpec};
 use crate::error::Transient;
 use crate::report::TableReport;
-use crate::stream::{table_spec, TableSpec};
 use crate::{ConnectOptions, LoadError, Result};
 
 type SpecResult = std::result::Result<Arc<TableSpec>, String>;

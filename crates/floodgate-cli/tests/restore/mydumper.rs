@@ -34,6 +34,27 @@ fn legacy_mydumper_round_trip_is_exact() {
     assert!(report["phases"]["data"].as_f64().is_some());
 }
 
+/// The same dump with every INSERT file converted to LOAD DATA rows (by default only files of
+/// 1 MiB and more are): the same data, and the report says how each chunk loaded.
+#[test]
+fn legacy_mydumper_inserts_loaded_as_rows_are_exact() {
+    let db = "legacy_conv";
+    load_awkward_for_legacy(db);
+    let dump = mydumper(db, &["--rows", "300"]);
+    let report = dump.path().join("r.json");
+    let out = restore(
+        target(),
+        &dump.path().join("dump"),
+        &["-t", "3", "--convert-min-size", "0", "--report", &report.display().to_string()],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_same(&fingerprint(source(), db), &fingerprint(target(), db));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let bulk = report["tables"].as_array().unwrap().iter().find(|t| t["table"] == "bulk").unwrap();
+    assert_eq!((bulk["rows"].as_u64(), bulk["insert_statements"].as_u64()), (Some(2000), Some(0)), "{bulk}");
+    assert!(bulk["load_data_statements"].as_u64().unwrap() >= bulk["chunks"].as_u64().unwrap(), "{bulk}");
+}
+
 #[test]
 fn legacy_mydumper_gzip_unchunked_and_no_defer() {
     let db = "legacy_gz";
@@ -59,35 +80,38 @@ fn triggers_do_not_fire_on_restored_rows() {
     assert_eq!(after, before.trim().parse::<u64>().unwrap() + 1);
 }
 
-fn modern_fixture_round_trip(variant: &str) {
+fn modern_fixture_round_trip(variant: &str, extra: &[&str]) {
     static LOADED: std::sync::Once = std::sync::Once::new();
     LOADED.call_once(|| load_awkward("awkward"));
     // The fixture's database is named `awkward`: restore each variant into its own server.
     let target = floodgate_sandbox::Sandbox::start(&options()).unwrap();
     let fixture = repo_root().join("fixtures/mydumper-modern").join(variant);
-    let out = restore(&target, &fixture, &["-t", "3"]);
+    let out = restore(&target, &fixture, &[&["-t", "3"], extra].concat());
     assert!(out.status.success(), "{}", stderr(&out));
     assert_same(&fingerprint(source(), "awkward"), &fingerprint(&target, "awkward"));
 }
 
+/// Every INSERT file converted to LOAD DATA rows, however small (by default only files of
+/// 1 MiB and more are): the awkward values (binary, charsets, BIT, JSON, generated columns)
+/// must arrive exactly as the INSERTs would have put them.
 #[test]
 fn modern_mydumper_sql() {
-    modern_fixture_round_trip("sql");
+    modern_fixture_round_trip("sql", &["--convert-min-size", "0"]);
 }
 
 #[test]
 fn modern_mydumper_zstd() {
-    modern_fixture_round_trip("sql-zstd");
+    modern_fixture_round_trip("sql-zstd", &["--convert-min-size", "0"]);
 }
 
 #[test]
 fn modern_mydumper_gzip() {
-    modern_fixture_round_trip("sql-gz");
+    modern_fixture_round_trip("sql-gz", &[]);
 }
 
 #[test]
 fn modern_mydumper_load_data() {
-    modern_fixture_round_trip("load-data");
+    modern_fixture_round_trip("load-data", &[]);
 }
 
 #[test]
