@@ -45,7 +45,7 @@ fn legacy_mydumper_inserts_loaded_as_rows_are_exact() {
     let out = restore(
         target(),
         &dump.path().join("dump"),
-        &["-t", "3", "--convert-min-size", "0", "--report", &report.display().to_string()],
+        &["-t", "3", "--convert-min-size", "1", "--report", &report.display().to_string()],
     );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_same(&fingerprint(source(), db), &fingerprint(target(), db));
@@ -96,12 +96,12 @@ fn modern_fixture_round_trip(variant: &str, extra: &[&str]) {
 /// must arrive exactly as the INSERTs would have put them.
 #[test]
 fn modern_mydumper_sql() {
-    modern_fixture_round_trip("sql", &["--convert-min-size", "0"]);
+    modern_fixture_round_trip("sql", &["--convert-min-size", "1"]);
 }
 
 #[test]
 fn modern_mydumper_zstd() {
-    modern_fixture_round_trip("sql-zstd", &["--convert-min-size", "0"]);
+    modern_fixture_round_trip("sql-zstd", &["--convert-min-size", "1"]);
 }
 
 #[test]
