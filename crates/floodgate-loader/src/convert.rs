@@ -218,11 +218,7 @@ pub(crate) async fn run_pieces(
     for piece in pieces {
         match piece {
             Piece::Insert(s) => {
-                let at = format!("{source} at byte {} ({name})", s.offset);
-                conn.query_drop(&s.text[..]).await.map_err(LoadError::sql(at.clone()))?;
-                outcome.rows += conn.affected_rows();
-                outcome.inserts += 1;
-                sql::reject_data_warnings(conn, &at).await?;
+                run_insert(conn, &s.text, &format!("{source} at byte {} ({name})", s.offset), outcome).await?;
             }
             Piece::Load { columns, data, rows, first_offset } => {
                 let at = format!("{source} at byte {first_offset} ({name})");
@@ -243,6 +239,15 @@ pub(crate) async fn run_pieces(
         }
     }
     Ok(())
+}
+
+/// Runs one INSERT as written, adding the rows it stored to `outcome`; a warning (a value the
+/// server changed) is an error naming `at`.
+pub(crate) async fn run_insert(conn: &mut Conn, text: &[u8], at: &str, outcome: &mut Outcome) -> Result<()> {
+    conn.query_drop(text).await.map_err(LoadError::sql(at))?;
+    outcome.rows += conn.affected_rows();
+    outcome.inserts += 1;
+    sql::reject_data_warnings(conn, at).await
 }
 
 /// What loading a chunk did: rows stored, statements run each way.

@@ -327,13 +327,7 @@ async fn load_chunk(ctx: &Ctx, conn: &mut Conn, db: &str, table: &Table, positio
             let at = || format!("{name}: {file} at byte {}", s.offset);
             match sql::kind(&s.text) {
                 StatementKind::Insert if run.convert => run.pending.push(s),
-                StatementKind::Insert => {
-                    run.flush(conn).await?;
-                    conn.query_drop(&s.text[..]).await.map_err(LoadError::sql(at()))?;
-                    run.outcome.rows += conn.affected_rows();
-                    run.outcome.inserts += 1;
-                    sql::reject_data_warnings(conn, &at()).await?;
-                }
+                StatementKind::Insert => convert::run_insert(conn, &s.text, &at(), &mut run.outcome).await?,
                 StatementKind::LoadData => {
                     run.flush(conn).await?;
                     run.outcome.rows += load_data(ctx, conn, chunk, &s.text, &at()).await?;
