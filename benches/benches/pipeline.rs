@@ -27,6 +27,23 @@ fn insert_text() -> Vec<u8> {
     out
 }
 
+/// mysqldump `--skip-extended-insert` style: one short INSERT per row, ~8 MiB.
+fn row_insert_text() -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut id = 0u64;
+    while out.len() < 8 << 20 {
+        id += 1;
+        writeln!(
+            out,
+            "INSERT INTO `sbtest1` VALUES ({id},{},'{:x}-it\\'s','pad{id}');",
+            id * 7 % 1000,
+            id * 2654435761
+        )
+        .unwrap();
+    }
+    out
+}
+
 /// LOAD DATA default-format rows, ~8 MiB.
 fn tsv_text() -> Vec<u8> {
     let mut out = Vec::new();
@@ -56,6 +73,12 @@ fn bench(c: &mut Criterion) {
     g.bench_function("split_delimiter", |b| {
         b.iter(|| split_all(black_box(&sql), Terminator::Delimiter).unwrap().len())
     });
+    let rows = row_insert_text();
+    g.throughput(Throughput::Bytes(rows.len() as u64));
+    g.bench_function("split_delimiter_one_row_statements", |b| {
+        b.iter(|| split_all(black_box(&rows), Terminator::Delimiter).unwrap().len())
+    });
+    g.throughput(Throughput::Bytes(sql.len() as u64));
     // The INSERT encoder on the VALUES lists of the same statements (what a loader converts).
     let statements: Vec<Vec<u8>> = split_all(&sql, Terminator::Delimiter)
         .unwrap()

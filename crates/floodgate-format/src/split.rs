@@ -76,8 +76,16 @@ enum State {
 pub struct Splitter {
     terminator: Terminator,
     delimiter: Vec<u8>,
-    /// Bytes of the current statement plus not yet scanned input.
+    /// Bytes that may change the state in code: quotes, comment starts, `;` and the
+    /// delimiter's first byte. Everything else in a VALUES list is skipped in one step.
+    special: [bool; 256],
+    /// Bytes of the current statement plus not yet scanned input, after `start`.
     buf: Vec<u8>,
+    /// Where the current statement begins in `buf`. Bytes before it are done with and are
+    /// dropped at the next `push`, not at each statement: with one-row INSERTs a block
+    /// holds thousands of statements, and moving the rest of it after each would cost
+    /// more than the scan.
+    start: usize,
     /// Scan position in `buf`.
     pos: usize,
     /// Stream offset of `buf[0]`.
@@ -98,7 +106,9 @@ impl Splitter {
         Splitter {
             terminator,
             delimiter: b";".to_vec(),
+            special: special_bytes(b';'),
             buf: Vec::new(),
+            start: 0,
             pos: 0,
             base: 0,
             state: State::Code,
@@ -111,10 +121,11 @@ impl Splitter {
 
     /// Adds input and appends every statement it completes to `out`.
     pub fn push(&mut self, input: &[u8], out: &mut Vec<Statement>) -> Result<(), SplitError> {
+        self.compact();
         self.buf.extend_from_slice(input);
         self.scan(false, out)?;
-        if self.buf.len() > self.max_statement {
-            return Err(SplitError::TooLarge { start: self.base, limit: self.max_statement });
+        if self.buf.len() - self.start > self.max_statement {
+            return Err(SplitError::TooLarge { start: self.base + self.start as u64, limit: self.max_statement });
         }
         Ok(())
     }
@@ -217,13 +228,8 @@ impl Splitter {
                     // Fast path: bytes that cannot start a quote, comment or delimiter (most of
                     // a VALUES list) only matter once the statement has begun.
                     if self.has_content {
-                        let first = self.delimiter[0];
-                        let plain = self.buf[self.pos..]
-                            .iter()
-                            .take_while(|&&c| {
-                                c != first && !matches!(c, b'\'' | b'"' | b'`' | b'#' | b'-' | b'/' | b'*' | b';')
-                            })
-                            .count();
+                        let special = &self.special;
+                        let plain = self.buf[self.pos..].iter().take_while(|&&c| !special[c as usize]).count();
                         if plain > 0 {
                             self.pos += plain;
                             continue;
@@ -385,6 +391,7 @@ impl Splitter {
         if token.is_empty() {
             return Err(SplitError::BadDelimiter { at: self.base + pos as u64 });
         }
+        self.special = special_bytes(token[0]);
         self.delimiter = token;
         // The command is not part of any statement: drop it and what preceded it (whitespace
         // and comments only, since the statement had no content).
@@ -392,19 +399,29 @@ impl Splitter {
         Ok(true)
     }
 
+    /// Marks everything before `upto` as done: the next statement starts there.
     fn discard(&mut self, upto: usize) {
-        self.buf.drain(..upto);
-        self.base += upto as u64;
-        self.pos = 0;
+        self.start = upto;
+        self.pos = upto;
+    }
+
+    /// Drops the bytes of finished statements from the buffer.
+    fn compact(&mut self) {
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.base += self.start as u64;
+            self.pos -= self.start;
+            self.start = 0;
+        }
     }
 
     fn emit(&mut self, end: usize, resume: usize, terminated: bool, out: &mut Vec<Statement>) {
         if self.has_content {
-            let raw = &self.buf[..end];
+            let raw = &self.buf[self.start..end];
             let lead = leading_noise(raw);
             let trail = raw[lead..].iter().rev().take_while(|c| c.is_ascii_whitespace()).count();
             out.push(Statement {
-                offset: self.base + lead as u64,
+                offset: self.base + (self.start + lead) as u64,
                 text: raw[lead..raw.len() - trail].to_vec(),
                 terminated,
             });
@@ -413,6 +430,14 @@ impl Splitter {
         self.in_conditional = false;
         self.discard(resume);
     }
+}
+
+fn special_bytes(delimiter_start: u8) -> [bool; 256] {
+    let mut table = [false; 256];
+    for b in [b'\'', b'"', b'`', b'#', b'-', b'/', b'*', b';', delimiter_start] {
+        table[b as usize] = true;
+    }
+    table
 }
 
 /// Length of the whitespace and plain comments before a statement's first token. The
