@@ -72,12 +72,10 @@ fn make_backup(kind: Backup, db: &str, dir: &Path) -> (PathBuf, Vec<&'static str
                 ),
             );
             let out = dir.join("mydumper");
-            let _guard = crate::common::source_guard(source());
-            let res = Command::new("mydumper")
-                .args(["-u", "root", "-B", db, "-G", "-E", "-R", "-t", "2", "--rows", "2000", &socket, "-o"])
-                .arg(&out)
-                .output()
-                .unwrap();
+            let res = crate::common::run_mydumper(
+                &["-u", "root", "-B", db, "-G", "-E", "-R", "-t", "2", "--rows", "2000", &socket],
+                &out,
+            );
             let text = format!("{}{}", String::from_utf8_lossy(&res.stderr), String::from_utf8_lossy(&res.stdout));
             assert!(res.status.success(), "mydumper {:?}: {text}", res.status);
             (out, vec![])
