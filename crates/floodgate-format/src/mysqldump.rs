@@ -10,12 +10,12 @@
 //! restores).
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use crate::compress::{self, Compression};
 use crate::ident;
-use crate::split::Statement;
+use crate::split::{self, Statement, Terminator};
 use crate::sqltext::{self, identifier, keyword, skip_ws};
 use crate::{FormatError, Result};
 
@@ -42,6 +42,41 @@ impl DumpSource {
             Some(p) => Ok(Box::new(File::open(p).map_err(|e| FormatError::io(p, e))?)),
             None => Ok(Box::new(std::io::stdin())),
         }
+    }
+
+    /// True for a regular, uncompressed file: a part of it can be read again by offset
+    /// ([`DumpSource::read_range`]). Not standard input, a pipe or a compressed file.
+    pub fn seekable(&self) -> bool {
+        let regular = self.path.as_ref().and_then(|p| std::fs::metadata(p).ok()).is_some_and(|m| m.is_file());
+        regular && self.compression == Compression::None
+    }
+
+    /// The statements in bytes `offset..offset + len` of a seekable dump, with the file's
+    /// offsets. The range is one a first read found statements in; it is read again when its
+    /// rows load, so the file need not be held in memory in between. Splits with the `;`
+    /// delimiter; the caller compares what it gets with what the first read saw.
+    pub fn read_range(&self, offset: u64, len: u64) -> Result<Vec<Statement>> {
+        let path = self.path.as_deref().filter(|_| self.seekable()).ok_or_else(|| FormatError::NotABackup {
+            path: self.name().into(),
+            reason: "only a plain file can be read again by offset".into(),
+        })?;
+        let mut file = File::open(path).map_err(|e| FormatError::io(path, e))?;
+        file.seek(SeekFrom::Start(offset)).map_err(|e| FormatError::io(path, e))?;
+        let mut text = Vec::with_capacity(len.min(1 << 30) as usize);
+        file.take(len).read_to_end(&mut text).map_err(|e| FormatError::io(path, e))?;
+        if (text.len() as u64) < len {
+            return Err(FormatError::corrupt(
+                path,
+                Some(offset + text.len() as u64),
+                "the file is shorter than when it was first read: it changed during the restore",
+            ));
+        }
+        let mut statements = split::split_all(&text, Terminator::Delimiter)
+            .map_err(|e| FormatError::corrupt(path, Some(offset), format!("reading bytes again: {e}")))?;
+        for s in &mut statements {
+            s.offset += offset;
+        }
+        Ok(statements)
     }
 }
 
@@ -421,6 +456,25 @@ pub fn scan(source: &DumpSource, into: Option<String>) -> Result<DumpSummary> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Only a plain regular file can be read again by offset.
+    #[test]
+    fn plain_files_are_seekable_compressed_and_piped_ones_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = b"INSERT INTO t VALUES (1);\nINSERT INTO t VALUES (2);\n";
+        let plain = dir.path().join("dump.sql");
+        std::fs::write(&plain, text).unwrap();
+        let source = detect(&plain).unwrap();
+        assert!(source.seekable());
+        let second = source.read_range(26, 24).unwrap();
+        assert_eq!((second[0].offset, &second[0].text[..]), (26, &b"INSERT INTO t VALUES (2)"[..]));
+        let zst = dir.path().join("dump.sql.zst");
+        std::fs::write(&zst, zstd::encode_all(&text[..], 1).unwrap()).unwrap();
+        let compressed = detect(&zst).unwrap();
+        assert!(!compressed.seekable());
+        assert!(compressed.read_range(0, 10).is_err());
+        assert!(!detect(Path::new("-")).unwrap().seekable());
+    }
 
     fn st(text: &str) -> Statement {
         Statement { offset: 0, text: text.as_bytes().to_vec(), terminated: true }

@@ -29,6 +29,7 @@ mod schema;
 mod sql;
 mod stream;
 mod stream_ddl;
+mod stream_queue;
 
 pub use conn::{connect, ConnectOptions};
 pub use digest::{encode_row, table_digest};

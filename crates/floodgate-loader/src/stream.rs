@@ -3,15 +3,19 @@
 //! One task, the sequencer, reads the classified statements in order. Schema and session
 //! statements run at once on its own connection, so every CREATE TABLE exists before its
 //! rows load. Each table's INSERTs are cut into chunks of consecutive statements (about
-//! [`CHUNK_BYTES`] of SQL) and handed to N loader connections through a bounded queue, so
-//! the reader never runs more than a few chunks ahead and memory stays bounded. A loader
+//! [`CHUNK_BYTES`] of SQL) and handed to N loader connections through a queue that gives a
+//! free loader the table with the most bytes waiting per loader on it (`stream_queue.rs`),
+//! so several tables load at once as in a directory restore. From a plain file a chunk is
+//! only its byte range, read again when it loads: the sequencer runs ahead through the file
+//! at the splitter's speed and the loaders see many tables. From a compressed stream or
+//! standard input a chunk carries its statements, and the queue holds a few chunks. A loader
 //! converts a chunk's INSERTs to LOAD DATA rows on the pipeline pool (statements that do not
 //! convert exactly run as the INSERTs they were) and commits the chunk as one transaction.
 //! A table's deferred indexes are built when its last chunk commits; triggers, routines,
 //! events and views are replayed after all data, with the dump's session statements around
 //! them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -35,23 +39,67 @@ use crate::post::PostSteps;
 use crate::report::{PhaseSeconds, RestoreReport, TableReport};
 use crate::restore::{join_all, open_target, RestoreOptions, VerifyMode};
 use crate::stream_ddl::{DdlContext, DdlPool, SpecReady};
+use crate::stream_queue::ChunkQueue;
 use crate::{resume, ConnectOptions, LoadError, Phase, Progress, Result};
 
 /// SQL text per chunk: large enough to amortise a transaction, small enough that N loaders
 /// plus the queue stay well inside the memory budget.
 pub const CHUNK_BYTES: usize = 4 << 20;
 
+/// How far the first read of a plain file may run ahead of the loads: far enough that the
+/// loaders see many tables, near enough that the bytes read again are still in the page
+/// cache (and that the queued ranges stay a few hundred KiB).
+const READ_AHEAD_BYTES: u64 = 2 << 30;
+
 /// A piece of a table's rows: consecutive INSERT statements, loaded in one transaction.
 struct ChunkJob {
-    table: usize,
     /// The table's spec, once its CREATE has run on a DDL connection.
     spec: SpecReady,
-    statements: Vec<Statement>,
+    body: ChunkBody,
+    /// Bytes of its statements' text.
     bytes: u64,
     /// The chunk's number within its table: the same on every read of the same stream.
     number: u64,
     /// Digest of its statements, recorded with it and compared when a resumed run reaches it.
     content: String,
+}
+
+/// Where a chunk's statements are.
+enum ChunkBody {
+    /// In memory: read from a compressed stream or standard input, which cannot be read again.
+    Held(Vec<Statement>),
+    /// Bytes `offset..offset + len` of the plain dump file, read again by the loader.
+    InFile { offset: u64, len: u64 },
+}
+
+impl ChunkBody {
+    /// Bytes of the file the chunk spans, counted as done when it commits (0 when held: those
+    /// were counted as read).
+    fn file_bytes(&self) -> u64 {
+        match self {
+            ChunkBody::Held(_) => 0,
+            ChunkBody::InFile { len, .. } => *len,
+        }
+    }
+
+    /// The chunk's statements. Bytes read again must give the statements the first read
+    /// gave (`content`, their digest): anything else means the file changed under the restore.
+    fn statements(self, source: &DumpSource, content: &str) -> Result<Vec<Statement>> {
+        let (offset, len) = match self {
+            ChunkBody::Held(statements) => return Ok(statements),
+            ChunkBody::InFile { offset, len } => (offset, len),
+        };
+        let statements = source.read_range(offset, len)?;
+        if checkpoint::content_digest(statements.iter().map(|s| &s.text[..])) != content {
+            return Err(LoadError::Integrity {
+                context: format!("{} bytes {offset}..{}", source.name(), offset + len),
+                reason: "these bytes hold other statements than when the file was first read: it changed during \
+                         the restore"
+                    .into(),
+            });
+        }
+        Ok(statements)
+    }
 }
 
 /// Per-table progress of the data phase.
@@ -104,6 +152,11 @@ fn poisoned() -> LoadError {
     LoadError::Refused("internal error: a worker panicked".into())
 }
 
+/// Every loader stopped: one failed, and its error is what the caller reports.
+fn loaders_stopped() -> LoadError {
+    LoadError::Refused("loaders stopped".into())
+}
+
 /// Restores the part of the dump `source` that `selection` picks into `target`.
 pub async fn restore_dump(
     source: DumpSource,
@@ -137,8 +190,11 @@ pub async fn restore_dump(
     let reports: Arc<Mutex<Vec<TableReport>>> = Arc::default();
     let shared =
         Arc::new(Shared { states: Mutex::default(), reports: reports.clone(), index_tx, prelude: Mutex::default() });
-    let (job_tx, job_rx) = mpsc::channel::<ChunkJob>(options.threads.max(1));
-    let job_rx = Arc::new(tokio::sync::Mutex::new(job_rx));
+    // A plain file's chunks are read again when they load; other streams' are held in memory.
+    let in_file = source.seekable();
+    let held_limit = (options.threads.max(1) * options.stream_chunk_bytes) as u64;
+    let jobs = Arc::new(ChunkQueue::new(if in_file { READ_AHEAD_BYTES } else { held_limit }));
+    let source = Arc::new(source);
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..options.threads.max(1) {
         let loader = Loader {
@@ -147,7 +203,8 @@ pub async fn restore_dump(
             pipeline: pipeline.clone(),
             shared: shared.clone(),
             progress: progress.clone(),
-            jobs: job_rx.clone(),
+            jobs: jobs.clone(),
+            file: source.clone(),
             source: name.clone(),
             reconnect_wait: options.reconnect_wait,
             backup: checkpoints.backup.clone(),
@@ -182,12 +239,16 @@ pub async fn restore_dump(
         options: &options,
         shared: shared.clone(),
         progress: progress.clone(),
-        jobs: job_tx,
+        jobs: jobs.clone(),
+        in_file,
         source: name.clone(),
         tables: HashMap::new(),
-        checked: HashMap::new(),
+        checked: HashSet::new(),
+        target_tables: HashMap::new(),
+        fold_case: None,
         open_table: None,
         pending: None,
+        pending_closed: false,
         post: Vec::new(),
         names: "utf8mb4".into(),
         in_header: true,
@@ -203,8 +264,14 @@ pub async fn restore_dump(
     };
     let post = std::mem::take(&mut seq.post);
     let unmatched = seq.selection.unmatched();
-    drop(seq); // closes the job queue: loaders finish what is queued, then stop
-    drop(shared); // and the index queue, once the loaders drop their handles
+    drop(seq);
+    match sequenced {
+        // Loaders finish what is queued, then stop.
+        Ok(()) => jobs.close(),
+        // The dump is bad further on: stop loading now rather than after what is queued.
+        Err(_) => jobs.stop(),
+    }
+    drop(shared); // closes the index queue, once the loaders drop their handles
     let loaded = join_all(&mut set).await;
     // A loader's own error explains a sequencer that found the queue closed.
     loaded?;
@@ -315,16 +382,29 @@ struct Sequencer<'a> {
     options: &'a RestoreOptions,
     shared: Arc<Shared>,
     progress: Arc<Progress>,
-    jobs: mpsc::Sender<ChunkJob>,
+    jobs: Arc<ChunkQueue<ChunkJob>>,
+    /// Chunks are byte ranges of the file, read again by the loaders.
+    in_file: bool,
     source: String,
     /// (db, table) -> index in reports/states
     tables: HashMap<(String, String), usize>,
-    /// tables and databases already checked against existing data
-    checked: HashMap<String, ()>,
+    /// Tables already checked against existing data.
+    checked: HashSet<(String, String)>,
+    /// The tables each database the dump names had on the target when first named: one
+    /// query per database rather than one per table (a CREATE holds the data dictionary
+    /// while it syncs, and a query per table would queue behind each).
+    target_tables: HashMap<String, HashSet<String>>,
+    /// The target compares table names without case (`lower_case_table_names` set): the
+    /// names above are kept lower-cased and looked up so. Read with the first database.
+    fold_case: Option<bool>,
     /// The table whose rows are arriving now.
     open_table: Option<usize>,
     /// Statements of the chunk being filled.
     pending: Option<(usize, Vec<Statement>, u64)>,
+    /// The pending chunk takes no more statements: another statement came after its last.
+    /// It is sent when the next rows arrive or the table ends, which says whether it was
+    /// the table's last.
+    pending_closed: bool,
     /// Statements replayed after all data.
     post: Vec<Statement>,
     names: String,
@@ -401,6 +481,15 @@ impl Sequencer<'_> {
         matches!(head.as_str(), "DROP" | "CREATE") && !self.tables.contains_key(&(db, table))
     }
 
+    /// Whether a schema statement that is not a new table's may need the rows queued so far:
+    /// anything but creating or dropping a database none of them belong to.
+    fn reads_loaded_rows(&self, s: &Statement) -> bool {
+        match floodgate_format::mysqldump::schema_target(&s.text) {
+            Some(SchemaTarget::Database(db)) => self.tables.keys().any(|(d, _)| *d == db),
+            _ => true,
+        }
+    }
+
     /// False for statements `--database`/`--exclude` leave out. Session statements always
     /// run; schema, rows and post-data statements follow the database they belong to.
     fn selected(&mut self, item: &Item) -> bool {
@@ -439,7 +528,12 @@ impl Sequencer<'_> {
     }
 
     async fn handle(&mut self, item: Item) -> Result<()> {
-        if !self.selected(&item) {
+        let selected = self.selected(&item);
+        if !(selected && matches!(item, Item::Rows { .. })) {
+            // A chunk is a run of consecutive INSERTs: in a file, one byte range of them.
+            self.pending_closed = true;
+        }
+        if !selected {
             return Ok(());
         }
         match item {
@@ -473,6 +567,10 @@ impl Sequencer<'_> {
                 if !self.names_new_table(&s) {
                     // It may depend on a table being created elsewhere (ALTER, DROP DATABASE...).
                     self.ddl.barrier().await?;
+                    if self.reads_loaded_rows(&s) {
+                        // Or on rows still queued (an UPDATE, an ALTER of a loaded table).
+                        self.jobs.drained().await.map_err(|_| loaders_stopped())?;
+                    }
                 }
                 self.schema(s).await?;
             }
@@ -643,21 +741,14 @@ impl Sequencer<'_> {
     /// exists, as far as this run knows (true when it did not look).
     async fn guard_table(&mut self, db: &str, table: &str, offset: u64) -> Result<bool> {
         let key = qualified(db, table);
-        if self.options.overwrite || self.checked.insert(key.clone(), ()).is_some() {
+        if self.options.overwrite || !self.checked.insert((db.to_string(), table.to_string())) {
             return Ok(true);
         }
-        let exists: Option<String> = self
-            .control
-            .exec_first(
-                "SELECT TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
-                (db, table),
-            )
-            .await
-            .map_err(LoadError::sql("reading the target's tables"))?;
-        if let (Some(_), Some(other)) = (&exists, self.checkpoints.claimed_by_other(db, table)) {
+        let exists = self.table_on_target(db, table).await?;
+        if let (true, Some(other)) = (exists, self.checkpoints.claimed_by_other(db, table)) {
             return Err(checkpoint::different_backup(other, &format!("{} at byte {offset}: {key}", self.source)));
         }
-        if exists.is_some() {
+        if exists {
             return Err(LoadError::Refused(format!(
                 "{} at byte {offset}: the target already has {key}, which this dump would replace. Nothing of it was \
                  changed. Restore into a fresh server, drop it, or pass --overwrite.",
@@ -665,6 +756,32 @@ impl Sequencer<'_> {
             )));
         }
         Ok(false)
+    }
+
+    /// Whether `db` had `table` (or a view of that name) on the target when the dump first
+    /// named the database.
+    async fn table_on_target(&mut self, db: &str, table: &str) -> Result<bool> {
+        let fold_case = match self.fold_case {
+            Some(fold) => fold,
+            None => {
+                let setting: Option<u64> = self
+                    .control
+                    .query_first("SELECT @@lower_case_table_names")
+                    .await
+                    .map_err(LoadError::sql("reading lower_case_table_names"))?;
+                *self.fold_case.insert(setting.unwrap_or(0) != 0)
+            }
+        };
+        let fold = |name: &str| if fold_case { name.to_lowercase() } else { name.to_string() };
+        if !self.target_tables.contains_key(db) {
+            let names: Vec<String> = self
+                .control
+                .exec("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", (db,))
+                .await
+                .map_err(LoadError::sql("reading the target's tables"))?;
+            self.target_tables.insert(db.to_string(), names.iter().map(|n| fold(n)).collect());
+        }
+        Ok(self.target_tables[db].contains(&fold(table)))
     }
 
     async fn guard_database(&mut self, db: &str, s: &Statement) -> Result<()> {
@@ -691,13 +808,16 @@ impl Sequencer<'_> {
     async fn add_rows(&mut self, idx: usize, statement: Statement) -> Result<()> {
         let len = statement.text.len() as u64;
         match &mut self.pending {
-            Some((t, statements, bytes)) if *t == idx => {
+            Some((t, statements, bytes)) if *t == idx && !self.pending_closed => {
                 statements.push(statement);
                 *bytes += len;
             }
             _ => {
-                self.flush(true).await?;
+                // More rows of the same table after a closed chunk: that one was not its last.
+                let last = self.pending.as_ref().is_none_or(|p| p.0 != idx);
+                self.flush(last).await?;
                 self.pending = Some((idx, vec![statement], len));
+                self.pending_closed = false;
             }
         }
         if self.pending.as_ref().is_some_and(|p| p.2 as usize >= self.options.stream_chunk_bytes) {
@@ -741,12 +861,17 @@ impl Sequencer<'_> {
             states[table].chunks_sent += 1;
             states[table].started.get_or_insert_with(Instant::now);
         }
-        let job = ChunkJob { table, spec, statements, bytes, number, content };
-        if self.jobs.send(job).await.is_err() {
-            // Every loader stopped: one failed, and its error is what the caller reports.
-            return Err(LoadError::Refused("loaders stopped".into()));
-        }
-        Ok(())
+        let body = match (self.in_file, statements.first(), statements.last()) {
+            (true, Some(first), Some(last)) => {
+                let len = last.offset + last.text.len() as u64 - first.offset;
+                // Read already, but done only once loaded.
+                Progress::sub(&self.progress.bytes_done, len);
+                ChunkBody::InFile { offset: first.offset, len }
+            }
+            _ => ChunkBody::Held(statements),
+        };
+        let job = ChunkJob { spec, body, bytes, number, content };
+        self.jobs.push(table, bytes, job).await.map_err(|_| loaders_stopped())
     }
 
     /// True if an interrupted run committed this chunk (its content must be the same).
@@ -814,7 +939,9 @@ struct Loader {
     pipeline: Pipeline,
     shared: Arc<Shared>,
     progress: Arc<Progress>,
-    jobs: Arc<tokio::sync::Mutex<mpsc::Receiver<ChunkJob>>>,
+    jobs: Arc<ChunkQueue<ChunkJob>>,
+    /// The dump, for chunks read again from the file.
+    file: Arc<DumpSource>,
     source: String,
     reconnect_wait: std::time::Duration,
     /// The backup's identity in the checkpoints.
@@ -825,27 +952,28 @@ impl Loader {
     async fn run(self) -> Result<()> {
         let result = self.work().await;
         if result.is_err() {
-            // Stop the sequencer from queueing more work.
-            self.jobs.lock().await.close();
+            // Stop the other loaders and the sequencer.
+            self.jobs.stop();
         }
         result
     }
 
     async fn work(&self) -> Result<()> {
         let mut conn: Option<Conn> = None;
-        loop {
-            let next = self.jobs.lock().await.recv().await;
-            let Some(job) = next else { return Ok(()) };
-            let (table, bytes) = (job.table, job.bytes);
+        while let Some((table, mut job)) = self.jobs.pop().await {
+            let bytes = job.bytes;
+            let file_bytes = job.body.file_bytes();
             let spec = job.spec.clone().wait().await?;
             let table_spec = spec.clone();
-            let statements = std::mem::take(&mut { job.statements.clone() });
+            let body = std::mem::replace(&mut job.body, ChunkBody::Held(Vec::new()));
+            let (file, content) = (self.file.clone(), job.content.clone());
             let pieces = self
                 .pipeline
-                .run(move || encode_chunk(&spec, statements))
+                .run(move || Ok::<_, LoadError>(encode_chunk(&spec, body.statements(&file, &content)?)))
                 .await
-                .ok_or_else(|| LoadError::Refused("internal error: the encoder stopped".into()))?;
+                .ok_or_else(|| LoadError::Refused("internal error: the encoder stopped".into()))??;
             let outcome = self.load_with_retries(&mut conn, &job, &table_spec, pieces).await?;
+            Progress::add(&self.progress.bytes_done, file_bytes);
             crate::failpoint::hit("data.chunk").await;
             let (done, total) = (Progress::get(&self.progress.bytes_done), Progress::get(&self.progress.bytes_total));
             crate::failpoint::passed("data.late", done, total).await;
@@ -860,13 +988,16 @@ impl Loader {
             Progress::add(&self.progress.rows_done, outcome.rows);
             Progress::add(&self.progress.chunks_done, 1);
             self.shared.states.lock().map_err(|_| poisoned())?[table].chunks_done += 1;
-            if self.shared.maybe_complete(table)? && !table_spec.transactional {
+            let complete = self.shared.maybe_complete(table)?;
+            if complete && !table_spec.transactional {
                 if let Some(c) = conn.as_mut() {
                     checkpoint::record_step(c, &self.backup, (step::LOADED, &table_spec.db, &table_spec.name), None)
                         .await?;
                 }
             }
+            self.jobs.finish(table);
         }
+        Ok(())
     }
 
     /// A load connection with the dump's session settings, waiting for a target that went away.
@@ -934,5 +1065,42 @@ impl Loader {
         )
         .await?;
         Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A chunk read again from the file must hold the statements the first read found:
+    /// a file changed or cut in between is an integrity error naming the bytes.
+    #[test]
+    fn a_chunk_read_again_must_match_its_first_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dump.sql");
+        let text =
+            "SET NAMES utf8mb4;\nINSERT INTO t VALUES (1);\n-- note\nINSERT INTO t VALUES (2)  ;\nUNLOCK TABLES;\n";
+        std::fs::write(&path, text).unwrap();
+        let source = floodgate_format::mysqldump::detect(&path).unwrap();
+        assert!(source.seekable());
+        let all = floodgate_format::split::split_all(text.as_bytes(), Terminator::Delimiter).unwrap();
+        let rows = &all[1..3];
+        let content = checkpoint::content_digest(rows.iter().map(|s| &s.text[..]));
+        let (offset, len) = (rows[0].offset, rows[1].offset + rows[1].text.len() as u64 - rows[0].offset);
+        let again = ChunkBody::InFile { offset, len }.statements(&source, &content).unwrap();
+        assert_eq!(
+            again.iter().map(|s| (&s.text, s.offset)).collect::<Vec<_>>(),
+            rows.iter().map(|s| (&s.text, s.offset)).collect::<Vec<_>>()
+        );
+
+        std::fs::write(&path, text.replace("(2)", "(3)")).unwrap();
+        let err = ChunkBody::InFile { offset, len }.statements(&source, &content).unwrap_err();
+        assert_eq!(err.exit_code(), 3, "{err}");
+        assert!(err.to_string().contains(&format!("dump.sql bytes {offset}..{}", offset + len)), "{err}");
+
+        std::fs::write(&path, &text[..offset as usize + 10]).unwrap();
+        let err = ChunkBody::InFile { offset, len }.statements(&source, &content).unwrap_err();
+        assert_eq!(err.exit_code(), 3, "{err}");
+        assert!(err.to_string().contains("shorter than when it was first read"), "{err}");
     }
 }

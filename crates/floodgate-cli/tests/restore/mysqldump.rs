@@ -228,6 +228,27 @@ fn existing_table_is_refused_before_it_is_dropped() {
     assert_eq!(sql(target(), &format!("SELECT mine FROM {db}.bulk")).trim(), "precious");
 }
 
+/// Rows load on other connections, several tables at once, and a plain file is read far
+/// ahead of them; a statement that follows a table's rows in the dump still runs after all
+/// of them committed. Here an UPDATE added to the dump after `bulk`'s data (a hand-edited
+/// dump) must change every row, as `mariadb < dump.sql` would.
+#[test]
+fn a_statement_after_the_rows_sees_all_of_them() {
+    let db = "md_after";
+    load_awkward(db);
+    let dir = tempfile::tempdir().unwrap();
+    let dump = mariadb_dump(dir.path(), &["--databases", db]);
+    let text = std::fs::read(&dump).unwrap();
+    let data = find(&text, b"INSERT INTO `bulk` VALUES");
+    let end = data + find(&text[data..], b"UNLOCK TABLES;\n") + b"UNLOCK TABLES;\n".len();
+    let update = b"UPDATE `bulk` SET k = k + 1000000, pad = CONCAT('after ', pad);\n";
+    std::fs::write(&dump, [&text[..end], &update[..], &text[end..]].concat()).unwrap();
+    sql(source(), &format!("UPDATE {db}.bulk SET k = k + 1000000, pad = CONCAT('after ', pad)"));
+    let out = restore(target(), &dump, &["-t", "4", "--stream-chunk-size", "4KiB"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_same(&fingerprint(source(), db), &fingerprint(target(), db));
+}
+
 fn find(haystack: &[u8], needle: &[u8]) -> usize {
     haystack.windows(needle.len()).position(|w| w == needle).expect("needle in dump")
 }
