@@ -105,10 +105,9 @@ fn session_init(
     if !options.binlog {
         init.push("SET SESSION sql_log_bin = 0".into());
     }
-    // unique_checks stays on (DESIGN.md says off; see ARCHITECTURE.md): off, MariaDB 10.6+
-    // takes its bulk-insert path for a transaction into an empty table, which doubled the
-    // server's CPU on rows of 50 KB blobs and gained nothing on sysbench's rows; and on, a
-    // duplicate in a unique index the load keeps is an error, never a silent corruption.
+    // unique_checks stays on (DESIGN.md says off; see ARCHITECTURE.md): off, a transaction
+    // loading 50 KB blob rows into an empty table cost MariaDB twice the CPU, and it gained
+    // nothing on sysbench's rows.
     init.push("SET SESSION foreign_key_checks = 0".into());
     let mut mode = session.sql_mode.clone().unwrap_or_else(|| DEFAULT_SQL_MODE.into());
     if is_mysql8(server_version) {
