@@ -65,7 +65,7 @@ impl Scheduler {
     fn pick(&mut self) -> Option<(usize, usize)> {
         let (i, state) =
             self.tables.iter_mut().enumerate().filter(|(_, s)| !s.pending.is_empty()).max_by(|(_, a), (_, b)| {
-                let score = |s: &TableState| (s.bytes_left as f64 + 1.0) / (s.active as f64 + 1.0);
+                let score = |s: &TableState| share_per_loader(s.bytes_left, s.active);
                 score(a).total_cmp(&score(b))
             })?;
         let chunk = state.pending.pop_front()?;
@@ -82,6 +82,13 @@ impl Scheduler {
         s.bytes_left = s.bytes_left.saturating_sub(bytes);
         s.remaining == 0
     }
+}
+
+/// How much a table needs the next free loader: its bytes left per loader already on it (a
+/// loader more, so an untouched table counts its whole size). The table with the most gets
+/// it, here and in the dump stream's queue (`stream_queue.rs`).
+pub(crate) fn share_per_loader(bytes_left: u64, active: usize) -> f64 {
+    (bytes_left as f64 + 1.0) / (active as f64 + 1.0)
 }
 
 /// Loads every chunk and builds deferred indexes. Returns per-table reports in plan order.

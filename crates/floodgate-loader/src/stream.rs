@@ -960,19 +960,18 @@ impl Loader {
 
     async fn work(&self) -> Result<()> {
         let mut conn: Option<Conn> = None;
-        while let Some((table, mut job)) = self.jobs.pop().await {
-            let bytes = job.bytes;
-            let file_bytes = job.body.file_bytes();
-            let spec = job.spec.clone().wait().await?;
+        while let Some((table, job)) = self.jobs.pop().await {
+            let ChunkJob { spec, body, bytes, number, content } = job;
+            let file_bytes = body.file_bytes();
+            let spec = spec.wait().await?;
             let table_spec = spec.clone();
-            let body = std::mem::replace(&mut job.body, ChunkBody::Held(Vec::new()));
-            let (file, content) = (self.file.clone(), job.content.clone());
+            let (file, digest) = (self.file.clone(), content.clone());
             let pieces = self
                 .pipeline
-                .run(move || Ok::<_, LoadError>(encode_chunk(&spec, body.statements(&file, &content)?)))
+                .run(move || Ok::<_, LoadError>(encode_chunk(&spec, body.statements(&file, &digest)?)))
                 .await
                 .ok_or_else(|| LoadError::Refused("internal error: the encoder stopped".into()))??;
-            let outcome = self.load_with_retries(&mut conn, &job, &table_spec, pieces).await?;
+            let outcome = self.load_with_retries(&mut conn, (number, &content), &table_spec, pieces).await?;
             Progress::add(&self.progress.bytes_done, file_bytes);
             crate::failpoint::hit("data.chunk").await;
             let (done, total) = (Progress::get(&self.progress.bytes_done), Progress::get(&self.progress.bytes_total));
@@ -1015,18 +1014,18 @@ impl Loader {
     async fn load_with_retries(
         &self,
         slot: &mut Option<Conn>,
-        job: &ChunkJob,
+        (number, content): (u64, &str),
         spec: &TableSpec,
         pieces: Vec<Piece>,
     ) -> Result<Outcome> {
-        let what = format!("{} chunk {}", qualified(&spec.db, &spec.name), job.number);
+        let what = format!("{} chunk {number}", qualified(&spec.db, &spec.name));
         let mut attempt = 0;
         loop {
             let conn = match slot {
                 Some(conn) => conn,
                 None => slot.insert(self.open().await?),
             };
-            let error = match self.load(conn, job, spec, pieces.clone()).await {
+            let error = match self.load(conn, (number, content), spec, pieces.clone()).await {
                 Ok(outcome) => return Ok(outcome),
                 Err(e) => e,
             };
@@ -1036,9 +1035,7 @@ impl Loader {
                 }
                 Transient::Reconnect => {
                     let conn = slot.insert(self.open().await?);
-                    if let Some(rows) =
-                        checkpoint::committed(conn, &self.backup, &spec.db, &spec.name, job.number).await?
-                    {
+                    if let Some(rows) = checkpoint::committed(conn, &self.backup, &spec.db, &spec.name, number).await? {
                         return Ok(Outcome { rows, inserts: 0, loads: 0 });
                     }
                 }
@@ -1047,7 +1044,14 @@ impl Loader {
         }
     }
 
-    async fn load(&self, conn: &mut Conn, job: &ChunkJob, spec: &TableSpec, pieces: Vec<Piece>) -> Result<Outcome> {
+    /// Loads chunk `number` (whose statements hash to `content`) in one transaction.
+    async fn load(
+        &self,
+        conn: &mut Conn,
+        (number, content): (u64, &str),
+        spec: &TableSpec,
+        pieces: Vec<Piece>,
+    ) -> Result<Outcome> {
         let name = qualified(&spec.db, &spec.name);
         // Fallback INSERTs name their table without its database, as the dump does.
         conn.query_drop(format!("USE {}; START TRANSACTION", quote(&spec.db)))
@@ -1056,14 +1060,8 @@ impl Loader {
         let mut outcome = Outcome::default();
         convert::run_pieces(conn, spec, pieces, &self.source, &mut outcome).await?;
         crate::failpoint::hit("data.load").await;
-        checkpoint::commit_chunk(
-            conn,
-            &self.backup,
-            (&spec.db, &spec.name, job.number),
-            outcome.rows,
-            Some(&job.content),
-        )
-        .await?;
+        checkpoint::commit_chunk(conn, &self.backup, (&spec.db, &spec.name, number), outcome.rows, Some(content))
+            .await?;
         Ok(outcome)
     }
 }

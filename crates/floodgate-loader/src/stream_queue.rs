@@ -14,6 +14,8 @@ use std::sync::Mutex;
 
 use tokio::sync::Notify;
 
+use crate::data::share_per_loader;
+
 /// The loaders stopped (one failed): no more chunks are taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Stopped;
@@ -79,7 +81,7 @@ impl<J> ChunkQueue<J> {
             if s.stopped {
                 return Some(None);
             }
-            let share = |l: &Lane<J>| (l.bytes as f64 + 1.0) / (l.active as f64 + 1.0);
+            let share = |l: &Lane<J>| share_per_loader(l.bytes, l.active);
             let next = s
                 .lanes
                 .iter()

@@ -140,16 +140,16 @@ pub fn run_mydumper(args: &[&str], out_dir: &Path) -> Output {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         while child.try_wait().expect("wait for mydumper").is_none() {
             if std::time::Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                eprintln!("mydumper {args:?} hung (attempt {attempt} of 3): killed");
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        if child.try_wait().ok().flatten().is_some_and(|status| status.code().is_some()) {
+        if child.try_wait().expect("wait for mydumper").is_some() {
             return child.wait_with_output().expect("mydumper's output");
         }
+        let _ = child.kill();
+        let _ = child.wait();
+        eprintln!("mydumper {args:?} hung (attempt {attempt} of 3): killed");
     }
     panic!("mydumper {args:?} hung three times");
 }
