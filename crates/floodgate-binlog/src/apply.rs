@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use base64::Engine as _;
+use floodgate_conn::retry::{self, Transient};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
@@ -273,10 +274,6 @@ pub(crate) struct Applier {
     via_variable: Option<bool>,
 }
 
-fn is_retryable(e: &mysql_async::Error) -> bool {
-    matches!(e, mysql_async::Error::Server(s) if matches!(s.code, 1205 | 1213))
-}
-
 impl Applier {
     pub(crate) fn new(conn: Conn) -> Applier {
         Applier { conn, fde_file: None, via_variable: None }
@@ -296,8 +293,13 @@ impl Applier {
                 Err(e) => e,
             };
             self.rollback().await?;
-            attempts += 1;
-            if is_retryable(&e) && attempts < 10 {
+            // The one retry policy, for what this connection can retry by itself (a deadlock,
+            // a lock wait timeout); a lost connection ends the replay, which resumes from its
+            // checkpoint.
+            if retry::transient(&e) == Some(Transient::Retry) && attempts < retry::POLICY.retries {
+                attempts += 1;
+                tracing::warn!("{e}; retrying {} ({attempts}/{})", describe(first), retry::POLICY.retries);
+                tokio::time::sleep(retry::POLICY.wait(attempts)).await;
                 continue;
             }
             if txns.len() > 1 {
@@ -306,7 +308,7 @@ impl Applier {
                 }
                 return Ok(());
             }
-            return Err(BinlogError::Sql { context: format!("applying {}", describe(first)), source: e });
+            return Err(BinlogError::sql(format!("applying {}", describe(first)))(e));
         }
     }
 
@@ -370,7 +372,7 @@ impl Applier {
                 let _ = self.conn.query_drop("ROLLBACK").await;
                 let text = String::from_utf8_lossy(&statement);
                 let short: String = text.chars().take(200).collect();
-                return Err(BinlogError::Sql { context: format!("applying {}: `{short}`", describe(txn)), source: e });
+                return Err(BinlogError::sql(format!("applying {}: `{short}`", describe(txn)))(e));
             }
         }
         if !txn.transactional {

@@ -3,6 +3,9 @@
 
 use std::path::PathBuf;
 
+use floodgate_conn::ConnError;
+use floodgate_format::{Classify, ErrorClass};
+
 /// Why reading or replaying binary logs stopped.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -57,40 +60,42 @@ pub enum BinlogError {
         /// Which event or feature.
         reason: String,
     },
-    /// Connecting to the target failed.
+    /// Talking to the target failed: a login, a statement (naming its transaction's file
+    /// and offset, or the step), a lost connection.
     #[error(transparent)]
-    Connect(#[from] floodgate_loader::LoadError),
-    /// A statement failed on the target.
-    #[error("{context}: {source}")]
-    Sql {
-        /// Which transaction (file and offset) or which step.
-        context: String,
-        /// The server's error.
-        source: mysql_async::Error,
-    },
+    Server(#[from] ConnError),
     /// Bad options (positions, dates, a missing file).
     #[error("{0}")]
     Usage(String),
     /// Stopped on request; the checkpoint on the target resumes exactly.
     #[error("interrupted; the checkpoint on the target resumes the replay where it stopped")]
     Interrupted,
+    /// A bug: a thread that panicked.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl BinlogError {
-    /// The exit code DESIGN.md assigns: 3 for damaged input, 4 for an interruption, 2 for
-    /// usage, 1 otherwise.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            BinlogError::Corrupt { .. } | BinlogError::Checksum { .. } | BinlogError::Gap { .. } => 3,
-            BinlogError::Interrupted => 4,
-            BinlogError::Usage(_) => 2,
-            _ => 1,
-        }
-    }
-
     pub(crate) fn sql(context: impl Into<String>) -> impl FnOnce(mysql_async::Error) -> BinlogError {
         let context = context.into();
-        move |source| BinlogError::Sql { context, source }
+        move |source| BinlogError::Server(ConnError::Sql { context, source })
+    }
+}
+
+impl Classify for BinlogError {
+    /// Damaged input is an integrity failure (exit 3), an interruption resumable (exit 4).
+    fn class(&self) -> ErrorClass {
+        match self {
+            BinlogError::Corrupt { .. } | BinlogError::Checksum { .. } | BinlogError::Gap { .. } => {
+                ErrorClass::Integrity
+            }
+            BinlogError::Interrupted => ErrorClass::Interrupted,
+            BinlogError::Usage(_) => ErrorClass::Usage,
+            BinlogError::Unsupported { .. } => ErrorClass::Refused,
+            BinlogError::Io { .. } => ErrorClass::Failed,
+            BinlogError::Server(e) => e.class(),
+            BinlogError::Internal(_) => ErrorClass::Internal,
+        }
     }
 }
 

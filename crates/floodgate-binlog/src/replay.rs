@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use floodgate_loader::{ConnectOptions, Progress};
+use floodgate_conn::ConnectOptions;
+use floodgate_pipeline::{Phase, Progress};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use tokio::sync::mpsc;
@@ -93,18 +94,18 @@ pub async fn replay(
     stop: Arc<AtomicBool>,
 ) -> Result<ReplayReport> {
     let started = Instant::now();
-    let mut control = floodgate_loader::connect(target, &session_init(options.binlog)).await?;
+    let mut control = floodgate_conn::connect(target, &session_init(options.binlog)).await?;
     prepare_checkpoint(&mut control, options.restart).await?;
     let applied = read_checkpoint(&mut control).await?;
     if options.verify_first {
         let (files, limits, applied) = (options.files.clone(), options.limits.clone(), applied.clone());
         tokio::task::spawn_blocking(move || verify(files, limits, applied))
             .await
-            .map_err(|e| BinlogError::Usage(format!("verification thread failed: {e}")))??;
+            .map_err(|e| BinlogError::Internal(format!("the verification thread failed: {e}")))??;
     }
     let total: u64 = options.files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
     progress.bytes_total.store(total, Ordering::Relaxed);
-    progress.set_phase(floodgate_loader::Phase::Data);
+    progress.set_phase(Phase::Data);
 
     let (txn_tx, txn_rx) = mpsc::channel::<Result<Txn>>(1024);
     let reader = {
@@ -117,7 +118,7 @@ pub async fn replay(
     for id in 0..threads {
         let mut init = session_init(options.binlog);
         init.push(crate::apply::APPLY_CHARSET.into());
-        let conn = floodgate_loader::connect(target, &init).await?;
+        let conn = floodgate_conn::connect(target, &init).await?;
         let (tx, rx) = mpsc::channel::<Job>(1);
         tokio::spawn(worker(id, Applier::new(conn), rx, done_tx.clone()));
         workers.push(tx);
@@ -160,7 +161,7 @@ pub async fn replay(
 fn session_init(binlog: bool) -> Vec<String> {
     let mut v = vec!["SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED".to_string()];
     if !binlog {
-        v.push("SET SESSION sql_log_bin=0".into());
+        v.push(floodgate_conn::server::SKIP_BINLOG.into());
     }
     v
 }

@@ -148,6 +148,10 @@ pub struct RestoreArgs {
     /// Keep the `floodgate` checkpoint schema on the target after a complete restore.
     #[arg(long)]
     pub keep_checkpoints: bool,
+    /// Restore a mysqldump file that lacks its `-- Dump completed` trailer (cut off between
+    /// two statements, or the dump did not finish): without it such a file is refused.
+    #[arg(long)]
+    pub allow_incomplete: bool,
     /// SQL per chunk of a mysqldump stream (suffixes K, M, G). Resuming needs the same value.
     #[arg(long, default_value = "4MiB", value_parser = parse_size, hide = true)]
     pub stream_chunk_size: u64,

@@ -3,8 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
-use floodgate_loader::ConnectOptions;
+use floodgate_format::ErrorClass;
+
+use crate::failure::{OrFail, Result};
+use floodgate_conn::ConnectOptions;
 
 use crate::args::ConnArgs;
 
@@ -48,8 +50,8 @@ fn parse_option_file(text: &str) -> ClientSection {
 
 fn option_file(explicit: Option<&Path>) -> Result<ClientSection> {
     if let Some(path) = explicit {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading --defaults-file {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .or_fail(ErrorClass::Usage, || format!("reading --defaults-file {}", path.display()))?;
         return Ok(parse_option_file(&text));
     }
     let home = std::env::var_os("HOME").map(PathBuf::from);
@@ -64,7 +66,10 @@ pub fn resolve(args: &ConnArgs) -> Result<ConnectOptions> {
     let file = option_file(args.defaults_file.as_deref())?;
     let mut password = args.password.clone().or(file.password).or_else(|| std::env::var("MYSQL_PWD").ok());
     if args.password_prompt {
-        password = Some(rpassword::prompt_password("Enter password: ").context("reading the password")?);
+        password = Some(
+            rpassword::prompt_password("Enter password: ")
+                .or_fail(ErrorClass::Failed, || "reading the password".into())?,
+        );
     }
     Ok(ConnectOptions {
         host: args.host.clone().or(file.host),

@@ -4,23 +4,20 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
 use clap::CommandFactory;
 use floodgate_drill::{DrillOptions, DrillReport, Outcome, Status, Target};
-use floodgate_loader::Progress;
+use floodgate_format::ErrorClass;
+use floodgate_pipeline::Progress;
 use floodgate_sandbox::SandboxOptions;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::args::{Cli, DrillArgs};
+use crate::failure::{OrFail, Result};
 use crate::progress::Display;
 
 pub fn run(args: DrillArgs) -> Result<()> {
     let options = options(&args)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let runtime = crate::run::runtime()?;
     let progress = Arc::new(Progress::default());
     // The progress display starts with the restore: before it there is nothing to count.
     let display: Arc<Mutex<Option<Display>>> = Arc::default();
@@ -37,7 +34,9 @@ pub fn run(args: DrillArgs) -> Result<()> {
     };
     let outcome = runtime.block_on(async {
         let interrupt = listen_for_signals()?;
-        anyhow::Ok(floodgate_drill::drill(&args.backup, options, progress, interrupt, notify).await)
+        Ok::<_, crate::failure::Failure>(
+            floodgate_drill::drill(&args.backup, options, progress, interrupt, notify).await,
+        )
     });
     if let Some(d) = display.lock().ok().and_then(|mut d| d.take()) {
         d.finish();
@@ -105,8 +104,8 @@ fn show_duration(d: Duration) -> String {
 /// cleanly: the restore is dropped and the sandbox removed before the process exits.
 fn listen_for_signals() -> Result<floodgate_drill::Interrupt> {
     let (tx, rx) = tokio::sync::watch::channel(None);
-    let mut int = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
-    let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).or_fail(ErrorClass::Internal, || "listening for SIGINT".into())?;
+    let mut term = signal(SignalKind::terminate()).or_fail(ErrorClass::Internal, || "listening for SIGTERM".into())?;
     tokio::spawn(async move {
         let name = tokio::select! {
             _ = int.recv() => "SIGINT",
@@ -123,12 +122,8 @@ fn listen_for_signals() -> Result<floodgate_drill::Interrupt> {
 fn write_outputs(args: &DrillArgs, outcome: &Outcome) -> Result<()> {
     let mut result = Ok(());
     if let Some(path) = &args.report {
-        let written = serde_json::to_vec_pretty(&outcome.report)
-            .map_err(anyhow::Error::from)
-            .and_then(|json| std::fs::write(path, json).map_err(anyhow::Error::from))
-            .with_context(|| format!("writing the report to {}", path.display()));
-        if let Err(e) = written {
-            eprintln!("floodgate: error: {e:#}");
+        if let Err(e) = crate::run::write_json(path, &outcome.report) {
+            eprintln!("floodgate: error: {}", e.message());
             result = Err(e);
         }
     }

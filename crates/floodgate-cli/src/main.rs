@@ -6,6 +6,7 @@
 mod args;
 mod conn;
 mod drill;
+mod failure;
 mod progress;
 mod replay;
 mod run;
@@ -36,8 +37,8 @@ fn main() {
     let code = match run::run(cli) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("floodgate: error: {}", run::error_chain(&e));
-            run::exit_code(&e)
+            eprintln!("floodgate: error: {}", e.message());
+            e.exit_code()
         }
     };
     std::process::exit(code);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use floodgate_loader::Progress;
+use floodgate_pipeline::Progress;
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 
 use crate::args::ProgressArg;

@@ -4,10 +4,11 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
 use clap::Args;
 use floodgate_binlog::{Limits, ReplayOptions};
-use floodgate_loader::Progress;
+use floodgate_pipeline::Progress;
+
+use crate::failure::Result;
 
 use crate::args::{ConnArgs, ProgressArg};
 use crate::progress::Display;
@@ -127,11 +128,7 @@ pub fn run(args: ReplayBinlogArgs) -> Result<()> {
     let target = crate::conn::resolve(&args.conn)?;
     let progress = Arc::new(Progress::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let runtime = crate::run::runtime()?;
     let display = Display::start(progress.clone(), args.progress);
     let outcome = runtime.block_on(async {
         let flag = stop.clone();
@@ -146,8 +143,7 @@ pub fn run(args: ReplayBinlogArgs) -> Result<()> {
     display.finish();
     let report = outcome?;
     if let Some(path) = &args.report {
-        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
-            .with_context(|| format!("writing the report to {}", path.display()))?;
+        crate::run::write_json(path, &report)?;
     }
     let resume = report.resume_at.as_ref().map(|(f, p)| format!("; next start {f}:{p}")).unwrap_or_default();
     eprintln!(

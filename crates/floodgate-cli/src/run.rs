@@ -3,9 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
-use floodgate_format::{Backup, FormatError, RestorePlan};
-use floodgate_loader::{LoadError, Progress, RestoreOptions, VerifyMode};
+use floodgate_format::{Backup, ErrorClass, RestorePlan, Selection};
+use floodgate_loader::{Progress, RestoreOptions, VerifyMode};
+
+use crate::failure::{Failure, OrFail, Result};
 
 use crate::args::{Cli, Command, DumpArgs, InspectArgs, RestoreArgs, VerifyArg, VerifyArgs};
 use crate::progress::Display;
@@ -21,46 +22,6 @@ pub fn init_logging(verbose: u8) {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
-/// The error and its causes, each cause shown once (library errors already name their cause
-/// in their own message).
-pub fn error_chain(e: &anyhow::Error) -> String {
-    let mut text = e.to_string();
-    for cause in e.chain().skip(1) {
-        let c = cause.to_string();
-        if !text.contains(&c) {
-            text.push_str(": ");
-            text.push_str(&c);
-        }
-    }
-    text
-}
-
-/// The exit code DESIGN.md gives for an error.
-pub fn exit_code(e: &anyhow::Error) -> i32 {
-    if let Some(d) = e.downcast_ref::<floodgate_drill::DrillError>() {
-        return d.exit_code();
-    }
-    if let Some(Integrity(_)) = e.downcast_ref::<Integrity>() {
-        return 3;
-    }
-    if e.downcast_ref::<Interrupted>().is_some() {
-        return 4;
-    }
-    if let Some(floodgate_dump::DumpError::Load(l)) = e.downcast_ref::<floodgate_dump::DumpError>() {
-        return l.exit_code();
-    }
-    if let Some(l) = e.downcast_ref::<LoadError>() {
-        return l.exit_code();
-    }
-    if let Some(b) = e.downcast_ref::<floodgate_binlog::BinlogError>() {
-        return b.exit_code();
-    }
-    if let Some(f) = e.downcast_ref::<FormatError>() {
-        return if f.is_integrity() { 3 } else { 1 };
-    }
-    1
-}
-
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Restore(args) => restore(*args),
@@ -73,15 +34,10 @@ pub fn run(cli: Cli) -> Result<()> {
 }
 
 fn restore(args: RestoreArgs) -> Result<()> {
+    let selection = Selection::new(args.into.clone(), args.databases.clone(), args.exclude.clone());
     let backup = match floodgate_format::open(&args.source)? {
         Backup::Directory(mut plan) => {
-            if args.into.is_some() {
-                anyhow::bail!("--into renames the database of a mysqldump file; for a directory use --database");
-            }
-            let unmatched = plan.filter(&args.databases, &args.exclude);
-            if !unmatched.is_empty() {
-                anyhow::bail!("not in the backup: {} (see `floodgate inspect`)", unmatched.join(", "));
-            }
+            plan.select(&selection)?;
             if args.dry_run {
                 print_plan(&plan, !args.no_defer_indexes);
                 return Ok(());
@@ -118,6 +74,7 @@ fn restore(args: RestoreArgs) -> Result<()> {
         stream_chunk_bytes: usize::try_from(args.stream_chunk_size).unwrap_or(usize::MAX).max(1),
         convert_min_bytes: args.convert_min_size,
         restart: args.restart,
+        allow_incomplete: args.allow_incomplete,
         keep_checkpoints: args.keep_checkpoints,
         reconnect_wait: std::time::Duration::from_secs(args.wait_for_target),
     };
@@ -142,24 +99,12 @@ fn restore(args: RestoreArgs) -> Result<()> {
     };
     let target_again = target.clone();
     let outcome = runtime.block_on(async {
-        let work = async {
-            match backup {
-                Backup::Directory(plan) => floodgate_loader::restore(plan, target, options, progress).await,
-                Backup::Dump(dump) => {
-                    let selection = floodgate_format::mysqldump::Selection::new(
-                        args.into.clone(),
-                        args.databases.clone(),
-                        args.exclude.clone(),
-                    );
-                    floodgate_loader::restore_dump(dump, selection, target, options, progress).await
-                }
-            }
-        };
+        let work = floodgate_loader::restore(backup, selection, target, options, progress);
         // Dropping the restore aborts its tasks and closes their connections: the server rolls
         // back every chunk in flight, and each committed chunk is already checkpointed.
         tokio::select! {
-            outcome = work => outcome.map_err(anyhow::Error::from),
-            signal = interrupted() => Err(Interrupted(signal?).into()),
+            outcome = work => outcome.map_err(Failure::from),
+            signal = interrupted() => Err(interruption(signal?)),
         }
     });
     display.finish();
@@ -177,8 +122,7 @@ fn restore(args: RestoreArgs) -> Result<()> {
     }
     let report = outcome?;
     if let Some(path) = &args.report {
-        let json = serde_json::to_vec_pretty(&report)?;
-        std::fs::write(path, json).with_context(|| format!("writing the report to {}", path.display()))?;
+        write_json(path, &report)?;
     }
     eprintln!(
         "floodgate: restored {} rows in {} tables ({} views, {} routine/event files, {} trigger files) in {:.2}s \
@@ -240,8 +184,9 @@ fn describe_saved(saved: &[floodgate_loader::fast_target::Saved]) -> String {
 /// Waits for SIGINT or SIGTERM; returns its name.
 async fn interrupted() -> Result<&'static str> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let installing = || "installing the signal handlers".to_string();
+    let mut int = signal(SignalKind::interrupt()).or_fail(ErrorClass::Internal, installing)?;
+    let mut term = signal(SignalKind::terminate()).or_fail(ErrorClass::Internal, installing)?;
     Ok(tokio::select! {
         _ = int.recv() => "SIGINT",
         _ = term.recv() => "SIGTERM",
@@ -249,36 +194,28 @@ async fn interrupted() -> Result<&'static str> {
 }
 
 /// The restore stopped on a signal (exit code 4).
-#[derive(Debug)]
-pub struct Interrupted(pub &'static str);
-
-impl std::fmt::Display for Interrupted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "interrupted by {}: chunks in flight were rolled back and every committed chunk is checkpointed on the \
-             target. Run the same command again to resume (or add --restart to start over)",
-            self.0
-        )
-    }
+fn interruption(signal: &str) -> Failure {
+    Failure::new(
+        ErrorClass::Interrupted,
+        format!(
+            "interrupted by {signal}: chunks in flight were rolled back and every committed chunk is checkpointed on \
+             the target. Run the same command again to resume (or add --restart to start over)"
+        ),
+    )
 }
 
-impl std::error::Error for Interrupted {}
-
-/// An integrity failure found by a command itself (exit code 3).
-#[derive(Debug)]
-pub struct Integrity(pub String);
-
-impl std::fmt::Display for Integrity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+/// Writes a report or plan as pretty JSON (private to its owner: it names hosts and paths).
+pub fn write_json(path: &std::path::Path, value: &impl serde::Serialize) -> Result<()> {
+    let json = serde_json::to_vec_pretty(value).or_fail(ErrorClass::Internal, || "encoding the report".into())?;
+    std::fs::write(path, json).or_fail(ErrorClass::Failed, || format!("writing the report to {}", path.display()))
 }
 
-impl std::error::Error for Integrity {}
-
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().context("starting the runtime")
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .or_fail(ErrorClass::Internal, || "starting the runtime".into())
 }
 
 fn dump(args: DumpArgs) -> Result<()> {
@@ -290,14 +227,13 @@ fn dump(args: DumpArgs) -> Result<()> {
         databases: args.databases.clone(),
     };
     let progress = Arc::new(Progress::default());
-    progress.set_phase(floodgate_loader::Phase::Data);
+    progress.set_phase(floodgate_pipeline::Phase::Data);
     let display = Display::start(progress.clone(), args.progress);
     let outcome = runtime()?.block_on(floodgate_dump::dump(&source, &args.output, &options, progress));
     display.finish();
     let report = outcome?;
     if let Some(path) = &args.report {
-        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
-            .with_context(|| format!("writing {}", path.display()))?;
+        write_json(path, &report)?;
     }
     eprintln!(
         "floodgate: dumped {} rows of {} tables into {} chunks ({} bytes, {} compressed) in {:.2}s",
@@ -311,20 +247,17 @@ fn verify(args: VerifyArgs) -> Result<()> {
     let started = std::time::Instant::now();
     let report = floodgate_pipeline::verify::verify_backup(&args.dir, threads)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        println!("{}", to_json(&report)?);
     }
     for p in &report.problems {
         eprintln!("floodgate: bad: {}: {}", p.file.display(), p.reason);
     }
     let secs = started.elapsed().as_secs_f64();
     if !report.problems.is_empty() {
-        return Err(Integrity(format!(
-            "{} problem(s) in {} chunks of {}",
-            report.problems.len(),
-            report.chunks,
-            args.dir.display()
-        ))
-        .into());
+        return Err(Failure::new(
+            ErrorClass::Integrity,
+            format!("{} problem(s) in {} chunks of {}", report.problems.len(), report.chunks, args.dir.display()),
+        ));
     }
     eprintln!(
         "floodgate: verified {} chunks, {} rows, {} bytes in {secs:.2}s: every SHA-256, row count and content digest matches",
@@ -334,7 +267,7 @@ fn verify(args: VerifyArgs) -> Result<()> {
 }
 
 fn print_dump(dump: &floodgate_format::mysqldump::DumpSource, into: Option<String>) -> Result<()> {
-    let summary = floodgate_format::mysqldump::scan(dump, into)?;
+    let summary = floodgate_format::mysqldump::scan(dump, into, false)?.summary;
     println!("format: mysqldump");
     println!("source: {}", dump.name());
     println!("compression: {:?}", dump.compression);
@@ -349,18 +282,17 @@ fn print_dump(dump: &floodgate_format::mysqldump::DumpSource, into: Option<Strin
 
 fn inspect(args: InspectArgs) -> Result<()> {
     match floodgate_format::open(&args.source)? {
-        Backup::Directory(plan) if args.json => println!("{}", serde_json::to_string_pretty(&plan)?),
+        Backup::Directory(plan) if args.json => println!("{}", to_json(&plan)?),
         Backup::Directory(plan) => print_plan(&plan, true),
         Backup::Dump(dump) if args.json => {
-            let summary = floodgate_format::mysqldump::scan(&dump, None)?;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(
-                    &serde_json::json!({"format": "mysqldump", "source": dump, "summary": summary})
-                )?
-            );
+            let summary = floodgate_format::mysqldump::scan(&dump, None, false)?.summary;
+            println!("{}", to_json(&serde_json::json!({"format": "mysqldump", "source": dump, "summary": summary}))?);
         }
         Backup::Dump(dump) => print_dump(&dump, None)?,
     }
     Ok(())
+}
+
+fn to_json(value: &impl serde::Serialize) -> Result<String> {
+    serde_json::to_string_pretty(value).or_fail(ErrorClass::Internal, || "encoding JSON".into())
 }

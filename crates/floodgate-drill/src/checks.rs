@@ -3,32 +3,16 @@
 
 use std::path::Path;
 
+use floodgate_conn::ConnError;
 use floodgate_format::ident::qualified;
 use floodgate_format::objects::ObjectKind;
 use floodgate_format::split::{split_all, Statement, Terminator};
-use floodgate_loader::LoadError;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Value};
 
-use crate::backup::{ExpectedObject, ExpectedObjects};
 use crate::report::Check;
 use crate::{DrillError, Result};
-
-/// Databases on the target that hold a table, view, routine or event: user data. Empty
-/// databases (a distribution's `test`) do not count.
-pub async fn user_databases(conn: &mut Conn) -> Result<Vec<String>> {
-    let placeholders =
-        floodgate_loader::checkpoint::NON_USER_SCHEMAS.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ");
-    let sql = format!(
-        "SELECT s FROM (SELECT TABLE_SCHEMA AS s FROM information_schema.TABLES \
-         UNION SELECT ROUTINE_SCHEMA FROM information_schema.ROUTINES \
-         UNION SELECT EVENT_SCHEMA FROM information_schema.EVENTS) AS objects \
-         WHERE s NOT IN ({placeholders}) ORDER BY s"
-    );
-    conn.query(sql)
-        .await
-        .map_err(|e| LoadError::Sql { context: "listing the target's databases".into(), source: e }.into())
-}
+use floodgate_format::objects::{ExpectedObject, ExpectedObjects};
 
 /// Checks every expected object exists; returns the check, or an integrity error listing
 /// the missing ones.
@@ -77,10 +61,11 @@ async fn exists(conn: &mut Conn, o: &ExpectedObject) -> Result<bool> {
             vec![o.database.clone().into(), o.name.clone().into()],
         ),
     };
-    let n: Option<u64> = conn.exec_first(sql, params).await.map_err(|e| LoadError::Sql {
-        context: format!("looking for {} {}", o.kind.name(), qualified(&o.database, &o.name)),
-        source: e,
-    })?;
+    let n: Option<u64> = conn.exec_first(sql, params).await.map_err(ConnError::sql(format!(
+        "looking for {} {}",
+        o.kind.name(),
+        qualified(&o.database, &o.name)
+    )))?;
     Ok(n.unwrap_or(0) > 0)
 }
 
@@ -116,15 +101,11 @@ impl VerifyQueries {
             let at = format!("{} line {}", self.file, self.line(s.offset));
             let head = floodgate_format::sqltext::head_words(&s.text, 1);
             if matches!(head.first().map(String::as_str), Some("SET" | "USE")) {
-                conn.query_drop(&sql)
-                    .await
-                    .map_err(|e| LoadError::Sql { context: format!("--verify-query {at}"), source: e })?;
+                conn.query_drop(&sql).await.map_err(ConnError::sql(format!("--verify-query {at}")))?;
                 continue;
             }
-            let first: Option<mysql_async::Row> = conn
-                .query_first(&sql)
-                .await
-                .map_err(|e| LoadError::Sql { context: format!("--verify-query {at}"), source: e })?;
+            let first: Option<mysql_async::Row> =
+                conn.query_first(&sql).await.map_err(ConnError::sql(format!("--verify-query {at}")))?;
             let value = first.and_then(|r| r.as_ref(0).cloned()).unwrap_or(Value::NULL);
             let passed = truthy(&value);
             let detail = format!("{at}: `{}` returned {}", shorten(&sql), show(&value));

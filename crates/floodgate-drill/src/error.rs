@@ -1,4 +1,6 @@
+use floodgate_conn::ConnError;
 use floodgate_format::FormatError;
+use floodgate_format::{Classify, ErrorClass};
 use floodgate_loader::LoadError;
 use floodgate_sandbox::SandboxError;
 
@@ -9,6 +11,9 @@ pub enum DrillError {
     /// The restore failed (the loader's error names the table, file and chunk).
     #[error(transparent)]
     Load(#[from] LoadError),
+    /// Talking to the server failed.
+    #[error(transparent)]
+    Server(#[from] ConnError),
     /// The backup could not be read, or is damaged.
     #[error(transparent)]
     Format(#[from] FormatError),
@@ -48,6 +53,9 @@ pub enum DrillError {
     /// The target is not fit for a drill (and nothing was changed).
     #[error("{0}")]
     Refused(String),
+    /// A bug: a task that panicked.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// A local file could not be read or written.
     #[error("{what}: {source}")]
     Io {
@@ -59,25 +67,12 @@ pub enum DrillError {
 }
 
 impl DrillError {
-    /// The exit code DESIGN.md assigns: 3 for integrity failures (a damaged or incomplete
-    /// backup, rows or objects that did not arrive, a false `--verify-query`), 1 for
-    /// everything else, a timeout and an interrupt included: neither says anything about the
-    /// backup's integrity, and a drill's throwaway server leaves nothing to resume.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            DrillError::Load(e) => e.exit_code(),
-            DrillError::Format(e) if e.is_integrity() => 3,
-            DrillError::Integrity { .. } => 3,
-            _ => 1,
-        }
-    }
-
     /// A short machine-readable kind for reports and metrics.
     pub fn kind(&self) -> &'static str {
         match self {
             DrillError::Timeout { .. } => "timeout",
             DrillError::Interrupted { .. } => "interrupted",
-            e if e.exit_code() == 3 => "integrity",
+            e if e.class() == ErrorClass::Integrity => "integrity",
             _ => "failure",
         }
     }
@@ -85,6 +80,26 @@ impl DrillError {
     pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DrillError {
         let what = what.into();
         move |source| DrillError::Io { what, source }
+    }
+}
+
+/// A drill's exit code is 3 for integrity failures (a damaged or incomplete backup, rows or
+/// objects that did not arrive, a false `--verify-query`) and 1 for everything else, a
+/// timeout and an interrupt included: neither says anything about the backup's integrity,
+/// and a drill's throwaway server leaves nothing to resume.
+impl Classify for DrillError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            DrillError::Load(e) => e.class(),
+            DrillError::Server(e) => e.class(),
+            DrillError::Format(e) => e.class(),
+            DrillError::Sandbox(_) | DrillError::Io { .. } | DrillError::Timeout { .. } => ErrorClass::Failed,
+            // Not resumable: the sandbox it restored into is gone.
+            DrillError::Interrupted { .. } => ErrorClass::Failed,
+            DrillError::Integrity { .. } => ErrorClass::Integrity,
+            DrillError::Refused(_) => ErrorClass::Refused,
+            DrillError::Internal(_) => ErrorClass::Internal,
+        }
     }
 }
 

@@ -3,8 +3,8 @@
 //! [`drill`] reads a backup (checking what can be checked before any server work), starts a
 //! throwaway server with [`floodgate_sandbox`] tuned for fast ingest (or uses the server it
 //! is given, refusing one that holds user data), restores into it with the same entry
-//! points `floodgate restore` calls ([`floodgate_loader::restore`] and
-//! [`floodgate_loader::restore_dump`]), verifies the result, and removes the server. It
+//! point `floodgate restore` calls ([`floodgate_loader::restore`]), verifies the result, and
+//! removes the server. It
 //! always returns a [`DrillReport`], on failure too, so a nightly job can record what went
 //! wrong; [`prometheus::write_textfile`] turns it into node_exporter metrics.
 //!
@@ -33,16 +33,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use floodgate_conn::server::{user_databases, CHECKPOINT_SCHEMA};
+use floodgate_conn::ConnectOptions;
 use floodgate_format::Backup;
-use floodgate_loader::{ConnectOptions, Progress, RestoreOptions, RestoreReport, VerifyMode};
+use floodgate_format::Classify;
+use floodgate_loader::{Progress, RestoreOptions, RestoreReport, VerifyMode};
 use floodgate_sandbox::{KeptSandbox, Sandbox, SandboxOptions};
-use mysql_async::prelude::Queryable;
 use tokio::sync::watch;
 
-pub use backup::{ExpectedObject, ExpectedObjects};
 pub use checks::{objects_present, VerifyQueries};
 pub use error::{DrillError, Result};
 pub use floodgate_format::native::rfc3339;
+pub use floodgate_format::objects::{ExpectedObject, ExpectedObjects};
 pub use report::{BackupInfo, Check, DrillPhases, DrillReport, ErrorInfo, ServerInfo, Status, REPORT_VERSION};
 
 /// Where to restore.
@@ -200,7 +202,7 @@ impl Run {
             let (path, into) = (backup.to_path_buf(), options.into.clone());
             let reading = tokio::task::spawn_blocking(move || backup::prepare(&path, into));
             tokio::select! {
-                joined = reading => joined.map_err(|e| DrillError::Refused(format!("internal error: {e}")))??,
+                joined = reading => joined.map_err(|e| DrillError::Internal(format!("starting the sandbox: {e}")))??,
                 signal = wait(interrupt) => return Err(DrillError::Interrupted { signal }),
             }
         };
@@ -238,7 +240,7 @@ impl Run {
         objects: &ExpectedObjects,
         queries: Option<&VerifyQueries>,
     ) -> Result<()> {
-        let mut conn = floodgate_loader::connect(target, &[]).await?;
+        let mut conn = floodgate_conn::connect(target, &[]).await?;
         let present = checks::objects_present(&mut conn, objects).await;
         self.record(present.as_ref().map(Clone::clone).map_err(|e| Check::new("objects", false, e.to_string())));
         present?;
@@ -264,7 +266,7 @@ impl Run {
                 // its own Drop, so wait for it and let teardown remove it.
                 let sandbox = tokio::task::spawn_blocking(move || Sandbox::start(&options))
                     .await
-                    .map_err(|e| DrillError::Refused(format!("internal error: {e}")))??;
+                    .map_err(|e| DrillError::Internal(format!("starting the sandbox: {e}")))??;
                 let conn = ConnectOptions {
                     socket: Some(sandbox.socket().to_path_buf()),
                     user: Some(sandbox.user().to_string()),
@@ -278,13 +280,16 @@ impl Run {
             Target::Server { conn, .. } => conn.clone(),
         };
         self.report.server.address = Some(conn.describe());
-        let mut c = floodgate_loader::connect(&conn, &[]).await?;
-        let version: Option<String> = c.query_first("SELECT VERSION()").await.map_err(|e| {
-            floodgate_loader::LoadError::Sql { context: "reading the server version".into(), source: e }
-        })?;
-        self.report.server.version = version;
+        let mut c = floodgate_conn::connect(&conn, &[]).await?;
+        let info = floodgate_conn::server::ServerInfo::read(&mut c).await?;
+        self.report.server.version = Some(info.version).filter(|v| !v.is_empty());
         if let Target::Server { overwrite, .. } = target {
-            let user = checks::user_databases(&mut c).await?;
+            let user: Vec<String> = user_databases(&mut c, CHECKPOINT_SCHEMA)
+                .await?
+                .into_iter()
+                .filter(|d| d.holds_data())
+                .map(|d| d.name)
+                .collect();
             if !user.is_empty() && !overwrite {
                 return Err(DrillError::Refused(format!(
                     "{} holds user data (databases {}); a drill restores into a throwaway server. Nothing was \
@@ -349,7 +354,7 @@ impl Run {
         let Some(sandbox) = self.sandbox.take() else { return Ok(None) };
         let joined = tokio::task::spawn_blocking(move || if keep { sandbox.keep().map(Some) } else { Ok(None) })
             .await
-            .map_err(|e| DrillError::Refused(format!("internal error: {e}")))?;
+            .map_err(|e| DrillError::Internal(format!("starting the sandbox: {e}")))?;
         Ok(joined?)
     }
 }
@@ -377,16 +382,8 @@ async fn restore(
     };
     let target = target.clone();
     let watched = progress.clone();
-    let work = async move {
-        match backup {
-            Backup::Directory(plan) => floodgate_loader::restore(plan, target, restore_options, progress).await,
-            Backup::Dump(dump) => {
-                let selection =
-                    floodgate_format::mysqldump::Selection::new(options.into.clone(), Vec::new(), Vec::new());
-                floodgate_loader::restore_dump(dump, selection, target, restore_options, progress).await
-            }
-        }
-    };
+    let selection = floodgate_format::Selection::new(options.into.clone(), Vec::new(), Vec::new());
+    let work = floodgate_loader::restore(backup, selection, target, restore_options, progress);
     let deadline = async {
         match options.timeout {
             Some(d) => tokio::time::sleep(d).await,

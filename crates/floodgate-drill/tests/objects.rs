@@ -6,6 +6,7 @@
 
 use floodgate_drill::{objects_present, ExpectedObjects};
 use floodgate_format::objects::ObjectKind;
+use floodgate_format::Classify;
 use floodgate_sandbox::{Sandbox, SandboxOptions};
 use mysql_async::prelude::Queryable;
 
@@ -14,12 +15,12 @@ fn present_objects_pass_and_missing_ones_are_named() {
     let server = Sandbox::start(&SandboxOptions { buffer_pool: "64M".into(), ..Default::default() }).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let target = floodgate_loader::ConnectOptions {
+        let target = floodgate_conn::ConnectOptions {
             socket: Some(server.socket().to_path_buf()),
             user: Some("root".into()),
             ..Default::default()
         };
-        let mut conn = floodgate_loader::connect(&target, &[]).await.unwrap();
+        let mut conn = floodgate_conn::connect(&target, &[]).await.unwrap();
         conn.query_drop(
             "CREATE DATABASE d; USE d; CREATE TABLE t (a INT); CREATE VIEW v AS SELECT a FROM t; \
              CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET NEW.a = NEW.a; \

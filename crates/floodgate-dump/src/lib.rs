@@ -19,12 +19,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use floodgate_conn::server::{user_databases, CHECKPOINT_SCHEMA};
+use floodgate_conn::{connect, ConnError, ConnectOptions, RowConn, RowConnector};
 use floodgate_format::ident::{qualified, quote};
 use floodgate_format::native::{
     encode_name, ChunkEntry, ColumnEntry, ContentDigest, DatabaseEntry, Manifest, SourceInfo, TableEntry, FORMAT,
     MANIFEST,
 };
-use floodgate_loader::{connect, encode_row, ConnectOptions, Progress, RowConn, RowConnector};
+use floodgate_format::{Classify, ErrorClass};
+use floodgate_pipeline::{encode_row, Progress};
 use floodgate_pipeline::{Pipeline, PipelineConfig};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
@@ -38,7 +41,7 @@ mod post;
 pub enum DumpError {
     /// The server refused or failed a query.
     #[error(transparent)]
-    Load(#[from] floodgate_loader::LoadError),
+    Server(#[from] ConnError),
     /// Writing the output failed.
     #[error("{}: {source}", path.display())]
     Io {
@@ -50,6 +53,20 @@ pub enum DumpError {
     /// The output directory is not empty, or a database does not exist.
     #[error("{0}")]
     Refused(String),
+    /// A bug: a task that panicked.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Classify for DumpError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            DumpError::Server(e) => e.class(),
+            DumpError::Io { .. } => ErrorClass::Failed,
+            DumpError::Refused(_) => ErrorClass::Refused,
+            DumpError::Internal(_) => ErrorClass::Internal,
+        }
+    }
 }
 
 /// Result alias for this crate.
@@ -57,7 +74,7 @@ pub type Result<T, E = DumpError> = std::result::Result<T, E>;
 
 fn sql(context: impl Into<String>) -> impl FnOnce(mysql_async::Error) -> DumpError {
     let context = context.into();
-    move |source| DumpError::Load(floodgate_loader::LoadError::Sql { context, source })
+    move |source| DumpError::Server(ConnError::Sql { context, source })
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DumpError + '_ {
@@ -272,11 +289,10 @@ impl Shared {
 
     /// Waits for every chunk file to be on disk.
     async fn synced(&self) -> Result<()> {
-        let mut syncs = std::mem::take(
-            &mut *self.syncs.lock().map_err(|_| DumpError::Refused("internal error: sync list poisoned".into()))?,
-        );
+        let mut syncs =
+            std::mem::take(&mut *self.syncs.lock().map_err(|_| DumpError::Internal("sync list poisoned".into()))?);
         while let Some(done) = syncs.join_next().await {
-            done.map_err(|e| DumpError::Refused(format!("internal error: an fsync task failed: {e}")))??;
+            done.map_err(|e| DumpError::Internal(format!("an fsync task failed: {e}")))??;
         }
         Ok(())
     }
@@ -299,16 +315,16 @@ fn prepare_dir(out: &Path) -> Result<()> {
 }
 
 async fn list_databases(conn: &mut Conn, wanted: &[String]) -> Result<Vec<String>> {
+    if wanted.is_empty() {
+        // Every user database: not the server's own, nor floodgate's checkpoints (a restore
+        // run with --keep-checkpoints leaves them on the server).
+        let user = user_databases(conn, CHECKPOINT_SCHEMA).await?;
+        return Ok(user.into_iter().map(|d| d.name).collect());
+    }
     let all: Vec<String> = conn
         .query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA ORDER BY 1")
         .await
         .map_err(sql("listing databases"))?;
-    if wanted.is_empty() {
-        // Every user database: not the server's own, nor floodgate's checkpoints (a restore
-        // run with --keep-checkpoints leaves them on the server).
-        let user = |d: &String| !floodgate_loader::checkpoint::NON_USER_SCHEMAS.contains(&d.as_str());
-        return Ok(all.into_iter().filter(user).collect());
-    }
     let missing: Vec<&String> = wanted.iter().filter(|w| !all.contains(w)).collect();
     if !missing.is_empty() {
         return Err(DumpError::Refused(format!(
@@ -495,7 +511,7 @@ async fn run_jobs(
     let mut conns = Vec::new();
     let mut results = Vec::new();
     while let Some(joined) = set.join_next().await {
-        let (conn, r) = joined.map_err(|e| DumpError::Refused(format!("internal error: a worker failed: {e}")))??;
+        let (conn, r) = joined.map_err(|e| DumpError::Internal(format!("a worker failed: {e}")))??;
         conns.push(conn);
         results.extend(r);
     }
@@ -594,7 +610,7 @@ impl ChunkWriter {
                 (writer, compressor, block, r)
             })
             .await
-            .ok_or_else(|| DumpError::Refused("internal error: the compressor stopped".into()))?;
+            .ok_or_else(|| DumpError::Internal("the compressor stopped".into()))?;
         result.map_err(io(&self.path))?;
         self.state = Some((writer, compressor));
         block.clear();
@@ -687,7 +703,7 @@ impl<'s> ChunkOutput<'s> {
     }
 
     /// Encodes one row straight into the block; the digest reads it where it landed.
-    fn add_row<'v>(&mut self, values: impl Iterator<Item = floodgate_loader::Result<Option<&'v [u8]>>>) -> Result<()> {
+    fn add_row<'v>(&mut self, values: impl Iterator<Item = floodgate_conn::Result<Option<&'v [u8]>>>) -> Result<()> {
         let start = self.block.len();
         let (key_index, writer, last_key) = (self.key_index, &mut self.writer, &mut self.last_key);
         encode_row(values, &mut self.block, |i, value| {

@@ -1,5 +1,7 @@
 use std::path::{Path, PathBuf};
 
+use crate::class::{Classify, ErrorClass};
+
 /// Everything that can be wrong with a backup, each naming the file it concerns.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -30,6 +32,9 @@ pub enum FormatError {
         /// What is wrong.
         reason: String,
     },
+    /// `--database`, `--exclude` or `--into` ask for what the backup does not hold.
+    #[error("{0}")]
+    Selection(String),
     /// A file name or path in the backup tries to leave the backup directory.
     #[error("{}: refusing unsafe path {name:?}: {reason}", path.display())]
     UnsafePath {
@@ -54,7 +59,18 @@ impl FormatError {
     /// True when the error means the backup itself is damaged or incomplete (exit code 3),
     /// as opposed to a source that cannot be read at all.
     pub fn is_integrity(&self) -> bool {
-        matches!(self, FormatError::Corrupt { .. } | FormatError::UnsafePath { .. })
+        self.class() == ErrorClass::Integrity
+    }
+}
+
+impl Classify for FormatError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            FormatError::Corrupt { .. } | FormatError::UnsafePath { .. } => ErrorClass::Integrity,
+            FormatError::NotABackup { .. } => ErrorClass::Refused,
+            FormatError::Io { .. } => ErrorClass::Failed,
+            FormatError::Selection(_) => ErrorClass::Usage,
+        }
     }
 }
 

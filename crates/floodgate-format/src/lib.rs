@@ -1,14 +1,16 @@
 //! The backup model and the readers that build it.
 //!
-//! `floodgate-format` turns a backup on disk (a mydumper directory today; mysqldump streams,
-//! MySQL Shell dumps and floodgate's own native format as they land) into a [`RestorePlan`]:
-//! databases, tables, their chunk files and the post-data objects, in the order a restore
-//! must apply them. It also holds the pieces every reader shares: the SQL statement
-//! [`split`]ter, the CREATE TABLE [`ddl`] rewriter that defers secondary indexes, and
-//! transparent [`compress`]ion.
+//! `floodgate-format` turns a backup into what a restore needs: a directory (floodgate's
+//! native format, mydumper's two layouts) into a [`RestorePlan`] of databases, tables, their
+//! chunk files and the post-data objects; a mysqldump / mariadb-dump stream into classified
+//! statements ([`mysqldump::Scanner`]). It also holds the pieces every reader shares: the SQL
+//! statement [`split`]ter, the CREATE TABLE [`ddl`] rewriter that defers secondary indexes,
+//! transparent [`compress`]ion, the post-data [`objects`] statements name, and the error
+//! classification every crate uses ([`Classify`]).
 //!
 //! Boundary: this crate is pure and synchronous. It reads files; it never talks to a server.
 
+pub mod class;
 pub mod compress;
 pub mod ddl;
 mod error;
@@ -22,8 +24,11 @@ pub mod objects;
 pub mod split;
 pub mod sqltext;
 
+pub use class::{Classify, ErrorClass};
 pub use error::{FormatError, Result};
-pub use model::{Chunk, Database, Format, Position, RestorePlan, RowsCheck, SessionSettings, SqlFile, Table, View};
+pub use model::{
+    Chunk, Database, Format, Position, RestorePlan, RowsCheck, Selection, SessionSettings, SqlFile, Table, View,
+};
 
 use std::path::Path;
 

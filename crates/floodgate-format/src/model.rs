@@ -219,6 +219,27 @@ impl RestorePlan {
         self.tables().map(|(_, t)| t.data_bytes()).sum()
     }
 
+    /// Keeps what `selection` picks. A directory backup names its databases, so `--into` is
+    /// refused, and so is a name that matches nothing (a typo would otherwise restore less
+    /// than asked without a word).
+    pub fn select(&mut self, selection: &Selection) -> crate::Result<()> {
+        if selection.into.is_some() {
+            return Err(crate::FormatError::Selection(
+                "--into renames the database of a mysqldump file; a directory backup names its databases (pick \
+                 them with --database)"
+                    .into(),
+            ));
+        }
+        let unmatched = self.filter(&selection.databases, &selection.exclude);
+        if !unmatched.is_empty() {
+            return Err(crate::FormatError::Selection(format!(
+                "not in the backup: {} (see `floodgate inspect`)",
+                unmatched.join(", ")
+            )));
+        }
+        Ok(())
+    }
+
     /// Keeps only the named databases (all when `names` is empty) and drops excluded tables
     /// (`db.table`). Returns the names that matched nothing, so typos are reported.
     pub fn filter(&mut self, databases: &[String], exclude: &[String]) -> Vec<String> {
@@ -240,5 +261,54 @@ impl RestorePlan {
             }
         }
         unmatched
+    }
+}
+
+/// Which part of a backup to restore: `--into`, `--database` and `--exclude`.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Restore the dump's single database under this name.
+    pub into: Option<String>,
+    /// Only these databases (all when empty), as named in the dump (or `--into`).
+    pub databases: Vec<String>,
+    /// Tables to skip, as `db.table`.
+    pub exclude: Vec<String>,
+    matched: std::collections::BTreeSet<String>,
+}
+
+impl Selection {
+    /// A selection from the command line's flags.
+    pub fn new(into: Option<String>, databases: Vec<String>, exclude: Vec<String>) -> Self {
+        Selection { into, databases, exclude, matched: Default::default() }
+    }
+
+    /// True if statements of `db` are wanted.
+    pub fn wants_db(&mut self, db: &str) -> bool {
+        if self.databases.is_empty() {
+            return true;
+        }
+        let hit = self.databases.iter().any(|d| d == db);
+        if hit {
+            self.matched.insert(db.to_string());
+        }
+        hit
+    }
+
+    /// True if `db`.`table` is wanted.
+    pub fn wants_table(&mut self, db: &str, table: &str) -> bool {
+        if !self.wants_db(db) {
+            return false;
+        }
+        let name = format!("{db}.{table}");
+        if self.exclude.contains(&name) {
+            self.matched.insert(name);
+            return false;
+        }
+        true
+    }
+
+    /// Names given on the command line that matched nothing in the stream so far.
+    pub fn unmatched(&self) -> Vec<String> {
+        self.databases.iter().chain(&self.exclude).filter(|n| !self.matched.contains(*n)).cloned().collect()
     }
 }

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use crate::compress::{self, Compression};
 use crate::ident;
+use crate::objects::{object_change, ExpectedObjects};
 use crate::split::{self, Statement, Terminator};
 use crate::sqltext::{self, identifier, keyword, skip_ws};
 use crate::{FormatError, Result};
@@ -342,56 +343,16 @@ pub fn schema_target(text: &[u8]) -> Option<SchemaTarget> {
     Some(SchemaTarget::Table(String::new(), first))
 }
 
-/// Which part of a dump to restore: `--into`, `--database` and `--exclude`.
-#[derive(Debug, Clone, Default)]
-pub struct Selection {
-    /// Restore the dump's single database under this name.
-    pub into: Option<String>,
-    /// Only these databases (all when empty), as named in the dump (or `--into`).
-    pub databases: Vec<String>,
-    /// Tables to skip, as `db.table`.
-    pub exclude: Vec<String>,
-    matched: std::collections::BTreeSet<String>,
+/// Classifies a dump's statements in order and records what the dump holds as it goes: the
+/// one reading of a dump that restore, `inspect` and drills share (the same classification,
+/// the same object tracking).
+#[derive(Debug, Default)]
+pub struct Scanner {
+    classifier: Classifier,
+    summary: DumpSummary,
 }
 
-impl Selection {
-    /// A selection from the command line's flags.
-    pub fn new(into: Option<String>, databases: Vec<String>, exclude: Vec<String>) -> Self {
-        Selection { into, databases, exclude, matched: Default::default() }
-    }
-
-    /// True if statements of `db` are wanted.
-    pub fn wants_db(&mut self, db: &str) -> bool {
-        if self.databases.is_empty() {
-            return true;
-        }
-        let hit = self.databases.iter().any(|d| d == db);
-        if hit {
-            self.matched.insert(db.to_string());
-        }
-        hit
-    }
-
-    /// True if `db`.`table` is wanted.
-    pub fn wants_table(&mut self, db: &str, table: &str) -> bool {
-        if !self.wants_db(db) {
-            return false;
-        }
-        let name = format!("{db}.{table}");
-        if self.exclude.contains(&name) {
-            self.matched.insert(name);
-            return false;
-        }
-        true
-    }
-
-    /// Names given on the command line that matched nothing in the stream so far.
-    pub fn unmatched(&self) -> Vec<String> {
-        self.databases.iter().chain(&self.exclude).filter(|n| !self.matched.contains(*n)).cloned().collect()
-    }
-}
-
-/// What one pass over a dump finds (for `inspect` and `--dry-run`).
+/// What a dump holds, as far as it has been read.
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct DumpSummary {
     /// Databases in order of appearance.
@@ -402,42 +363,62 @@ pub struct DumpSummary {
     pub post_statements: u64,
     /// Bytes of SQL text.
     pub bytes: u64,
+    /// The views, triggers, routines and events the dump leaves behind.
+    #[serde(skip)]
+    pub objects: ExpectedObjects,
 }
 
-/// Reads the whole dump once and summarises it. Errors name the byte offset.
-pub fn scan(source: &DumpSource, into: Option<String>) -> Result<DumpSummary> {
-    let name = source.name();
-    let reader = compress::decoder(source.open_raw()?).map_err(|e| FormatError::io(Path::new(&name), e))?;
-    let mut statements = crate::split::StatementReader::new(reader, crate::split::Terminator::Delimiter, 1 << 30);
-    let mut classifier = Classifier::new(into);
-    let mut summary = DumpSummary::default();
-    while let Some(s) =
-        statements.next_statement().map_err(|e| FormatError::corrupt(Path::new(&name), None, e.to_string()))?
-    {
-        if !s.terminated {
+impl Scanner {
+    /// A scanner; `into` renames the dump's (single) database.
+    pub fn new(into: Option<String>) -> Self {
+        Scanner { classifier: Classifier::new(into), summary: DumpSummary::default() }
+    }
+
+    /// The database selected by the last `USE` (or `--into`).
+    pub fn current_db(&self) -> Option<&str> {
+        self.classifier.current_db()
+    }
+
+    /// What the statements so far hold.
+    pub fn summary(&self) -> &DumpSummary {
+        &self.summary
+    }
+
+    /// Classifies the next statement (see [`Classifier::classify`]) and records it. A
+    /// statement the splitter found unterminated means the dump is cut in the middle of it.
+    pub fn next(&mut self, statement: Statement, source: &str) -> Result<Item> {
+        if !statement.terminated {
             return Err(FormatError::corrupt(
-                Path::new(&name),
-                Some(s.offset),
+                Path::new(source),
+                Some(statement.offset),
                 "the dump ends in the middle of a statement: it is truncated",
             ));
         }
-        summary.bytes = s.offset + s.text.len() as u64;
-        match classifier.classify(s, &name)? {
+        self.summary.bytes = statement.offset + statement.text.len() as u64;
+        let item = self.classifier.classify(statement, source)?;
+        let current = self.classifier.current_db().unwrap_or_default().to_string();
+        let summary = &mut self.summary;
+        match &item {
             Item::Rows { db, table, statement } => {
                 let len = statement.text.len() as u64;
-                match summary.tables.iter_mut().find(|t| t.0 == db && t.1 == table) {
+                match summary.tables.iter_mut().find(|t| &t.0 == db && &t.1 == table) {
                     Some(t) => {
                         t.2 += 1;
                         t.3 += len;
                     }
-                    None => summary.tables.push((db, table, 1, len)),
+                    None => summary.tables.push((db.clone(), table.clone(), 1, len)),
                 }
             }
-            Item::Post(_) => summary.post_statements += 1,
+            Item::Post(s) => {
+                summary.post_statements += 1;
+                if let Some(change) = object_change(&s.text) {
+                    summary.objects.apply(change, &current);
+                }
+            }
             Item::Schema(s) => match schema_target(&s.text) {
                 Some(SchemaTarget::Database(d)) if !summary.databases.contains(&d) => summary.databases.push(d),
-                Some(SchemaTarget::Table(_, t)) => {
-                    let db = classifier.current_db().unwrap_or_default().to_string();
+                Some(SchemaTarget::Table(db, t)) => {
+                    let db = if db.is_empty() { current.clone() } else { db };
                     if !summary.tables.iter().any(|x| x.0 == db && x.1 == t) {
                         summary.tables.push((db, t, 0, 0));
                     }
@@ -446,13 +427,162 @@ pub fn scan(source: &DumpSource, into: Option<String>) -> Result<DumpSummary> {
             },
             Item::Context(_) | Item::Skip(_) => {}
         }
-        if let Some(db) = classifier.current_db() {
-            if !summary.databases.iter().any(|d| d == db) {
-                summary.databases.push(db.to_string());
+        if !current.is_empty() && !summary.databases.contains(&current) {
+            summary.databases.push(current);
+        }
+        Ok(item)
+    }
+}
+
+/// How many bytes [`Ends`] keeps of each end of a stream.
+const ENDS: usize = 4096;
+
+/// The first and last bytes of a decompressed dump, kept as it streams by: the dump tool's
+/// header comment and `-- Dump completed` trailer are comments, which the statement splitter
+/// drops.
+#[derive(Debug, Default)]
+pub struct Ends {
+    seen: std::sync::Mutex<(Vec<u8>, Vec<u8>, u64)>,
+}
+
+impl Ends {
+    /// Wraps `inner` so the bytes read through it are kept.
+    pub fn reader<R: Read>(self: &std::sync::Arc<Self>, inner: R) -> EndsReader<R> {
+        EndsReader { inner, ends: self.clone() }
+    }
+
+    /// Checks the ends seen so far (the whole stream, once it was read to the end).
+    pub fn check(&self, source: &str) -> Result<Completeness> {
+        let seen = self.seen.lock().map(|s| s.clone()).unwrap_or_default();
+        completeness(source, &seen.0, &seen.1, seen.2)
+    }
+}
+
+/// A reader that keeps the ends of what passes through ([`Ends`]).
+pub struct EndsReader<R> {
+    inner: R,
+    ends: std::sync::Arc<Ends>,
+}
+
+impl<R: Read> Read for EndsReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Ok(mut seen) = self.ends.seen.lock() {
+            let (head, tail, bytes) = &mut *seen;
+            if head.len() < ENDS {
+                let take = n.min(ENDS - head.len());
+                head.extend_from_slice(&buf[..take]);
+            }
+            tail.extend_from_slice(&buf[..n]);
+            if tail.len() > 2 * ENDS {
+                tail.drain(..tail.len() - ENDS);
+            }
+            *bytes += n as u64;
+        }
+        Ok(n)
+    }
+}
+
+/// Whether a dump is known to be whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Completeness {
+    /// It ends with the dump tool's `-- Dump completed [on DATE]` line.
+    Complete {
+        /// The date on that line.
+        completed_on: Option<String>,
+    },
+    /// Written without comments (`--skip-comments`, `--compact`): no header, so no trailer
+    /// is expected and completeness cannot be checked.
+    Unmarked,
+}
+
+/// mysqldump and mariadb-dump end with `-- Dump completed on ...` unless told to write no
+/// comments: a dump that starts with their header comment but lacks the trailer was cut off
+/// between two statements, which the statement splitter cannot see. `bytes` is the length
+/// of the (decompressed) dump, where the trailer is missing.
+pub fn completeness(source: &str, head: &[u8], tail: &[u8], bytes: u64) -> Result<Completeness> {
+    let header = String::from_utf8_lossy(head);
+    let commented = header.contains("-- MySQL dump") || header.contains("-- MariaDB dump");
+    let tail = String::from_utf8_lossy(tail);
+    if let Some(line) = tail.lines().rev().find(|l| l.starts_with("-- Dump completed")) {
+        let completed_on = line.split_once(" on ").map(|(_, d)| d.trim().to_string()).filter(|d| !d.is_empty());
+        return Ok(Completeness::Complete { completed_on });
+    }
+    if !commented {
+        return Ok(Completeness::Unmarked);
+    }
+    Err(FormatError::corrupt(
+        Path::new(source),
+        Some(bytes),
+        "no `-- Dump completed` line at the end, which the dump's header promises: the file is truncated or \
+         the dump did not finish",
+    ))
+}
+
+/// The completeness of a plain (uncompressed, seekable) dump file, from its first and last
+/// bytes: known before anything is restored.
+pub fn file_completeness(path: &Path) -> Result<Completeness> {
+    let mut file = File::open(path).map_err(|e| FormatError::io(path, e))?;
+    let len = file.metadata().map_err(|e| FormatError::io(path, e))?.len();
+    let mut head = Vec::new();
+    (&mut file).take(ENDS as u64).read_to_end(&mut head).map_err(|e| FormatError::io(path, e))?;
+    let mut tail = Vec::new();
+    file.seek(SeekFrom::Start(len.saturating_sub(ENDS as u64))).map_err(|e| FormatError::io(path, e))?;
+    file.read_to_end(&mut tail).map_err(|e| FormatError::io(path, e))?;
+    completeness(&path.display().to_string(), &head, &tail, len)
+}
+
+/// What one whole pass over a dump found.
+#[derive(Debug, Clone)]
+pub struct DumpScan {
+    /// What it holds.
+    pub summary: DumpSummary,
+    /// Whether it is whole.
+    pub completeness: Completeness,
+    /// SHA-256 of the file as stored (compressed or not), when asked for.
+    pub sha256: Option<String>,
+}
+
+/// Reads the whole dump once: classifies every statement ([`Scanner`]), checks it is whole
+/// ([`completeness`]) and, with `hash`, hashes the stored bytes. Errors name the byte offset.
+pub fn scan(source: &DumpSource, into: Option<String>, hash: bool) -> Result<DumpScan> {
+    let name = source.name();
+    let corrupt = |offset: Option<u64>, reason: String| FormatError::corrupt(Path::new(&name), offset, reason);
+    let hasher = std::sync::Arc::new(std::sync::Mutex::new(hash.then(<sha2::Sha256 as sha2::Digest>::new)));
+    let stored = Hashing { inner: source.open_raw()?, hash: hasher.clone() };
+    let ends = std::sync::Arc::new(Ends::default());
+    let raw = compress::decoder(stored).map_err(|e| corrupt(Some(0), format!("cannot decompress: {e}")))?;
+    let mut statements = split::StatementReader::new(ends.reader(raw), Terminator::Delimiter, 1 << 30);
+    let mut scanner = Scanner::new(into);
+    while let Some(s) = statements.next_statement().map_err(|e| corrupt(None, e.to_string()))? {
+        scanner.next(s, &name)?;
+    }
+    let completeness = ends.check(&name)?;
+    let sha256 = hasher.lock().ok().and_then(|mut h| h.take()).map(|h| hex(&sha2::Digest::finalize(h)));
+    Ok(DumpScan { summary: scanner.summary, completeness, sha256 })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Hashes the bytes that pass through: the file's identity, computed on the pass that reads
+/// it anyway.
+struct Hashing<R> {
+    inner: R,
+    hash: std::sync::Arc<std::sync::Mutex<Option<sha2::Sha256>>>,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Ok(mut h) = self.hash.lock() {
+            if let Some(h) = h.as_mut() {
+                sha2::Digest::update(h, &buf[..n]);
             }
         }
+        Ok(n)
     }
-    Ok(summary)
 }
 
 #[cfg(test)]
@@ -546,6 +676,42 @@ mod tests {
             Some(SchemaTarget::Database("x".into()))
         );
         assert_eq!(schema_target(b"CREATE INDEX i ON t (a)"), None);
+    }
+
+    #[test]
+    fn completeness_rules() {
+        let head = b"-- MariaDB dump 10.19  Distrib 10.11.19-MariaDB\n";
+        let done = completeness("d.sql", head, b"\n-- Dump completed on 2026-11-25 21:00:00\n", 9).unwrap();
+        assert_eq!(done, Completeness::Complete { completed_on: Some("2026-11-25 21:00:00".into()) });
+        let err = completeness("d.sql", head, b"INSERT INTO t VALUES (1);\n", 9).unwrap_err();
+        assert!(err.is_integrity());
+        assert!(err.to_string().contains("d.sql at byte 9"), "{err}");
+        let bare = completeness("d.sql", b"SET NAMES utf8mb4;", b"INSERT INTO t VALUES (1);", 9).unwrap();
+        assert_eq!(bare, Completeness::Unmarked);
+    }
+
+    #[test]
+    fn the_scanner_tracks_tables_and_objects() {
+        let mut s = Scanner::new(None);
+        for text in [
+            "CREATE DATABASE `d`",
+            "USE `d`",
+            "CREATE TABLE `t` (a int)",
+            "INSERT INTO `t` VALUES (1)",
+            "INSERT INTO `t` VALUES (2)",
+            "CREATE VIEW `v` AS SELECT 1",
+            "CREATE TRIGGER `x` AFTER INSERT ON `t` FOR EACH ROW SET @a = 1",
+            "DROP TRIGGER `x`",
+        ] {
+            s.next(st(text), "dump.sql").unwrap();
+        }
+        let summary = s.summary();
+        assert_eq!(summary.databases, ["d"]);
+        assert_eq!(summary.tables, [("d".to_string(), "t".to_string(), 2, 52)]);
+        let objects: Vec<_> = summary.objects.iter().map(|o| o.name.as_str()).collect();
+        assert_eq!(objects, ["v"]);
+        let cut = Statement { offset: 7, text: b"INSERT INTO t VALUES (".to_vec(), terminated: false };
+        assert!(s.next(cut, "dump.sql").unwrap_err().is_integrity());
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! Names of the post-data objects (views, triggers, routines, events) a backup's statements
-//! create or drop, so a drill can check that each one exists after the restore.
+//! create or drop: the restore orders them by kind, and a drill checks that each one exists
+//! after the restore ([`ExpectedObjects`]).
+
+use std::collections::BTreeMap;
 
 /// The kinds of post-data object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -52,6 +55,56 @@ pub struct ObjectChange {
     pub database: Option<String>,
     /// Its name.
     pub name: String,
+}
+
+/// A post-data object a restore must leave on the target.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ExpectedObject {
+    /// View, trigger, procedure, function or event.
+    pub kind: ObjectKind,
+    /// Its database.
+    pub database: String,
+    /// Its name.
+    pub name: String,
+}
+
+/// Objects by (kind, database, name); CREATEs add and DROPs remove, in statement order, so
+/// the set is what the backup leaves behind.
+#[derive(Debug, Default, Clone)]
+pub struct ExpectedObjects(BTreeMap<(ObjectKind, String, String), ExpectedObject>);
+
+impl ExpectedObjects {
+    /// Applies a CREATE or DROP seen while `current_db` was selected.
+    pub fn apply(&mut self, change: ObjectChange, current_db: &str) {
+        let database = change.database.unwrap_or_else(|| current_db.to_string());
+        let key = (change.kind, database.clone(), change.name.clone());
+        if change.create {
+            self.0.insert(key, ExpectedObject { kind: change.kind, database, name: change.name });
+        } else {
+            self.0.remove(&key);
+        }
+    }
+
+    /// Adds an object the restore must produce.
+    pub fn insert(&mut self, kind: ObjectKind, database: &str, name: &str) {
+        let object = ExpectedObject { kind, database: database.into(), name: name.into() };
+        self.0.insert((kind, database.into(), name.into()), object);
+    }
+
+    /// The objects, in (kind, database, name) order.
+    pub fn iter(&self) -> impl Iterator<Item = &ExpectedObject> {
+        self.0.values()
+    }
+
+    /// How many.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// None at all.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 #[derive(Debug, PartialEq)]
@@ -200,6 +253,22 @@ mod tests {
         assert_eq!(object_change(b"CREATE TABLE `trigger` (a int)"), None);
         assert_eq!(object_change(b"SET NAMES utf8mb4"), None);
         assert_eq!(object_change(b"ALTER DATABASE `d` CHARACTER SET latin1"), None);
+    }
+
+    #[test]
+    fn drops_remove_and_creates_add() {
+        let mut o = ExpectedObjects::default();
+        for s in [
+            "DROP VIEW IF EXISTS `v`",
+            "CREATE VIEW `v` AS SELECT 1",
+            "CREATE TRIGGER `other`.`t` AFTER INSERT ON x FOR EACH ROW SET @a = 1",
+            "CREATE PROCEDURE p() BEGIN END",
+            "DROP PROCEDURE p",
+        ] {
+            o.apply(object_change(s.as_bytes()).unwrap(), "d");
+        }
+        let names: Vec<_> = o.iter().map(|e| format!("{} {}.{}", e.kind.name(), e.database, e.name)).collect();
+        assert_eq!(names, ["view d.v", "trigger other.t"]);
     }
 
     proptest::proptest! {

@@ -21,10 +21,7 @@ use floodgate_format::ident::{qualified, quote};
 use crate::{LoadError, Result};
 
 /// The schema that holds the checkpoints.
-pub const SCHEMA: &str = "floodgate";
-
-/// Schemas that never hold user data: the server's own, and floodgate's checkpoints.
-pub const NON_USER_SCHEMAS: [&str; 5] = ["mysql", "sys", "information_schema", "performance_schema", SCHEMA];
+pub use floodgate_conn::server::CHECKPOINT_SCHEMA as SCHEMA;
 
 const TABLES: [&str; 3] = [
     "CREATE TABLE IF NOT EXISTS floodgate.restore (
@@ -211,6 +208,30 @@ impl Checkpoints {
     pub fn steps_of(&self, kind: &str) -> impl Iterator<Item = (&str, &str)> + '_ {
         let kind = kind.to_string();
         self.steps.keys().filter(move |(k, _, _)| *k == kind).map(|(_, d, n)| (d.as_str(), n.as_str()))
+    }
+}
+
+#[cfg(test)]
+impl Checkpoints {
+    /// An interrupted run that recorded `steps` (kind, db, name, detail) and `chunks` (db,
+    /// table, chunk, rows, content).
+    pub(crate) fn set_for_tests(
+        &mut self,
+        steps: &[(&str, &str, &str, Option<String>)],
+        chunks: &[(&str, &str, u64, u64, Option<String>)],
+    ) {
+        let started_at = "2026-12-02 00:00:00".into();
+        self.resumed =
+            Some(Recorded { backup: self.backup.clone(), source: "test".into(), started_at, completed: false });
+        for (kind, db, name, detail) in steps {
+            self.steps.insert((kind.to_string(), db.to_string(), name.to_string()), detail.clone());
+        }
+        for (db, table, chunk, rows, content) in chunks {
+            self.chunks.insert(
+                (db.to_string(), table.to_string(), *chunk),
+                DoneChunk { rows: *rows, content: content.clone() },
+            );
+        }
     }
 }
 
@@ -513,11 +534,7 @@ pub fn plan_identity(plan: &floodgate_format::RestorePlan) -> String {
 /// Identity of a mysqldump stream: the first bytes of the stream as stored (they hold the
 /// dump's header and first tables), the selection and the chunk size. Each chunk's content digest is checked
 /// again as the re-read reaches it, so a stream that differs later is refused there.
-pub fn stream_identity(
-    prefix: &[u8],
-    selection: &floodgate_format::mysqldump::Selection,
-    chunk_bytes: usize,
-) -> String {
+pub fn stream_identity(prefix: &[u8], selection: &floodgate_format::Selection, chunk_bytes: usize) -> String {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     h.update(prefix);
     // The chunk size decides where chunks are cut, so the numbers of the chunks.
@@ -539,7 +556,7 @@ pub fn content_digest<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use floodgate_format::mysqldump::Selection;
+    use floodgate_format::Selection;
 
     #[test]
     fn stream_identity_covers_selection_and_chunk_size() {

@@ -1,34 +1,15 @@
-use floodgate_format::FormatError;
+use floodgate_conn::retry::{Retryable, Transient};
+use floodgate_conn::ConnError;
+use floodgate_format::{Classify, ErrorClass, FormatError};
 use floodgate_pipeline::PipelineError;
 
 /// Why a restore stopped. Every variant names what it was working on.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LoadError {
-    /// Could not connect or log in.
-    #[error("cannot connect to {target}: {source}")]
-    Connect {
-        /// host:port or socket.
-        target: String,
-        /// The driver's error.
-        source: mysql_async::Error,
-    },
-    /// A statement failed on the server.
-    #[error("{context}: {source}")]
-    Sql {
-        /// Which table, file and byte offset, or which phase.
-        context: String,
-        /// The server's error.
-        source: mysql_async::Error,
-    },
-    /// Reading rows through floodgate-wire failed, or the server sent an error through it.
-    #[error("{context}: {source}")]
-    Wire {
-        /// Which table, or which step.
-        context: String,
-        /// The cause.
-        source: floodgate_wire::WireError,
-    },
+    /// Talking to the target failed: a login, a statement, a lost connection.
+    #[error(transparent)]
+    Server(#[from] ConnError),
     /// The backup could not be read.
     #[error(transparent)]
     Format(#[from] FormatError),
@@ -51,51 +32,44 @@ pub enum LoadError {
         /// What differs.
         reason: String,
     },
+    /// A bug: a task that panicked, a state that cannot happen.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl LoadError {
-    /// The process exit code DESIGN.md assigns: 3 for integrity failures, 1 otherwise.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            LoadError::Integrity { .. } => 3,
-            LoadError::Format(e) if e.is_integrity() => 3,
-            LoadError::Chunk { source, .. } if source.integrity => 3,
-            _ => 1,
-        }
+    /// A mapper for `map_err`: the statement at `context` failed on the server.
+    pub fn sql(context: impl Into<String>) -> impl FnOnce(mysql_async::Error) -> LoadError {
+        let context = context.into();
+        move |source| LoadError::Server(ConnError::Sql { context, source })
     }
 
     /// How a retry can cure this failure, if it can.
     pub fn transient(&self) -> Option<Transient> {
-        use mysql_async::{DriverError, Error};
-        let source = match self {
-            LoadError::Sql { source, .. } | LoadError::Connect { source, .. } => source,
-            _ => return None,
-        };
-        match source {
-            // Deadlock, lock wait timeout, query interrupted (KILL QUERY): the server rolled
-            // the statement or transaction back; the connection is still good.
-            Error::Server(e) if matches!(e.code, 1205 | 1213 | 1317) => Some(Transient::Retry),
-            // Too many connections, server shutting down, connection killed, lost or reset.
-            Error::Server(e) if matches!(e.code, 1040 | 1053 | 1927 | 2006 | 2013) => Some(Transient::Reconnect),
-            Error::Io(_) => Some(Transient::Reconnect),
-            Error::Driver(DriverError::ConnectionClosed | DriverError::PoolDisconnected) => Some(Transient::Reconnect),
+        match self {
+            LoadError::Server(e) => e.transient(),
             _ => None,
         }
     }
+}
 
-    pub(crate) fn sql(context: impl Into<String>) -> impl FnOnce(mysql_async::Error) -> LoadError {
-        let context = context.into();
-        move |source| LoadError::Sql { context, source }
+impl Retryable for LoadError {
+    fn transient(&self) -> Option<Transient> {
+        LoadError::transient(self)
     }
 }
 
-/// What a transient failure needs before the work is tried again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transient {
-    /// The same connection can retry (after ROLLBACK).
-    Retry,
-    /// The connection is gone: open a new one (waiting for the server to come back).
-    Reconnect,
+impl Classify for LoadError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            LoadError::Server(e) => e.class(),
+            LoadError::Format(e) => e.class(),
+            LoadError::Chunk { source, .. } => source.class(),
+            LoadError::Refused(_) => ErrorClass::Refused,
+            LoadError::Integrity { .. } => ErrorClass::Integrity,
+            LoadError::Internal(_) => ErrorClass::Internal,
+        }
+    }
 }
 
 /// Result alias for this crate.

@@ -6,6 +6,8 @@
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
+use floodgate_conn::server::{user_databases, CHECKPOINT_SCHEMA};
+
 use crate::{LoadError, Result};
 
 /// A global setting and the value it had.
@@ -65,27 +67,25 @@ pub async fn relax(conn: &mut Conn, ours: &[String]) -> Result<Relaxed> {
                 "--fast-target: `{relaxed}` needs the SUPER (or SYSTEM_VARIABLES_ADMIN) privilege ({})",
                 se.message
             )),
-            _ => LoadError::Sql { context: format!("--fast-target: {relaxed}"), source: e },
+            _ => LoadError::sql(format!("--fast-target: {relaxed}"))(e),
         })?;
     }
     Ok(Relaxed { saved })
 }
 
 async fn refuse_user_data(conn: &mut Conn, ours: &[String]) -> Result<()> {
-    let schemas: Vec<String> = conn
-        .query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")
-        .await
-        .map_err(LoadError::sql("listing the target's databases"))?;
-    let user: Vec<String> = schemas
+    let user: Vec<String> = user_databases(conn, CHECKPOINT_SCHEMA)
+        .await?
         .into_iter()
-        .filter(|s| !crate::checkpoint::NON_USER_SCHEMAS.contains(&s.as_str()) && !ours.contains(s))
+        .filter(|d| d.holds_data() && !ours.contains(&d.name))
+        .map(|d| d.name)
         .collect();
     if user.is_empty() {
         return Ok(());
     }
     Err(LoadError::Refused(format!(
         "--fast-target relaxes the server's durability and is only for a fresh host, but this one holds user \
-         databases ({}). Nothing was changed. Restore without --fast-target.",
+         data (databases {}). Nothing was changed. Restore without --fast-target.",
         user.join(", ")
     )))
 }
@@ -160,7 +160,7 @@ async fn put_back_leftovers(conn: &mut Conn) -> Result<()> {
 /// Connects and relaxes the target (see [`relax`]). Databases an unfinished restore created
 /// are not user data.
 pub async fn relax_target(target: &crate::ConnectOptions) -> Result<Relaxed> {
-    let mut conn = crate::connect(target, &[]).await?;
+    let mut conn = floodgate_conn::connect(target, &[]).await?;
     // Without checkpoints the query fails: then no database is floodgate's.
     let ours: Vec<String> = conn
         .query("SELECT DISTINCT CAST(db AS CHAR) FROM floodgate.steps WHERE kind = 'database'")
@@ -173,7 +173,7 @@ pub async fn relax_target(target: &crate::ConnectOptions) -> Result<Relaxed> {
 
 /// Connects (waiting up to `wait` for a target that is restarting) and puts the settings back.
 pub async fn put_back(target: &crate::ConnectOptions, wait: std::time::Duration) -> Result<Vec<Saved>> {
-    let mut conn = crate::retry::reconnect(target, &[], wait).await?;
+    let mut conn = floodgate_conn::retry::reconnect(target, &[], wait).await?;
     let saved = restore_settings(&mut conn).await;
     let _ = conn.disconnect().await;
     saved

@@ -1,41 +1,48 @@
-//! Restores a [`RestorePlan`](floodgate_format::RestorePlan) into a target server.
+//! The one restore engine: restores a backup (a planned directory, or a mysqldump stream)
+//! into a target server.
 //!
-//! The phases follow DESIGN.md: target checks, schema (secondary indexes deferred), data over
-//! N connections (largest tables first, several tables and several chunks of one table at
-//! once, one transaction per chunk), each table's deferred indexes as soon as its last chunk
-//! lands, then views, routines, events and triggers, then verification.
+//! The phases follow DESIGN.md: target checks, schema (secondary indexes of large tables
+//! deferred), data over N connections (largest tables first, several tables and several
+//! chunks of one table at once, one transaction per chunk with its checkpoint row), each
+//! table's deferred indexes as soon as its last chunk lands, then routines and events,
+//! views, triggers, then verification.
 //!
 //! Entry point: [`restore`]. Progress is published through [`Progress`] (atomics a UI polls);
 //! the outcome is a [`RestoreReport`].
+//!
+//! Layers, each using only those below it: `engine` (the phases) over the two sources
+//! (`planned`, `stream`) and the post-data and verification phases (`post`, `verify`); those
+//! over the shared machinery (`ddl`, `queue`, `worker`, `job`, `indexes`, `tables`,
+//! `session`); those over the server-facing helpers (`target`, `checkpoint`, `resume`,
+//! `convert`, `sql`).
 
 pub mod checkpoint;
-mod conn;
 mod convert;
-mod data;
-mod digest;
+mod ddl;
+mod engine;
 mod error;
 pub mod failpoint;
 pub mod fast_target;
 pub mod fingerprint;
 mod indexes;
+mod job;
+mod planned;
 mod post;
-mod progress;
+mod queue;
 mod report;
-mod restore;
 mod resume;
-mod retry;
-pub mod rows;
-mod schema;
+mod session;
 mod sql;
 mod stream;
-mod stream_ddl;
-mod stream_queue;
+mod tables;
+mod target;
+mod verify;
+mod worker;
 
-pub use conn::{connect, ConnectOptions};
-pub use digest::{encode_row, table_digest};
-pub use error::{LoadError, Result, Transient};
-pub use progress::{Phase, Progress};
+pub use engine::restore;
+pub use error::{LoadError, Result};
+pub use floodgate_conn::ConnectOptions;
+pub use floodgate_pipeline::{Phase, Progress};
 pub use report::{PhaseSeconds, RestoreReport, TableReport};
-pub use restore::{restore, RestoreOptions, VerifyMode};
-pub use rows::{RowConn, RowConnector, RowRef, RowStream, Values};
-pub use stream::restore_dump;
+pub use session::{RestoreOptions, VerifyMode};
+pub use verify::table_digest;

@@ -1,191 +1,301 @@
-//! Phase 4: views (stand-ins first, so views on views resolve), routines and events, then
-//! triggers, which must not exist while rows load or they would fire on restored data.
+//! Phase 4, post-data objects, for every source: routines and events first, then views in
+//! dependency order (a view may call a function or read another view), then triggers (a
+//! trigger may call a procedure; it must not exist while rows load, or it would fire on
+//! restored data).
+//!
+//! A backup's post-data statements come as [`Script`]s: a file of routines, one view's file,
+//! a dump stream's post-data statements with the session statements around them. Each pass
+//! walks every script and runs only the statements of its kind, replaying the session
+//! statements (`SET`, `USE`) that precede each one, so every object is created under the
+//! session it had in the backup, whatever order the backup listed them in. Each statement
+//! is recorded in the checkpoints once it ran; a resumed restore skips those.
 
-use floodgate_format::ident::{qualified, quote};
-use floodgate_format::SqlFile;
+use std::collections::BTreeSet;
+
+use floodgate_format::ident::quote;
+use floodgate_format::objects::{object_change, ObjectKind};
+use floodgate_format::split::Statement;
+use floodgate_format::sqltext::head_words;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
 use crate::checkpoint::{self, step, Checkpoints};
-use crate::restore::Ctx;
 use crate::{LoadError, Result};
 
-/// Counts of what was applied.
+/// The passes, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pass {
+    /// Routines, events and anything else that is not a view or a trigger, in backup order.
+    Routines,
+    /// Views, in rounds until every one resolves.
+    Views,
+    /// Triggers.
+    Triggers,
+}
+
+/// What a statement of a script is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// `SET`, `USE`: replayed before the statements after it, never recorded.
+    Session,
+    /// Runs in this pass.
+    Object(Pass),
+}
+
+/// Statements that run in one session, in order.
+#[derive(Debug, Clone)]
+pub(crate) struct Script {
+    /// Names its statements in the checkpoints (`key#n`).
+    key: String,
+    /// The database the checkpoints file it under ("" for a dump stream).
+    db: String,
+    /// Names it in errors: a file path, or the dump.
+    file: String,
+    /// Selected before it runs.
+    use_db: Option<String>,
+    statements: Vec<Statement>,
+    roles: Vec<Role>,
+    /// Its object statements form one unit, created (or retried) together: one view's file
+    /// (drop its stand-in, create it).
+    whole: bool,
+    /// A view's stand-in, created only when views cannot be created in any order.
+    stand_in: Option<Box<Script>>,
+}
+
+impl Script {
+    /// Statements classified one by one: views, triggers, and the rest (routines, events).
+    pub fn classified(
+        key: String,
+        db: String,
+        file: String,
+        use_db: Option<String>,
+        statements: Vec<Statement>,
+    ) -> Script {
+        let roles = statements.iter().map(|s| role(&s.text)).collect();
+        Script { key, db, file, use_db, statements, roles, whole: false, stand_in: None }
+    }
+
+    /// One view's file, with the stand-in to create if views on views cannot be ordered.
+    pub fn view(mut file: Script, stand_in: Option<Script>) -> Script {
+        file.roles = file
+            .statements
+            .iter()
+            .map(|s| if is_session(&s.text) { Role::Session } else { Role::Object(Pass::Views) })
+            .collect();
+        file.whole = true;
+        file.stand_in = stand_in.map(Box::new);
+        file
+    }
+
+    /// Everything runs in one pass (a trigger file; a stand-in).
+    pub fn all_in(mut self, pass: Pass) -> Script {
+        self.roles = self
+            .statements
+            .iter()
+            .map(|s| if is_session(&s.text) { Role::Session } else { Role::Object(pass) })
+            .collect();
+        self
+    }
+
+    /// The statements of `pass` as units: each alone, or all together in a whole script.
+    fn units(&self, pass: Pass) -> Vec<Vec<usize>> {
+        let mine: Vec<usize> = (0..self.statements.len()).filter(|&i| self.roles[i] == Role::Object(pass)).collect();
+        match self.whole {
+            true if mine.is_empty() => Vec::new(),
+            true => vec![mine],
+            false => mine.into_iter().map(|i| vec![i]).collect(),
+        }
+    }
+}
+
+fn is_session(text: &[u8]) -> bool {
+    matches!(head_words(text, 1).first().map(String::as_str), Some("SET" | "USE" | "DELIMITER") | None)
+}
+
+fn role(text: &[u8]) -> Role {
+    if is_session(text) {
+        return Role::Session;
+    }
+    match object_change(text).map(|c| c.kind) {
+        Some(ObjectKind::View) => Role::Object(Pass::Views),
+        Some(ObjectKind::Trigger) => Role::Object(Pass::Triggers),
+        _ => Role::Object(Pass::Routines),
+    }
+}
+
+/// A backup's post-data: scripts, each counted as a routines file or a trigger file when it
+/// came from one.
 #[derive(Debug, Default)]
-pub struct Applied {
-    pub views: usize,
-    pub post_files: usize,
+pub(crate) struct PostData {
+    pub scripts: Vec<Script>,
+    /// Files of routines and events, and of triggers, for the report.
+    pub routine_files: usize,
     pub trigger_files: usize,
 }
 
-pub async fn apply(ctx: &Ctx, conn: &mut Conn) -> Result<Applied> {
-    let mut applied = Applied::default();
-    let terminator = ctx.plan.format.terminator();
-    for db in &ctx.plan.databases {
-        use_db(conn, &db.name).await?;
-        applied.views += create_views(ctx, conn, &db.name, &db.views).await?;
-        for file in &db.post {
-            run_file(ctx, conn, &db.name, file, terminator).await?;
-            use_db(conn, &db.name).await?;
-            applied.post_files += 1;
-        }
-    }
-    for db in &ctx.plan.databases {
-        use_db(conn, &db.name).await?;
-        for file in &db.triggers {
-            run_file(ctx, conn, &db.name, file, terminator).await?;
-            use_db(conn, &db.name).await?;
-            applied.trigger_files += 1;
-        }
-    }
-    Ok(applied)
+/// What the post-data phase did.
+#[derive(Debug, Default)]
+pub(crate) struct Applied {
+    pub views: usize,
 }
 
-/// Creates views in dependency order: rounds of attempts, where a view whose base view does
-/// not exist yet waits for the next round. Only views that still cannot be created (a cycle
-/// through a missing object) fall back to the dump's stand-in tables. Creating a view on top
-/// of a stand-in instead of the real view would store a differently qualified definition.
-async fn create_views(ctx: &Ctx, conn: &mut Conn, db: &str, views: &[floodgate_format::View]) -> Result<usize> {
-    let terminator = ctx.plan.format.terminator();
-    let mut pending: Vec<&floodgate_format::View> = views.iter().collect();
-    let mut stand_ins_created = false;
-    let mut created = 0;
-    while !pending.is_empty() {
-        let mut failed = Vec::new();
-        let mut first_error = None;
-        for view in pending.iter().copied() {
-            let result = run_file(ctx, conn, db, &view.definition, terminator).await;
-            use_db(conn, db).await?;
-            match result {
-                Ok(()) => created += 1,
-                Err(e) => {
+/// Runs the passes over `post` on `conn`.
+pub(crate) async fn apply(conn: &mut Conn, checkpoints: &Checkpoints, post: &PostData) -> Result<Applied> {
+    let mut runner = Runner { conn, checkpoints, at: None, views: BTreeSet::new() };
+    for script in &post.scripts {
+        for unit in script.units(Pass::Routines) {
+            runner.run(script, &unit).await?;
+        }
+    }
+    runner.views(&post.scripts).await?;
+    for script in &post.scripts {
+        for unit in script.units(Pass::Triggers) {
+            runner.run(script, &unit).await?;
+        }
+    }
+    Ok(Applied { views: runner.views.len() })
+}
+
+struct Runner<'a> {
+    conn: &'a mut Conn,
+    checkpoints: &'a Checkpoints,
+    /// The script (by key) whose session this connection stands in, and how far into it.
+    at: Option<(String, usize)>,
+    /// Views created, by (database or script, name).
+    views: BTreeSet<(String, String)>,
+}
+
+impl Runner<'_> {
+    /// Views in rounds: a view whose base view or function does not exist yet fails and is
+    /// tried in the next round. When a round creates nothing, the stand-ins of the views
+    /// left are created (a cycle through a missing object), and then a round that creates
+    /// nothing reports the first error.
+    async fn views(&mut self, scripts: &[Script]) -> Result<()> {
+        let mut pending: Vec<(&Script, Vec<usize>)> =
+            scripts.iter().flat_map(|s| s.units(Pass::Views).into_iter().map(move |u| (s, u))).collect();
+        let mut stand_ins_created = false;
+        while !pending.is_empty() {
+            let mut failed = Vec::new();
+            let mut first_error = None;
+            for (script, unit) in pending.iter().cloned() {
+                if let Err(e) = self.run(script, &unit).await {
+                    if e.transient().is_some() {
+                        return Err(e);
+                    }
                     first_error.get_or_insert(e);
-                    failed.push(view);
+                    failed.push((script, unit));
                 }
             }
-        }
-        if failed.len() == pending.len() {
-            if stand_ins_created {
-                if let Some(e) = first_error {
-                    return Err(e);
+            if failed.len() == pending.len() {
+                if stand_ins_created {
+                    return Err(first_error.unwrap_or_else(|| LoadError::Internal("views failed without error".into())));
                 }
-            }
-            for view in &failed {
-                if let Some(stand_in) = &view.placeholder {
-                    run_file(ctx, conn, db, stand_in, terminator).await?;
-                    use_db(conn, db).await?;
+                for (script, _) in &failed {
+                    if let Some(stand_in) = &script.stand_in {
+                        for unit in stand_in.units(Pass::Views) {
+                            self.run(stand_in, &unit).await?;
+                        }
+                    }
                 }
+                stand_ins_created = true;
             }
-            stand_ins_created = true;
+            pending = failed;
         }
-        pending = failed;
+        Ok(())
     }
-    Ok(created)
-}
 
-async fn use_db(conn: &mut Conn, db: &str) -> Result<()> {
-    conn.query_drop(format!("SET NAMES utf8mb4; USE {}", quote(db)))
-        .await
-        .map_err(LoadError::sql(format!("USE {}", quote(db))))
-}
-
-/// Runs a post-data file, statement by statement, each recorded in the checkpoints once it
-/// ran: a resumed restore skips the object statements an earlier run completed (session
-/// statements always run, they set up the ones that follow).
-async fn run_file(
-    ctx: &Ctx,
-    conn: &mut Conn,
-    db: &str,
-    file: &SqlFile,
-    terminator: floodgate_format::split::Terminator,
-) -> Result<()> {
-    let mut statements = floodgate_format::read_statements(file, terminator)?;
-    for s in &mut statements {
-        if let std::borrow::Cow::Owned(fixed) = ctx.plan.format.restore_post_statement(&s.text) {
-            s.text = fixed;
+    /// Runs one unit of `script`: the session statements before each of its statements, then
+    /// the statement unless an earlier run recorded it.
+    async fn run(&mut self, script: &Script, unit: &[usize]) -> Result<()> {
+        for &i in unit {
+            self.catch_up(script, i).await?;
+            let s = &script.statements[i];
+            let key = format!("{}#{i}", script.key);
+            if !self.checkpoints.has(step::POST, &script.db, &key) {
+                match self.conn.query_drop(&s.text[..]).await {
+                    Ok(()) => {}
+                    // The one statement a killed run may have completed without recording it.
+                    Err(e) if self.checkpoints.is_resume() && checkpoint::already_exists(&e) => {}
+                    Err(e) => {
+                        self.at = None; // a failed statement may have left the session anywhere
+                        return Err(LoadError::sql(format!("{} at byte {}", script.file, s.offset))(e));
+                    }
+                }
+                crate::failpoint::hit("post.statement").await;
+                checkpoint::record_step(self.conn, &self.checkpoints.backup, (step::POST, &script.db, &key), None)
+                    .await?;
+            }
+            if let Some(change) = object_change(&s.text).filter(|c| c.create && c.kind == ObjectKind::View) {
+                self.views.insert((change.database.unwrap_or_else(|| script.db.clone()), change.name));
+            }
+            self.at = Some((script.key.clone(), i + 1));
         }
+        Ok(())
     }
-    let relative = file.path.strip_prefix(&ctx.plan.root).unwrap_or(&file.path).to_string_lossy().into_owned();
-    let mut steps = PostSteps { checkpoints: &ctx.checkpoints, db, name: &relative };
-    for (n, s) in statements.iter().enumerate() {
-        let at = || format!("{} at byte {}", file.path.display(), s.offset);
-        steps.run(conn, n, &s.text, at).await?;
-    }
-    Ok(())
-}
 
-/// Post-data statements of one file or stream, recorded as they complete.
-pub(crate) struct PostSteps<'a> {
-    pub checkpoints: &'a Checkpoints,
-    pub db: &'a str,
-    /// Names the statement sequence (file path relative to the backup, or the stream).
-    pub name: &'a str,
-}
-
-impl PostSteps<'_> {
-    /// Runs statement `n` unless an earlier run did; records it.
-    pub async fn run(&mut self, conn: &mut Conn, n: usize, text: &[u8], at: impl Fn() -> String) -> Result<()> {
-        let key = format!("{}#{n}", self.name);
-        let session = is_session_statement(text);
-        if !session && self.checkpoints.has(step::POST, self.db, &key) {
-            return Ok(());
+    /// Brings the connection's session to where `script` stood just before statement `i`:
+    /// the script's database, then its session statements up to `i`, in one round trip.
+    async fn catch_up(&mut self, script: &Script, i: usize) -> Result<()> {
+        let from = match &self.at {
+            Some((at, next)) if *at == script.key && *next <= i => *next,
+            _ => {
+                let select = match &script.use_db {
+                    Some(db) => format!("SET NAMES utf8mb4; USE {}", quote(db)),
+                    None => "SET NAMES utf8mb4".into(),
+                };
+                self.conn.query_drop(&select).await.map_err(LoadError::sql(format!("{}: {select}", script.file)))?;
+                0
+            }
+        };
+        let session: Vec<&[u8]> =
+            (from..i).filter(|&j| script.roles[j] == Role::Session).map(|j| &script.statements[j].text[..]).collect();
+        if let Some(first) = (from..i).find(|&j| script.roles[j] == Role::Session) {
+            let at = format!("{} at byte {}", script.file, script.statements[first].offset);
+            self.conn.query_drop(session.join(&b";\n"[..])).await.map_err(LoadError::sql(at))?;
         }
-        match conn.query_drop(text).await {
-            Ok(()) => {}
-            // The one statement a killed run may have completed without recording it.
-            Err(e) if self.checkpoints.is_resume() && checkpoint::already_exists(&e) => {}
-            Err(e) => return Err(LoadError::Sql { context: at(), source: e }),
-        }
-        crate::failpoint::hit("post.statement").await;
-        if !session {
-            checkpoint::record_step(conn, &self.checkpoints.backup, (step::POST, self.db, &key), None).await?;
-        }
+        self.at = Some((script.key.clone(), i));
         Ok(())
     }
 }
 
-/// SET and USE change only the session: re-run on resume, never recorded.
-fn is_session_statement(text: &[u8]) -> bool {
-    matches!(
-        floodgate_format::sqltext::head_words(text, 1).first().map(String::as_str),
-        Some("SET" | "USE" | "DELIMITER") | None
-    )
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Row counts on the target for every table, checked against what was loaded and what the
-/// backup recorded. Returns one line per table checked; mismatches are an error.
-pub async fn verify_counts(conn: &mut Conn, reports: &[crate::TableReport]) -> Result<Vec<String>> {
-    let mut lines = Vec::new();
-    let mut bad = Vec::new();
-    // Many tables per round trip: on thousands of small tables the round trips were most of
-    // the verification's time. Each count is tagged with its table's position.
-    for (batch_no, batch) in reports.chunks(COUNTS_PER_QUERY).enumerate() {
-        let first = batch_no * COUNTS_PER_QUERY;
-        let query = batch
-            .iter()
-            .enumerate()
-            .map(|(i, r)| format!("SELECT {}, COUNT(*) FROM {}", first + i, qualified(&r.database, &r.table)))
-            .collect::<Vec<_>>()
-            .join(" UNION ALL ");
-        let names = batch.iter().map(|r| qualified(&r.database, &r.table)).collect::<Vec<_>>().join(", ");
-        let counts: Vec<(usize, u64)> =
-            conn.query(query).await.map_err(LoadError::sql(format!("counting rows of {names}")))?;
-        let counts: std::collections::HashMap<usize, u64> = counts.into_iter().collect();
-        for (i, r) in batch.iter().enumerate() {
-            let name = qualified(&r.database, &r.table);
-            let count = counts.get(&(first + i)).copied().unwrap_or(0);
-            let expected = r.expected_rows.unwrap_or(r.rows);
-            if count != expected {
-                bad.push(format!("{name}: {count} rows on the target, {expected} expected"));
-            }
-            lines.push(format!("{name}: {count} rows"));
-        }
+    fn st(text: &str) -> Statement {
+        Statement { offset: 0, text: text.as_bytes().to_vec(), terminated: true }
     }
-    if !bad.is_empty() {
-        return Err(LoadError::Integrity { context: "row count verification".into(), reason: bad.join("; ") });
-    }
-    Ok(lines)
-}
 
-/// Tables counted per query by `verify_counts`.
-const COUNTS_PER_QUERY: usize = 64;
+    #[test]
+    fn passes_put_routines_before_views_before_triggers() {
+        let script = Script::classified(
+            "post/d.sql".into(),
+            "d".into(),
+            "post/d.sql".into(),
+            Some("d".into()),
+            vec![
+                st("CREATE VIEW v AS SELECT f()"),
+                st("SET sql_mode = ''"),
+                st("CREATE TRIGGER t AFTER INSERT ON x FOR EACH ROW CALL p()"),
+                st("CREATE FUNCTION f() RETURNS INT RETURN 1"),
+                st("/*!50003 CREATE*/ /*!50020 DEFINER=`root`@`%`*/ /*!50003 PROCEDURE `p`() BEGIN END */"),
+                st("ALTER DATABASE d CHARACTER SET latin1"),
+            ],
+        );
+        assert_eq!(script.units(Pass::Routines), vec![vec![3], vec![4], vec![5]]);
+        assert_eq!(script.units(Pass::Views), vec![vec![0]]);
+        assert_eq!(script.units(Pass::Triggers), vec![vec![2]]);
+        let view = Script::view(
+            Script::classified(
+                "v.sql".into(),
+                "d".into(),
+                "v.sql".into(),
+                None,
+                vec![st("SET NAMES binary"), st("DROP TABLE IF EXISTS v"), st("CREATE VIEW v AS SELECT 1")],
+            ),
+            None,
+        );
+        assert_eq!(view.units(Pass::Views), vec![vec![1, 2]], "a view's file is one unit");
+        assert!(view.units(Pass::Routines).is_empty());
+    }
+}

@@ -34,6 +34,54 @@ pub async fn prepare(
     Ok(checkpoints)
 }
 
+/// Tables an interrupted run of this restore created that still exist.
+pub type Resumed = HashMap<(String, String), ResumedTable>;
+
+/// A table an interrupted run created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResumedTable {
+    /// It loads again whole: a non-transactional table never recorded complete may hold part
+    /// of a chunk, so its chunk checkpoints do not count.
+    pub reload: bool,
+    /// It held rows and was emptied for that.
+    pub emptied: bool,
+}
+
+/// Checks what an interrupted run left (every table it created holds exactly the rows of
+/// its recorded chunks) and empties non-transactional tables it left partial. Nothing to do
+/// on a fresh start.
+pub async fn resumed_tables(conn: &mut Conn, checkpoints: &Checkpoints, progress: &Progress) -> Result<Resumed> {
+    let mut resumed = Resumed::new();
+    if !checkpoints.is_resume() {
+        return Ok(resumed);
+    }
+    let recorded: Vec<(String, String)> =
+        checkpoints.steps_of(step::TABLE).map(|(d, t)| (d.to_string(), t.to_string())).collect();
+    check_tables(conn, checkpoints, &recorded).await?;
+    for (key, state) in tables_on_target(conn, &recorded).await? {
+        let (db, table) = &key;
+        if !checkpoints.has(step::TABLE, db, table) {
+            continue;
+        }
+        // Its chunk checkpoints count only once the whole table is recorded as loaded.
+        let reload = !state.transactional && !checkpoints.has(step::LOADED, db, table);
+        let emptied = reload && empty_partial_table(conn, checkpoints, progress, (db.as_str(), table.as_str())).await?;
+        resumed.insert(key, ResumedTable { reload, emptied });
+    }
+    Ok(resumed)
+}
+
+/// True if an interrupted run committed chunk `number` of `db`.`table` and this run keeps it.
+pub fn chunk_done<'c>(
+    resumed: &Resumed,
+    checkpoints: &'c Checkpoints,
+    (db, table): (&str, &str),
+    number: u64,
+) -> Option<&'c checkpoint::DoneChunk> {
+    let kept = resumed.get(&(db.to_string(), table.to_string())).is_some_and(|t| !t.reload);
+    kept.then(|| checkpoints.chunk(db, table, number)).flatten()
+}
+
 /// Says what an earlier run did and what remains.
 /// `total_chunks` is unknown for a stream until it is read.
 pub fn announce(progress: &Progress, checkpoints: &Checkpoints, source: &str, total_chunks: Option<usize>) {

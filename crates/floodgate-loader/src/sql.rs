@@ -54,7 +54,7 @@ pub fn load_data_error(at: &str, e: mysql_async::Error) -> LoadError {
             "{at}: the target refuses LOAD DATA LOCAL INFILE ({}). Enable it with SET GLOBAL local_infile = 1.",
             se.message
         )),
-        _ => LoadError::Sql { context: at.to_string(), source: e },
+        _ => LoadError::sql(at.to_string())(e),
     }
 }
 
@@ -153,23 +153,6 @@ pub fn with_binary_charset(text: &[u8]) -> Vec<u8> {
     out.extend_from_slice(b" CHARACTER SET binary");
     out.extend_from_slice(&text[i..]);
     out
-}
-
-/// Runs statements of a schema or post-data file one by one, naming the file and offset on
-/// failure.
-pub async fn run_file_statements(
-    conn: &mut Conn,
-    file: &floodgate_format::SqlFile,
-    statements: &[floodgate_format::split::Statement],
-) -> Result<()> {
-    for s in statements {
-        conn.query_drop(&s.text[..]).await.map_err(LoadError::sql(format!(
-            "{} at byte {}",
-            file.path.display(),
-            s.offset
-        )))?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -284,6 +284,30 @@ fn unquote(s: &[u8], i: usize, out: &mut Vec<u8>) -> Result<usize, EncodeError> 
     }
 }
 
+/// Appends a row in LOAD DATA's default format, without its line end (values escaped,
+/// `\N` for NULL, tabs between): the bytes the content digest is computed over, by
+/// `floodgate dump` and on a restored target alike. Values must be read with `SET NAMES
+/// binary`, so strings arrive as the column's bytes. `seen` gets each value with its
+/// column index as it is encoded (the dump keeps its key column's).
+pub fn encode_row<'v, E>(
+    values: impl Iterator<Item = Result<Option<&'v [u8]>, E>>,
+    out: &mut Vec<u8>,
+    mut seen: impl FnMut(usize, Option<&'v [u8]>),
+) -> Result<(), E> {
+    for (i, value) in values.enumerate() {
+        let value = value?;
+        if i > 0 {
+            out.push(b'\t');
+        }
+        match value {
+            None => out.extend_from_slice(b"\\N"),
+            Some(b) => escape_field(b, out),
+        }
+        seen(i, value);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,11 @@
 //! Boundary: the pipeline never talks to a server; the loader never decompresses.
 
 pub mod insert;
+mod progress;
 pub mod verify;
+
+pub use insert::encode_row;
+pub use progress::{Phase, Progress};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,6 +35,15 @@ pub struct PipelineError {
     pub reason: String,
     /// The file is damaged (corrupt compression, broken SQL), not merely unreadable.
     pub integrity: bool,
+}
+
+impl floodgate_format::Classify for PipelineError {
+    fn class(&self) -> floodgate_format::ErrorClass {
+        match self.integrity {
+            true => floodgate_format::ErrorClass::Integrity,
+            false => floodgate_format::ErrorClass::Failed,
+        }
+    }
 }
 
 impl PipelineError {
@@ -140,13 +153,16 @@ impl Pipeline {
     /// Streams the statements of an already opened (still compressed) stream, such as a
     /// mysqldump file or standard input; `name` is used in errors. `on_read` is told how many
     /// raw bytes each read consumed, for progress. Text after the last delimiter is
-    /// passed on marked unterminated: whether that is an error is the caller's call.
+    /// passed on marked unterminated: whether that is an error is the caller's call. `ends`
+    /// keeps the first and last bytes of the decompressed stream (a dump's header and
+    /// trailer comments, which the splitter drops).
     pub fn stream_statements(
         &self,
         raw: Box<dyn Read + Send>,
         name: PathBuf,
         terminator: Terminator,
         on_read: Box<dyn Fn(u64) + Send>,
+        ends: Option<Arc<floodgate_format::mysqldump::Ends>>,
     ) -> StatementStream {
         let (tx, rx) = mpsc::channel(self.config.queue_depth);
         let config = self.config;
@@ -159,7 +175,10 @@ impl Pipeline {
                     reason: e.to_string(),
                     integrity: true,
                 })
-                .and_then(|reader| send_statements(&name, reader, terminator, config, &tx, true));
+                .and_then(|reader| match ends {
+                    Some(ends) => send_statements(&name, Box::new(ends.reader(reader)), terminator, config, &tx, true),
+                    None => send_statements(&name, reader, terminator, config, &tx, true),
+                });
             if let Err(e) = result {
                 let _ = tx.blocking_send(Err(e));
             }

@@ -172,6 +172,6 @@ fn hostile_symlink_out_of_the_backup_is_refused() {
 fn unknown_database_filter_is_a_usage_error() {
     let fixture = repo_root().join("fixtures/mydumper-modern/sql");
     let out = restore(target(), &fixture, &["--database", "nope", "--dry-run"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("not in the backup: nope"));
 }

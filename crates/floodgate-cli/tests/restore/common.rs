@@ -93,12 +93,12 @@ pub fn stderr(o: &Output) -> String {
 pub fn fingerprint(server: &Sandbox, db: &str) -> Fingerprint {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let opts = floodgate_loader::ConnectOptions {
+        let opts = floodgate_conn::ConnectOptions {
             socket: Some(server.socket().to_path_buf()),
             user: Some("root".into()),
             ..Default::default()
         };
-        let mut conn = floodgate_loader::connect(&opts, &[]).await.unwrap();
+        let mut conn = floodgate_conn::connect(&opts, &[]).await.unwrap();
         fingerprint::database(&mut conn, db).await.unwrap()
     })
 }

@@ -145,6 +145,55 @@ fn dump_cut_between_statements_is_accepted_only_when_complete() {
     assert!(stderr(&out).contains("truncated"), "{}", stderr(&out));
 }
 
+/// A dump cut right after a statement's `;` splits into whole statements: only its missing
+/// `-- Dump completed` trailer tells. `restore` refuses it, as `drill` does: a plain file
+/// before anything changes, a compressed one when the stream ends (its rows so far are
+/// checkpointed). `--allow-incomplete` restores what the file holds.
+#[test]
+fn a_dump_cut_between_statements_is_refused_unless_allowed() {
+    let db = "md_between";
+    load_awkward(db);
+    let dir = tempfile::tempdir().unwrap();
+    let dump = mariadb_dump(dir.path(), &["--databases", db]);
+    let text = std::fs::read(&dump).unwrap();
+    let start = find(&text, b"INSERT INTO `bulk`");
+    let at = start + find(&text[start..], b");\n") + 3;
+    std::fs::write(&dump, &text[..at]).unwrap();
+    let exists = |db: &str| {
+        sql(target(), &format!("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{db}'"))
+    };
+
+    let out = restore(target(), &dump, &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains(&format!("dump.sql at byte {at}")) && err.contains("-- Dump completed"), "{err}");
+    assert!(err.contains("Nothing was changed") && err.contains("--allow-incomplete"), "{err}");
+    assert_eq!(exists(db).trim(), "0", "a plain file is checked before anything changes");
+
+    let zst = compress(&dump, "zstd");
+    let out = restore(target(), &zst, &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains(&format!("dump.sql.zst at byte {at}")) && err.contains("checkpointed"), "{err}");
+    let out = restore(target(), &zst, &["--allow-incomplete"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // What the file holds: `bulk` whole, nothing of the tables dumped after it.
+    let holds = |db: &str| {
+        let tables = format!(
+            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{db}' AND TABLE_NAME = 'bytes_blob'"
+        );
+        (
+            sql(target(), &format!("SELECT COUNT(*) FROM `{db}`.bulk")).trim().to_string(),
+            sql(target(), &tables).trim().to_string(),
+        )
+    };
+    assert_eq!(holds(db), ("2000".to_string(), "0".to_string()));
+
+    let out = restore(target(), &dump, &["--allow-incomplete", "--into", "md_between_plain"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(holds("md_between_plain"), ("2000".to_string(), "0".to_string()));
+}
+
 #[test]
 fn garbage_is_not_a_backup() {
     let dir = tempfile::tempdir().unwrap();

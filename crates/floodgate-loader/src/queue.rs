@@ -1,20 +1,24 @@
-//! The dump stream's chunks waiting for a loader, and which one goes next.
+//! The one chunk queue: chunks waiting for a loader, and which one goes next.
 //!
-//! The sequencer cuts chunks in stream order, one table after another; the loaders should
-//! not follow that order, or all of them work on the same table and contend for its B-tree
-//! while the next tables wait (the server's limit and the directory restore load several
-//! tables at once). So chunks queue per table, and a free loader takes the next chunk of the
-//! table with the most queued bytes per loader already on it, as the directory scheduler
-//! does. The queue holds at most `limit` bytes: the sequencer waits when it is full, which
-//! bounds memory when chunks carry their statements and how far the first read of a file
-//! runs ahead of the loads when they carry only a byte range.
+//! A source pushes chunks in its own order (a planned backup all at once, a dump stream one
+//! table after another as it reads); the loaders should not follow that order, or all of them
+//! work on the same table and contend for its B-tree while the next tables wait. So chunks
+//! queue per table, and a free loader takes the next chunk of the table with the most queued
+//! bytes per loader already on it: large tables get proportionally more loaders and small
+//! ones still run beside them. The queue holds at most `limit` bytes: a stream's sequencer
+//! waits when it is full, which bounds memory when chunks carry their statements and how far
+//! the first read of a file runs ahead of the loads when they carry only a byte range.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 use tokio::sync::Notify;
 
-use crate::data::share_per_loader;
+/// How much a table needs the next free loader: its queued bytes per loader already on it (a
+/// loader more, so an untouched table counts its whole size). The table with the most gets it.
+fn share_per_loader(bytes: u64, active: usize) -> f64 {
+    (bytes as f64 + 1.0) / (active as f64 + 1.0)
+}
 
 /// The loaders stopped (one failed): no more chunks are taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,7 +122,7 @@ impl<J> ChunkQueue<J> {
         self.update(|s| s.closed = true);
     }
 
-    /// A loader failed: the others stop taking chunks and the sequencer stops cutting them.
+    /// A loader failed: the others stop taking chunks and the source stops pushing them.
     pub(crate) fn stop(&self) {
         self.update(|s| s.stopped = true);
     }

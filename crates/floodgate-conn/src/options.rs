@@ -1,12 +1,9 @@
-//! Connections to the target, configured the way `mysql` would be.
+//! Connection options, configured the way the `mysql` client would be.
 
 use std::path::PathBuf;
 
 use floodgate_wire::Endpoint;
-use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Opts, OptsBuilder};
-
-use crate::{LoadError, Result};
+use mysql_async::{Opts, OptsBuilder};
 
 /// Where and how to connect: the `mysql` client's `-h -P -u -p -S` in one struct.
 #[derive(Clone, Default)]
@@ -95,14 +92,4 @@ impl ConnectOptions {
 
 fn login_name() -> String {
     std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "root".into())
-}
-
-/// Opens one connection and runs `init` statements on it.
-pub async fn connect(options: &ConnectOptions, init: &[String]) -> Result<Conn> {
-    let mut conn =
-        Conn::new(options.opts()).await.map_err(|source| LoadError::Connect { target: options.describe(), source })?;
-    for statement in init {
-        conn.query_drop(statement.as_str()).await.map_err(LoadError::sql(format!("session setup `{statement}`")))?;
-    }
-    Ok(conn)
 }

@@ -10,7 +10,7 @@ use floodgate_wire::WireError;
 use mysql_async::prelude::Queryable;
 use mysql_async::{QueryResult, TextProtocol, Value};
 
-use crate::{connect, ConnectOptions, LoadError, Result};
+use crate::{connect, ConnError, ConnectOptions, Result};
 
 /// A connection for reading rows.
 pub enum RowConn {
@@ -24,9 +24,9 @@ pub struct RowConnector<'a> {
     use_wire: bool,
 }
 
-fn wire(context: impl Into<String>) -> impl FnOnce(WireError) -> LoadError {
+fn wire(context: impl Into<String>) -> impl FnOnce(WireError) -> ConnError {
     let context = context.into();
-    move |source| LoadError::Wire { context, source }
+    move |source| ConnError::Wire { context, source }
 }
 
 impl<'a> RowConnector<'a> {
@@ -84,7 +84,7 @@ impl RowConn {
                     let columns = result.columns_ref().len();
                     Ok(RowStream::Driver { result, columns, context })
                 }
-                Err(e) => Err(LoadError::sql(context)(e)),
+                Err(e) => Err(ConnError::sql(context)(e)),
             },
         }
     }
@@ -118,7 +118,7 @@ impl RowStream<'_> {
         if self.columns() == expected {
             return Ok(());
         }
-        Err(LoadError::Refused(format!("{table}: {} columns read, {expected} expected", self.columns())))
+        Err(ConnError::Refused(format!("{table}: {} columns read, {expected} expected", self.columns())))
     }
 
     /// The next row, or None after the last.
@@ -131,7 +131,7 @@ impl RowStream<'_> {
             },
             RowStream::Driver { result, context, columns } => match result.next().await {
                 Ok(row) => Ok(row.map(|row| RowRef::Driver(row, *columns, context))),
-                Err(e) => Err(LoadError::sql(context.clone())(e)),
+                Err(e) => Err(ConnError::sql(context.clone())(e)),
             },
         }
     }
@@ -175,7 +175,7 @@ impl<'r> Iterator for Values<'r> {
                     None | Some(Value::NULL) => Ok(None),
                     Some(Value::Bytes(b)) => Ok(Some(b)),
                     // The text protocol sends every value as bytes.
-                    Some(other) => Err(LoadError::Refused(format!(
+                    Some(other) => Err(ConnError::Refused(format!(
                         "{context}: a value the text protocol does not send: {other:?}"
                     ))),
                 })

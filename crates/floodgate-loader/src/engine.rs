@@ -1,0 +1,297 @@
+//! The one restore engine. Every source goes through the same phases:
+//!
+//! 1. checks: connect, set up the load session, check LOAD DATA LOCAL, read the checkpoints
+//!    (resume, refuse or `--restart`), refuse to replace what the target holds;
+//! 2. schema and data: the source creates databases and tables (CREATEs on the DDL
+//!    connections) and feeds chunks into the one queue, which the loader workers drain;
+//!    each table's deferred indexes are built as soon as its last chunk commits;
+//! 3. post-data: routines and events, views, triggers;
+//! 4. verification: row counts, content digests where the backup has them.
+//!
+//! The sources differ only in how they find their work: a planned backup knows every table
+//! and chunk up front ([`crate::planned`]); a dump stream finds them as it reads
+//! ([`crate::stream`]).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use floodgate_conn::ConnectOptions;
+use floodgate_format::{Backup, RestorePlan, Selection};
+use floodgate_pipeline::{Phase, Pipeline, PipelineConfig, Progress};
+use mysql_async::Conn;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::checkpoint;
+use crate::ddl::DdlPool;
+use crate::job::Job;
+use crate::queue::ChunkQueue;
+use crate::report::{PhaseSeconds, RestoreReport};
+use crate::resume::{self, Resumed};
+use crate::session::{RestoreOptions, Session, VerifyMode};
+use crate::stream::Stream;
+use crate::tables::Tables;
+use crate::target::{self, Existing};
+use crate::{post, verify, LoadError, Result};
+
+/// What a source works with while it creates tables and queues chunks.
+pub(crate) struct Work<'a> {
+    pub session: Arc<Session>,
+    /// The control connection: databases, and a dump's schema and session statements.
+    pub control: &'a mut Conn,
+    pub ddl: DdlPool,
+    pub queue: Arc<ChunkQueue<Job>>,
+    /// Tables an interrupted run created.
+    pub resumed: &'a Resumed,
+}
+
+/// What a source leaves for after the data.
+pub(crate) struct Loaded {
+    pub post: post::PostData,
+    /// `--database`/`--exclude` names a dump stream never mentioned.
+    pub unmatched: Vec<String>,
+    /// Seconds spent creating tables before the first row loaded (0 when they overlap).
+    pub schema_seconds: f64,
+}
+
+/// Every loader stopped: one failed, and its error is what the restore reports.
+pub(crate) fn loaders_stopped() -> LoadError {
+    LoadError::Internal("the loaders stopped".into())
+}
+
+/// The backup, opened for this restore.
+enum Source {
+    Planned(Box<RestorePlan>),
+    Stream(Stream),
+}
+
+impl Source {
+    fn open(backup: Backup, selection: Selection) -> Result<Source> {
+        Ok(match backup {
+            Backup::Directory(mut plan) => {
+                plan.select(&selection)?;
+                Source::Planned(Box::new(plan))
+            }
+            Backup::Dump(dump) => Source::Stream(Stream::open(dump, selection)?),
+        })
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Source::Planned(plan) => plan.root.display().to_string(),
+            Source::Stream(s) => s.source.name(),
+        }
+    }
+}
+
+/// Restores the part of `backup` that `selection` picks into the server `target` describes.
+pub async fn restore(
+    backup: Backup,
+    selection: Selection,
+    target: ConnectOptions,
+    options: RestoreOptions,
+    progress: Arc<Progress>,
+) -> Result<RestoreReport> {
+    let started = Instant::now();
+    let mut phases = PhaseSeconds::default();
+    progress.set_phase(Phase::Checks);
+    let source = Source::open(backup, selection)?;
+    let name = source.name();
+    let settings = match &source {
+        Source::Planned(plan) => plan.session.clone(),
+        Source::Stream(_) => Default::default(),
+    };
+    let (mut control, server, init) = target::open(&target, options.binlog, &settings).await?;
+    let identity = identify(&source, &options, &progress)?;
+    if needs_local_infile(&source, &options) {
+        target::check_local_infile(&mut control).await?;
+    }
+    let checkpoints = resume::prepare(&mut control, &options, &progress, &identity).await?;
+    let existing = match &source {
+        Source::Planned(plan) => {
+            target::refuse_own_schema(plan.databases.iter().map(|d| d.name.as_str()))?;
+            checkpoints.refuse_other_restores(plan.tables().map(|(d, t)| (d.name.as_str(), t.name.as_str())))?;
+            target::existing(&mut control, plan, options.overwrite, &checkpoints).await?
+        }
+        Source::Stream(_) => Existing::default(),
+    };
+    let resumed = resume::resumed_tables(&mut control, &checkpoints, &progress).await?;
+    let total_chunks = match &source {
+        Source::Planned(plan) => Some(plan.tables().map(|(_, t)| t.chunks.len()).sum()),
+        Source::Stream(_) => None,
+    };
+    resume::announce(&progress, &checkpoints, &name, total_chunks);
+    checkpoint::begin(&mut control, &identity, &name).await?;
+    phases.checks = started.elapsed().as_secs_f64();
+
+    let pipeline = Pipeline::new(PipelineConfig::for_budget(options.threads, options.memory_budget))
+        .map_err(|e| LoadError::Refused(format!("cannot start the pipeline threads: {e}")))?;
+    let (complete_tx, complete_rx) = mpsc::unbounded_channel();
+    let session = Arc::new(Session {
+        target,
+        options,
+        init,
+        prelude: Mutex::default(),
+        progress: progress.clone(),
+        pipeline,
+        checkpoints: Arc::new(checkpoints),
+        tables: Tables::new(complete_tx),
+        source: name.clone(),
+    });
+    let threads = session.options.threads.max(1);
+    let queue = Arc::new(ChunkQueue::new(match &source {
+        Source::Planned(_) => u64::MAX,
+        Source::Stream(s) => s.queue_limit(threads, session.options.stream_chunk_bytes),
+    }));
+    let mut tasks = JoinSet::new();
+    let running = Arc::new(AtomicUsize::new(threads));
+    for _ in 0..threads {
+        let (session, queue, running) = (session.clone(), queue.clone(), running.clone());
+        tasks.spawn(async move {
+            let result = crate::worker::run(session.clone(), queue).await;
+            // The last loader out closes the registry: no table completes after it.
+            if running.fetch_sub(1, Ordering::AcqRel) == 1 {
+                session.tables.close();
+            }
+            result
+        });
+    }
+    crate::indexes::spawn(&mut tasks, threads, &session, complete_rx);
+    let ddl = DdlPool::spawn(&mut tasks, threads, &session);
+
+    let t = Instant::now();
+    let mut work =
+        Work { session: session.clone(), control: &mut control, ddl, queue: queue.clone(), resumed: &resumed };
+    let (format, bytes) = describe(&source);
+    let mut verify_plan = None;
+    let loaded = match source {
+        Source::Planned(plan) => {
+            let loaded = crate::planned::load(&mut work, &plan, &existing).await;
+            verify_plan = Some(plan);
+            loaded
+        }
+        Source::Stream(stream) => crate::stream::load(&mut work, stream).await,
+    };
+    drop(work); // the DDL connections stop once their queue is empty
+    match loaded {
+        // Loaders finish what is queued, then stop.
+        Ok(_) => queue.close(),
+        // The backup is bad further on: stop loading now rather than after what is queued.
+        Err(_) => queue.stop(),
+    }
+    let joined = join_all(&mut tasks).await;
+    // A loader's own error explains a source that found the queue stopped.
+    joined?;
+    let Loaded { post: post_data, unmatched, schema_seconds } = loaded?;
+    if !unmatched.is_empty() {
+        return Err(LoadError::Refused(format!(
+            "not in the dump: {} (nothing else was skipped; the rest is restored)",
+            unmatched.join(", ")
+        )));
+    }
+    phases.schema = schema_seconds;
+    phases.data = t.elapsed().as_secs_f64() - schema_seconds;
+
+    let t = Instant::now();
+    progress.set_phase(Phase::Post);
+    let mut post_conn = session.connect().await?;
+    let applied = post::apply(&mut post_conn, &session.checkpoints, &post_data).await?;
+    let _ = post_conn.disconnect().await;
+    phases.post = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    progress.set_phase(Phase::Verify);
+    floodgate_conn::retry::refresh(&mut control, &session.target, &session.init, session.options.reconnect_wait)
+        .await?;
+    let tables = session.tables.reports()?;
+    let mut verification = match session.options.verify {
+        VerifyMode::None => Vec::new(),
+        VerifyMode::Counts | VerifyMode::Digest => verify::verify_counts(&mut control, &tables).await?,
+    };
+    if let (VerifyMode::Digest, Some(plan)) = (session.options.verify, &verify_plan) {
+        verification.extend(verify::verify_digests(&session.target, plan, threads).await?);
+    }
+    phases.verify = t.elapsed().as_secs_f64();
+    checkpoint::finish(&mut control, session.backup(), session.options.keep_checkpoints).await?;
+    progress.set_phase(Phase::Done);
+    let _ = control.disconnect().await;
+
+    Ok(RestoreReport {
+        resumed: session.checkpoints.is_resume(),
+        chunks_skipped: tables.iter().map(|t| t.chunks_resumed).sum(),
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        source: name,
+        format,
+        target_version: server.version,
+        threads,
+        seconds: started.elapsed().as_secs_f64(),
+        phases,
+        rows: tables.iter().map(|t| t.rows).sum(),
+        bytes: bytes.unwrap_or_else(|| tables.iter().map(|t| t.bytes).sum()),
+        tables,
+        views: applied.views,
+        post_files: post_data.routine_files,
+        trigger_files: post_data.trigger_files,
+        verification,
+    })
+}
+
+/// The backup's identity for the checkpoints. A plain dump file's trailer is checked here,
+/// before anything changes.
+fn identify(source: &Source, options: &RestoreOptions, progress: &Progress) -> Result<String> {
+    Ok(match source {
+        Source::Planned(plan) => {
+            Progress::add(&progress.tables_total, plan.tables().count() as u64);
+            Progress::add(&progress.bytes_total, plan.data_bytes());
+            Progress::add(&progress.chunks_total, plan.tables().map(|(_, t)| t.chunks.len() as u64).sum());
+            checkpoint::plan_identity(plan)
+        }
+        Source::Stream(stream) => {
+            if let (true, Some(path)) = (stream.source.seekable(), &stream.source.path) {
+                if !options.allow_incomplete {
+                    floodgate_format::mysqldump::file_completeness(path)
+                        .map_err(|e| crate::stream::incomplete(e, false))?;
+                }
+            }
+            if let Some(n) = stream.source.bytes {
+                Progress::add(&progress.bytes_total, n);
+            }
+            checkpoint::stream_identity(&stream.prefix, &stream.selection, options.stream_chunk_bytes)
+        }
+    })
+}
+
+/// Whether the restore sends LOAD DATA LOCAL INFILE: native rows, mydumper `.dat` files,
+/// INSERT files large enough to convert, and every dump stream (its INSERTs convert).
+fn needs_local_infile(source: &Source, options: &RestoreOptions) -> bool {
+    match source {
+        Source::Planned(plan) => plan
+            .tables()
+            .flat_map(|(_, t)| &t.chunks)
+            .any(|c| !c.data_files.is_empty() || c.rows.is_some() || c.bytes() >= options.convert_min_bytes),
+        Source::Stream(_) => true,
+    }
+}
+
+/// The format's name and the backup's size, for the report.
+fn describe(source: &Source) -> (String, Option<u64>) {
+    match source {
+        Source::Planned(plan) => (plan.format.name().into(), None),
+        Source::Stream(s) => ("mysqldump".into(), s.source.bytes),
+    }
+}
+
+/// Waits for every task; the first error aborts the others (dropping their connections
+/// rolls back whatever they had in flight).
+pub(crate) async fn join_all(set: &mut JoinSet<Result<()>>) -> Result<()> {
+    while let Some(joined) = set.join_next().await {
+        let outcome = joined.unwrap_or_else(|e| Err(LoadError::Internal(format!("a task failed: {e}"))));
+        if let Err(e) = outcome {
+            set.abort_all();
+            while set.join_next().await.is_some() {}
+            return Err(e);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,251 @@
+//! The planned source: a backup whose every table, chunk and post-data file is known up
+//! front (native, mydumper; MySQL Shell to come). Its work, in order: databases, every
+//! table's CREATE over the DDL connections (secondary indexes of large tables deferred),
+//! then every chunk into the queue at once, largest tables first by the queue's rule.
+
+use floodgate_format::ddl::{self, ReferencedColumns};
+use floodgate_format::ident::{qualified, quote};
+use floodgate_format::split::Statement;
+use floodgate_format::sqltext::head_words;
+use floodgate_format::{RestorePlan, SqlFile, Table};
+use floodgate_pipeline::{Phase, Progress};
+use mysql_async::prelude::Queryable;
+
+use crate::checkpoint::{self, step};
+use crate::ddl::CreateJob;
+use crate::engine::{Loaded, Work};
+use crate::job::{Body, Job};
+use crate::post::{Pass, PostData, Script};
+use crate::report::TableReport;
+use crate::resume::chunk_done;
+use crate::tables::TableId;
+use crate::target::Existing;
+use crate::{LoadError, Result};
+
+/// Tables with less data than this keep their secondary indexes in the CREATE: building an
+/// index afterwards costs an ALTER TABLE (and a round trip) per table, which on a small table
+/// outweighs maintaining the index row by row. Measured on 2,000 tables of 50 rows
+/// (benches/RESULTS.md, smalltables).
+pub const DEFER_MIN_BYTES: u64 = 4 << 20;
+
+/// Creates the plan's databases and tables, queues its chunks, and returns its post-data.
+pub(crate) async fn load(work: &mut Work<'_>, plan: &RestorePlan, existing: &Existing) -> Result<Loaded> {
+    let started = std::time::Instant::now();
+    work.session.progress.set_phase(Phase::Schema);
+    create_databases(work, plan, existing).await?;
+    let referenced = referenced_columns(plan)?;
+    let mut ids = Vec::new();
+    for (db, table) in plan.tables() {
+        let id = work.session.tables.add(TableReport {
+            database: db.name.clone(),
+            table: table.name.clone(),
+            expected_rows: table.expected_rows,
+            ..Default::default()
+        })?;
+        create_table(work, plan, (&db.name, table), id, &referenced).await?;
+        ids.push(id);
+    }
+    work.ddl.barrier().await?;
+    let schema_seconds = started.elapsed().as_secs_f64();
+    work.session.progress.set_phase(Phase::Data);
+    learn_engines(work, plan, &ids).await?;
+    for ((db, table), &id) in plan.tables().zip(&ids) {
+        queue_chunks(work, plan.format.terminator(), (&db.name, table), id).await?;
+        work.session.tables.seal(id)?;
+    }
+    Ok(Loaded { post: post_data(plan)?, unmatched: Vec::new(), schema_seconds })
+}
+
+/// Drops conflicts (only under --overwrite, checked before), creates the databases, and
+/// records every table as floodgate's before any CREATE TABLE runs.
+async fn create_databases(work: &mut Work<'_>, plan: &RestorePlan, existing: &Existing) -> Result<()> {
+    let (conn, backup) = (&mut *work.control, work.session.backup().to_string());
+    for (db, name, is_view) in &existing.conflicts {
+        let what = if *is_view { "VIEW" } else { "TABLE" };
+        conn.query_drop(format!("DROP {what} IF EXISTS {}", qualified(db, name)))
+            .await
+            .map_err(LoadError::sql(format!("dropping {} (--overwrite)", qualified(db, name))))?;
+    }
+    for db in &plan.databases {
+        if existing.databases.contains(&db.name) {
+            continue;
+        }
+        // Recorded before it exists: if this run dies now, the next knows the database is its.
+        checkpoint::record_step(conn, &backup, (step::DATABASE, &db.name, ""), None).await?;
+        match &db.create {
+            Some(file) => {
+                for s in floodgate_format::read_statements(file, plan.format.terminator())? {
+                    conn.query_drop(&s.text[..]).await.map_err(LoadError::sql(format!(
+                        "{} at byte {}",
+                        file.path.display(),
+                        s.offset
+                    )))?;
+                }
+                conn.query_drop("SET NAMES utf8mb4").await.map_err(LoadError::sql("SET NAMES"))?;
+            }
+            None => conn
+                .query_drop(format!("CREATE DATABASE IF NOT EXISTS {}", quote(&db.name)))
+                .await
+                .map_err(LoadError::sql(format!("creating database {}", quote(&db.name))))?,
+        }
+    }
+    // Recorded before any CREATE TABLE: a table that exists on resume with this record is ours.
+    let tables: Vec<(&str, &str)> = plan.tables().map(|(d, t)| (d.name.as_str(), t.name.as_str())).collect();
+    checkpoint::record_steps(conn, &backup, step::TABLE, &tables).await
+}
+
+/// Hands the table's CREATE (its indexes deferred when its data is large) to a DDL
+/// connection; a table an interrupted run created is not created again.
+async fn create_table(
+    work: &mut Work<'_>,
+    plan: &RestorePlan,
+    (db, table): (&str, &Table),
+    id: TableId,
+    referenced: &ReferencedColumns,
+) -> Result<()> {
+    let mut statements = vec![session_statement(format!("SET NAMES utf8mb4; USE {}", quote(db)))];
+    let defer = work.session.options.defer_indexes && table.data_bytes() >= DEFER_MIN_BYTES;
+    for mut s in floodgate_format::read_statements(&table.schema, plan.format.terminator())? {
+        if let Some(create) = create_table_text(&s).filter(|_| defer) {
+            match ddl::defer_indexes(db, &table.name, create, &referenced_for(referenced, db, &table.name)) {
+                Ok(d) => {
+                    work.session.tables.defer(id, d.alters, d.deferred)?;
+                    s.text = d.create.into_bytes();
+                }
+                Err(e) => tracing::warn!(table = %qualified(db, &table.name), "indexes not deferred: {e}"),
+            }
+        }
+        statements.push(s);
+    }
+    if work.session.checkpoints.has(step::INDEXES, db, &table.name) {
+        work.session.tables.indexes_built(id)?;
+    }
+    let key = (db.to_string(), table.name.clone());
+    if let Some(resumed) = work.resumed.get(&key) {
+        if resumed.emptied {
+            work.session.tables.reloaded(id)?;
+        }
+        // An earlier run created it.
+        return work.session.tables.created(id, Ok(()));
+    }
+    let file = table.schema.path.display().to_string();
+    work.ddl.create(CreateJob { table: id, statements, file, intent: None }).await
+}
+
+fn session_statement(text: String) -> Statement {
+    Statement { offset: 0, text: text.into_bytes(), terminated: true }
+}
+
+/// Whether each table's engine rolls back, one query per database.
+async fn learn_engines(work: &mut Work<'_>, plan: &RestorePlan, ids: &[TableId]) -> Result<()> {
+    let names: Vec<(String, String)> = plan.tables().map(|(d, t)| (d.name.clone(), t.name.clone())).collect();
+    let found = crate::resume::tables_on_target(work.control, &names).await?;
+    for (key, &id) in names.iter().zip(ids) {
+        if let Some(t) = found.get(key) {
+            work.session.tables.set_transactional(id, t.transactional)?;
+        }
+    }
+    Ok(())
+}
+
+/// Queues every chunk of the table an earlier run did not commit.
+async fn queue_chunks(
+    work: &mut Work<'_>,
+    terminator: floodgate_format::split::Terminator,
+    (db, table): (&str, &Table),
+    id: TableId,
+) -> Result<()> {
+    let session = work.session.clone();
+    for (number, chunk) in table.chunks.iter().enumerate() {
+        let number = number as u64;
+        if let Some(done) = chunk_done(work.resumed, &session.checkpoints, (db, &table.name), number) {
+            session.tables.resumed(id, done.rows, chunk.bytes())?;
+            Progress::add(&session.progress.rows_done, done.rows);
+            Progress::add(&session.progress.bytes_done, chunk.bytes());
+            Progress::add(&session.progress.chunks_done, 1);
+            continue;
+        }
+        let body = match &chunk.rows {
+            Some(check) => {
+                Body::Rows { file: chunk.file.clone(), check: check.clone(), columns: table.columns.clone() }
+            }
+            None => Body::File {
+                chunk: chunk.clone(),
+                terminator,
+                convert: chunk.bytes() >= session.options.convert_min_bytes,
+            },
+        };
+        let job = Job { number, progress_bytes: chunk.bytes(), body };
+        session.tables.queued(id, chunk.bytes())?;
+        work.queue.push(id, chunk.bytes(), job).await.map_err(|_| crate::engine::loaders_stopped())?;
+    }
+    Ok(())
+}
+
+/// Every table's CREATE TABLE, for the columns that foreign keys reference: their indexes
+/// stay in the CREATE.
+fn referenced_columns(plan: &RestorePlan) -> Result<ReferencedColumns> {
+    let mut referenced = Vec::new();
+    for (db, table) in plan.tables() {
+        for s in floodgate_format::read_statements(&table.schema, plan.format.terminator())? {
+            let Some(parsed) = create_table_text(&s).and_then(|t| ddl::parse_create_table(t).ok()) else { continue };
+            for d in parsed.definitions {
+                if let ddl::DefinitionKind::ForeignKey { parent, parent_columns } = d.kind {
+                    referenced.push([vec![db.name.clone(), parent], parent_columns].concat());
+                }
+            }
+        }
+    }
+    Ok(ReferencedColumns(referenced))
+}
+
+fn create_table_text(s: &Statement) -> Option<&str> {
+    let words = head_words(&s.text, 3);
+    let is_create = words.first().map(String::as_str) == Some("CREATE")
+        && (words.get(1).map(String::as_str) == Some("TABLE") || words.get(2).map(String::as_str) == Some("TABLE"));
+    is_create.then(|| std::str::from_utf8(&s.text).ok()).flatten()
+}
+
+/// Columns of `db`.`table` that some foreign key references.
+fn referenced_for(all: &ReferencedColumns, db: &str, table: &str) -> ReferencedColumns {
+    ReferencedColumns(
+        all.0.iter().filter(|v| v.len() >= 2 && v[0] == db && v[1] == table).map(|v| v[2..].to_vec()).collect(),
+    )
+}
+
+/// The plan's post-data files as scripts: routine and event files, each view's file (with
+/// its stand-in), trigger files.
+fn post_data(plan: &RestorePlan) -> Result<PostData> {
+    let mut post = PostData::default();
+    for db in &plan.databases {
+        for file in &db.post {
+            post.scripts.push(script(plan, &db.name, file)?);
+            post.routine_files += 1;
+        }
+        for view in &db.views {
+            let stand_in = match &view.placeholder {
+                Some(file) => Some(script(plan, &db.name, file)?.all_in(Pass::Views)),
+                None => None,
+            };
+            post.scripts.push(Script::view(script(plan, &db.name, &view.definition)?, stand_in));
+        }
+        for file in &db.triggers {
+            post.scripts.push(script(plan, &db.name, file)?);
+            post.trigger_files += 1;
+        }
+    }
+    Ok(post)
+}
+
+/// A post-data file's statements, as the dump tool meant them (see
+/// [`floodgate_format::Format::restore_post_statement`]).
+fn script(plan: &RestorePlan, db: &str, file: &SqlFile) -> Result<Script> {
+    let mut statements = floodgate_format::read_statements(file, plan.format.terminator())?;
+    for s in &mut statements {
+        if let std::borrow::Cow::Owned(fixed) = plan.format.restore_post_statement(&s.text) {
+            s.text = fixed;
+        }
+    }
+    let key = file.path.strip_prefix(&plan.root).unwrap_or(&file.path).to_string_lossy().into_owned();
+    Ok(Script::classified(key, db.to_string(), file.path.display().to_string(), Some(db.to_string()), statements))
+}

@@ -1,0 +1,121 @@
+//! What every task of a restore shares: the target, the options, the session every load
+//! connection runs first, progress, the pipeline, the checkpoints as they were at start, and
+//! the tables being restored.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use floodgate_conn::ConnectOptions;
+use floodgate_pipeline::{Pipeline, Progress};
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+
+use crate::checkpoint::Checkpoints;
+use crate::tables::Tables;
+use crate::{LoadError, Result};
+
+/// How to check the result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VerifyMode {
+    /// No check after the load (each statement's own checks still apply).
+    None,
+    /// Row counts against the backup's record, or against the rows loaded.
+    #[default]
+    Counts,
+    /// Content digests where the backup carries them; row counts otherwise.
+    Digest,
+}
+
+/// Knobs of a restore.
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    /// Loader connections (and as many for CREATEs and for index builds).
+    pub threads: usize,
+    /// Replace tables, views, routines and events that already exist on the target.
+    pub overwrite: bool,
+    /// Build secondary indexes after the data.
+    pub defer_indexes: bool,
+    /// Write the restore to the target's binary log.
+    pub binlog: bool,
+    /// What to verify after the load.
+    pub verify: VerifyMode,
+    /// Bytes the pipeline may hold in flight.
+    pub memory_budget: usize,
+    /// SQL text per chunk of a mysqldump stream (see [`crate::stream::CHUNK_BYTES`]).
+    pub stream_chunk_bytes: usize,
+    /// INSERT chunk files of a directory backup at least this large load as LOAD DATA rows
+    /// (see [`crate::job::CONVERT_MIN_BYTES`]).
+    pub convert_min_bytes: u64,
+    /// Restore a mysqldump file that lacks its `-- Dump completed` trailer.
+    pub allow_incomplete: bool,
+    /// Require an interrupted restore to continue; refuse to start a fresh one.
+    pub resume: bool,
+    /// Discard an unfinished restore's checkpoints and partial tables first.
+    pub restart: bool,
+    /// Keep the `floodgate` checkpoint schema after a complete restore.
+    pub keep_checkpoints: bool,
+    /// How long to wait for a target that went away (restart, network) before giving up.
+    pub reconnect_wait: Duration,
+}
+
+impl Default for RestoreOptions {
+    fn default() -> Self {
+        RestoreOptions {
+            threads: 4,
+            overwrite: false,
+            defer_indexes: true,
+            binlog: false,
+            verify: VerifyMode::Counts,
+            memory_budget: 256 << 20,
+            stream_chunk_bytes: crate::stream::CHUNK_BYTES,
+            convert_min_bytes: crate::job::CONVERT_MIN_BYTES,
+            allow_incomplete: false,
+            resume: false,
+            restart: false,
+            keep_checkpoints: false,
+            reconnect_wait: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Shared by every task of one restore.
+pub(crate) struct Session {
+    pub target: ConnectOptions,
+    pub options: RestoreOptions,
+    /// Statements every connection runs first (session settings of the load).
+    pub init: Vec<String>,
+    /// The backup's own session statements (a dump's header `SET`s), run after `init` on
+    /// every load connection.
+    pub prelude: Mutex<Vec<Vec<u8>>>,
+    pub progress: Arc<Progress>,
+    pub pipeline: Pipeline,
+    /// What earlier runs of this restore did, as it was at start.
+    pub checkpoints: Arc<Checkpoints>,
+    /// The tables being restored.
+    pub tables: Tables,
+    /// The backup, for messages: a directory or a file (or `<stdin>`).
+    pub source: String,
+}
+
+impl Session {
+    /// A new load connection with the restore's session, waiting for a target that went
+    /// away.
+    pub async fn connect(&self) -> Result<Conn> {
+        let mut conn = floodgate_conn::retry::reconnect(&self.target, &self.init, self.options.reconnect_wait).await?;
+        let prelude = self.prelude.lock().map_err(|_| poisoned())?.clone();
+        for s in prelude {
+            conn.query_drop(&s[..]).await.map_err(LoadError::sql(format!("{}: session setup", self.source)))?;
+        }
+        Ok(conn)
+    }
+
+    /// The checkpoints' name for this backup.
+    pub fn backup(&self) -> &str {
+        &self.checkpoints.backup
+    }
+}
+
+/// A lock was poisoned: a task panicked while holding it.
+pub(crate) fn poisoned() -> LoadError {
+    LoadError::Internal("a task panicked".into())
+}
