@@ -46,7 +46,7 @@ start_sandbox() {
     local fifo="$work/$name.hold" env="$work/$name.env"
     rm -f "$fifo" "$env"
     mkfifo "$fifo"
-    "$FG_ROOT/target/release/floodgate-sandbox" --env-file "$env" "$@" <"$fifo" &
+    "${SANDBOX:-$FG_ROOT/target/release/floodgate-sandbox}" --env-file "$env" "$@" <"$fifo" &
     # Keep the write end open for the life of this shell: when it exits, the server goes.
     local fd
     exec {fd}>"$fifo"
