@@ -280,13 +280,14 @@ pub async fn begin(conn: &mut Conn, backup: &str, source: &str) -> Result<()> {
 }
 
 /// Runs one autocommit write to the checkpoint tables, again after a deadlock or a lock wait
-/// timeout: restores of different backups share these tables, and InnoDB may pick either of
-/// two concurrent writers as the victim.
+/// timeout (the one retry policy's waits): restores of different backups share these
+/// tables, and InnoDB may pick either of two concurrent writers as the victim.
 async fn autocommit(
     conn: &mut Conn,
     statement: &str,
     params: impl Into<Params>,
 ) -> std::result::Result<(), mysql_async::Error> {
+    use floodgate_conn::retry::{transient, POLICY};
     let params = params.into();
     let mut attempt = 0;
     loop {
@@ -295,9 +296,9 @@ async fn autocommit(
             p => conn.exec_drop(statement, p.clone()).await,
         };
         match result {
-            Err(mysql_async::Error::Server(e)) if matches!(e.code, 1205 | 1213) && attempt < 5 => {
+            Err(e) if transient(&e) == Some(floodgate_conn::Transient::Retry) && attempt < POLICY.retries => {
                 attempt += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+                tokio::time::sleep(POLICY.wait(attempt)).await;
             }
             other => return other,
         }
