@@ -272,11 +272,33 @@ pub(crate) struct Applier {
     /// Whether the server takes `BINLOG @var, @var` (MariaDB 10.2+): found out by the first
     /// format description sent, which goes that way first.
     via_variable: Option<bool>,
+    /// The standalone DDL an interrupted run began and did not record (file name, start):
+    /// it may have run. Run again, "already exists / does not exist" means it did.
+    unrecorded_ddl: Option<(String, u64)>,
+}
+
+/// Errors a DDL statement gives when it already ran: the object exists (database 1007,
+/// table 1050, column 1060, key 1061, routine 1304, trigger 1359, event 1537, foreign key
+/// 1826) or is already gone (database 1008, table 1051, column or key 1091, table 1146,
+/// routine 1305, trigger 1360, event 1539).
+const ALREADY_APPLIED: [u16; 14] = [1007, 1050, 1060, 1061, 1304, 1359, 1537, 1826, 1008, 1051, 1091, 1146, 1305, 1360];
+
+/// A standalone DDL statement: CREATE, ALTER, DROP, RENAME or TRUNCATE, which commits by
+/// itself (it cannot share a transaction with its checkpoint row).
+fn is_ddl(txn: &Txn) -> bool {
+    !txn.transactional
+        && txn.events.iter().any(|e| match &e.event {
+            Event::Query(q) => {
+                let head = String::from_utf8_lossy(&q.text[..q.text.len().min(16)]).trim_start().to_ascii_uppercase();
+                ["CREATE", "ALTER", "DROP", "RENAME", "TRUNCATE"].iter().any(|w| head.starts_with(w))
+            }
+            _ => false,
+        })
 }
 
 impl Applier {
-    pub(crate) fn new(conn: Conn) -> Applier {
-        Applier { conn, fde_file: None, via_variable: None }
+    pub(crate) fn new(conn: Conn, unrecorded_ddl: Option<(String, u64)>) -> Applier {
+        Applier { conn, fde_file: None, via_variable: None, unrecorded_ddl }
     }
 
     /// Applies a batch of row transactions in one server transaction. A deadlock or lock
@@ -367,8 +389,24 @@ impl Applier {
     /// transaction with its checkpoint row; that row is written right after it.
     pub(crate) async fn barrier(&mut self, txn: &Arc<Txn>) -> Result<()> {
         self.send_fde(txn).await.map_err(BinlogError::sql("sending the format description"))?;
+        let ddl = is_ddl(txn);
+        let may_have_run = ddl && self.unrecorded_ddl.as_ref() == Some(&(txn.file.name.clone(), txn.start));
+        if ddl {
+            // Its checkpoint row can only follow it: say first that it is about to run, so a
+            // resumed replay knows it may have.
+            let intent = format!(
+                "REPLACE INTO floodgate.binlog_checkpoint (id, file, pos) VALUES (2, '{}', {})",
+                sql_escape(&txn.file.name),
+                txn.start
+            );
+            self.conn.query_drop(intent).await.map_err(BinlogError::sql(format!("recording {}", describe(txn))))?;
+        }
         for statement in render_barrier(txn) {
             if let Err(e) = self.conn.query_drop(statement.as_slice()).await {
+                if may_have_run && matches!(&e, mysql_async::Error::Server(se) if ALREADY_APPLIED.contains(&se.code)) {
+                    tracing::info!("{} ran before the interrupted replay recorded it: {e}", describe(txn));
+                    continue;
+                }
                 let _ = self.conn.query_drop("ROLLBACK").await;
                 let text = String::from_utf8_lossy(&statement);
                 let short: String = text.chars().take(200).collect();

@@ -97,6 +97,7 @@ pub async fn replay(
     let mut control = floodgate_conn::connect(target, &session_init(options.binlog)).await?;
     prepare_checkpoint(&mut control, options.restart).await?;
     let applied = read_checkpoint(&mut control).await?;
+    let unrecorded_ddl = unrecorded_ddl(&mut control, &applied).await?;
     if options.verify_first {
         let (files, limits, applied) = (options.files.clone(), options.limits.clone(), applied.clone());
         tokio::task::spawn_blocking(move || verify(files, limits, applied))
@@ -120,7 +121,7 @@ pub async fn replay(
         init.push(crate::apply::APPLY_CHARSET.into());
         let conn = floodgate_conn::connect(target, &init).await?;
         let (tx, rx) = mpsc::channel::<Job>(1);
-        tokio::spawn(worker(id, Applier::new(conn), rx, done_tx.clone()));
+        tokio::spawn(worker(id, Applier::new(conn, unrecorded_ddl.clone()), rx, done_tx.clone()));
         workers.push(tx);
     }
     drop(done_tx);
@@ -244,6 +245,16 @@ async fn read_checkpoint(conn: &mut Conn) -> Result<Applied> {
         beyond.insert((file, pos));
     }
     Ok(Applied { low_water: low, beyond })
+}
+
+/// The standalone DDL an interrupted run said it was about to run, unless its checkpoint
+/// row shows it ran (see `Applier::barrier`).
+async fn unrecorded_ddl(conn: &mut Conn, applied: &Applied) -> Result<Option<(String, u64)>> {
+    let intent: Option<(String, u64)> = conn
+        .query_first("SELECT file, pos FROM floodgate.binlog_checkpoint WHERE id = 2")
+        .await
+        .map_err(BinlogError::sql("reading the checkpoint"))?;
+    Ok(intent.filter(|(file, pos)| !applied.contains(file, *pos)))
 }
 
 struct Dispatcher {

@@ -64,7 +64,7 @@ pub struct Applied {
 }
 
 impl Applied {
-    fn contains(&self, file: &str, start: u64) -> bool {
+    pub(crate) fn contains(&self, file: &str, start: u64) -> bool {
         let below = self.low_water.as_ref().is_some_and(|(f, p)| (file, start) < (f.as_str(), *p));
         below || self.beyond.contains(&(file.to_string(), start))
     }

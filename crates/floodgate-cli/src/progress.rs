@@ -63,7 +63,9 @@ fn spawn_bar(progress: Arc<Progress>, stop: Arc<AtomicBool>) -> JoinHandle<()> {
     std::thread::spawn(move || {
         let bar = ProgressBar::new(Progress::get(&progress.bytes_total).max(1));
         let style = |template: &str| {
-            ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> ")
+            ProgressStyle::with_template(template)
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> ")
         };
         let mut known = None;
         while !stop.load(Ordering::Relaxed) {

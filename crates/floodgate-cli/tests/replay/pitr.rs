@@ -110,3 +110,42 @@ fn stop_position_then_the_rest_equals_the_source() {
     assert!(stderr(&out).contains("already applied"), "{}", stderr(&out));
     assert_same(&fingerprint(&s.source, "sbtest"), &fingerprint(&target, "sbtest"));
 }
+
+/// A standalone DDL commits by itself, before its checkpoint row can: a replay killed in
+/// between left the ALTER applied and unrecorded. It records that it is about to run first,
+/// so the resumed replay knows the ALTER may have run and takes "duplicate column" for done.
+#[test]
+fn a_ddl_applied_before_its_checkpoint_is_not_applied_twice() {
+    let s = scenario();
+    let backup = s.backup.display().to_string();
+    let target = s.restored_target();
+    let files = s.binlog_args();
+    // Where the ALTER's transaction starts: the `# at` before its GTID event.
+    let (index, start) = files
+        .iter()
+        .enumerate()
+        .find_map(|(i, f)| {
+            let text = Command::new("mariadb-binlog").arg(f).output().unwrap().stdout;
+            let text = String::from_utf8_lossy(&text);
+            let alter = text.find("ALTER TABLE sbtest.sbtest1 ADD COLUMN extra")?;
+            let gtid = text[..alter].rfind("GTID ")?;
+            let at = text[..gtid].rfind("# at ")?;
+            let pos: u64 = text[at + 5..].split_whitespace().next()?.parse().ok()?;
+            Some((i, pos))
+        })
+        .expect("the scenario's ALTER is in its binary logs");
+    let out = replay(&target, &files[..=index], &["--from-backup", &backup, "--stop-position", &start.to_string()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The kill's aftermath: the ALTER ran, and only its intent was recorded.
+    let name = std::path::Path::new(&files[index]).file_name().unwrap().to_string_lossy().into_owned();
+    sql(
+        &target,
+        &format!(
+            "ALTER TABLE sbtest.sbtest1 ADD COLUMN extra INT NOT NULL DEFAULT 7, ADD INDEX (extra); \
+             REPLACE INTO floodgate.binlog_checkpoint (id, file, pos) VALUES (2, '{name}', {start})"
+        ),
+    );
+    let out = replay(&target, &files, &["--from-backup", &backup, "-t", "2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_same(&fingerprint(&s.source, "sbtest"), &fingerprint(&target, "sbtest"));
+}
