@@ -1,11 +1,14 @@
 //! Reads mydumper directories: the legacy layout (0.10–0.12) and the modern one (0.13+).
 //!
 //! File names are only used to group files; real names come from the `metadata` file's
-//! `real_table_name` (modern mydumper renames unsafe names to `mydumper_N`) or from the
-//! CREATE statements themselves. File classes follow myloader's own order of checks
+//! `real_table_name` (mydumper 0.11+ renames unsafe names, and any name with a dot, to
+//! `mydumper_N`) or from the CREATE statements themselves. mydumper 0.10 writes names as
+//! they are, dots included (`db.a.b.00001.sql` for table `a.b`), so a data file is matched
+//! against the database and table names the schema files and `metadata` declare (longest
+//! fit), never split on dots. File classes follow myloader's own order of checks
 //! (`get_file_type` in myloader_process_filename.c), after stripping `.gz`/`.zst`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
 
@@ -79,7 +82,7 @@ pub fn read(dir: &Path) -> Result<RestorePlan> {
         ));
     }
     let metadata = read_metadata(&metadata_path)?;
-    let mut dbs: BTreeMap<String, DbFiles> = BTreeMap::new();
+    let mut names = Vec::new();
     for entry in fs::read_dir(&root).map_err(|e| FormatError::io(&root, e))? {
         let entry = entry.map_err(|e| FormatError::io(&root, e))?;
         let os_name = entry.file_name();
@@ -90,7 +93,14 @@ pub fn read(dir: &Path) -> Result<RestorePlan> {
                 reason: "file name is not UTF-8".into(),
             });
         };
-        classify(&root, name, &mut dbs)?;
+        names.push(name.to_string());
+    }
+    names.sort();
+    let plain: Vec<String> = names.iter().map(|n| compress::strip_suffix(n).to_string()).collect();
+    let declared = Declared::new(&plain, &metadata);
+    let mut dbs: BTreeMap<String, DbFiles> = BTreeMap::new();
+    for name in &names {
+        classify(&root, name, &declared, &mut dbs)?;
     }
     check_listed_tables(&root, &metadata, &dbs)?;
     let mut databases = Vec::new();
@@ -147,90 +157,231 @@ fn inside(root: &Path, name: &str) -> Result<SqlFile> {
     Ok(SqlFile { path, bytes: meta.len() })
 }
 
-fn classify(root: &Path, name: &str, dbs: &mut BTreeMap<String, DbFiles>) -> Result<()> {
-    let plain = compress::strip_suffix(name);
-    if plain.starts_with("metadata") || plain == "resume" || plain == "all-schema-create-tablespace.sql" {
-        return Ok(());
+/// The suffixes of the per-table schema files, each with the field it fills.
+const TABLE_SCHEMA_SUFFIXES: [(&str, TableFileKind); 3] = [
+    ("-schema.sql", TableFileKind::Schema),
+    ("-schema-view.sql", TableFileKind::View),
+    ("-schema-sequence.sql", TableFileKind::Sequence),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TableFileKind {
+    Schema,
+    View,
+    Sequence,
+}
+
+/// The database and table names, as file names spell them, that the directory declares:
+/// databases by their `-schema-create.sql` files and `metadata`'s sections, tables by their
+/// `-schema.sql`, `-schema-view.sql` and `-schema-sequence.sql` files and `metadata`'s
+/// sections. Names in file names may hold dots (mydumper 0.10 writes a table `a.b` of `db`
+/// as `db.a.b.00001.sql`), so file names are matched against these, never split on dots.
+#[derive(Debug, Default)]
+struct Declared {
+    /// Database names, longest first.
+    dbs: Vec<String>,
+    /// Each database's table names, longest first.
+    tables: BTreeMap<String, Vec<String>>,
+}
+
+impl Declared {
+    /// `plain` are the directory's file names with any compression suffix stripped.
+    fn new(plain: &[String], meta: &Metadata) -> Declared {
+        let mut dbs: BTreeSet<String> = meta.tables.keys().map(|(db, _)| db.clone()).collect();
+        dbs.extend(plain.iter().filter_map(|n| n.strip_suffix("-schema-create.sql")).map(str::to_string));
+        dbs.remove("");
+        let mut declared = Declared { dbs: longest_first(dbs), tables: BTreeMap::new() };
+        let mut tables: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (db, table) in meta.tables.keys() {
+            tables.entry(db.clone()).or_default().insert(table.clone());
+        }
+        for name in plain {
+            let Some(stem) = TABLE_SCHEMA_SUFFIXES.iter().find_map(|(suffix, _)| name.strip_suffix(suffix)) else {
+                continue;
+            };
+            if let Some((db, table)) = declared.split_db(stem) {
+                tables.entry(db.to_string()).or_default().insert(table.to_string());
+            }
+        }
+        // A database no `-schema-create.sql` declares (a dump taken without it) still has
+        // the tables its schema files name.
+        let mut dbs: BTreeSet<String> = declared.dbs.drain(..).collect();
+        dbs.extend(tables.keys().cloned());
+        declared.dbs = longest_first(dbs);
+        declared.tables = tables.into_iter().map(|(db, t)| (db, longest_first(t))).collect();
+        declared
     }
-    let table_entry = |dbs: &mut BTreeMap<String, DbFiles>, stem: &str| -> Option<(String, String)> {
-        let (db, table) = stem.split_once('.')?;
-        dbs.entry(db.to_string()).or_default().tables.entry(table.to_string()).or_default();
-        Some((db.to_string(), table.to_string()))
-    };
-    macro_rules! table_file {
-        ($suffix:literal, $field:ident) => {
-            if let Some(stem) = plain.strip_suffix($suffix) {
-                if let Some((db, t)) = table_entry(dbs, stem) {
-                    let file = inside(root, name)?;
-                    if let Some(tf) = dbs.get_mut(&db).and_then(|d| d.tables.get_mut(&t)) {
-                        tf.$field = Some(file);
-                    }
-                    return Ok(());
+
+    /// Splits `db.rest` at the longest declared database that `stem` starts with; a stem no
+    /// declared database fits is split at its first dot. Neither part is empty.
+    fn split_db<'a>(&self, stem: &'a str) -> Option<(&'a str, &'a str)> {
+        let declared = self.dbs.iter().find_map(|db| {
+            let rest = stem.strip_prefix(db.as_str())?.strip_prefix('.')?;
+            (!rest.is_empty()).then(|| (&stem[..db.len()], rest))
+        });
+        let (db, rest) = match declared {
+            Some(split) => split,
+            None => stem.split_once('.')?,
+        };
+        (!db.is_empty() && !rest.is_empty()).then_some((db, rest))
+    }
+
+    /// Matches a data file's stem, `db.table[.part[.sub]]`, against the declared names: the
+    /// longest database, then the longest of its tables, that leave only the numeric part
+    /// and subpart after them.
+    fn fit_chunk(&self, stem: &str) -> Option<(&str, &str, u64, u64)> {
+        for db in &self.dbs {
+            let Some(rest) = stem.strip_prefix(db.as_str()).and_then(|r| r.strip_prefix('.')) else {
+                continue;
+            };
+            for table in self.tables.get(db).into_iter().flatten() {
+                if let Some((part, sub)) = rest.strip_prefix(table.as_str()).and_then(part_numbers) {
+                    return Some((db, table, part, sub));
                 }
             }
-        };
-    }
-    table_file!("-schema.sql", schema);
-    table_file!("-schema-view.sql", view);
-    table_file!("-schema-sequence.sql", sequence);
-    if let Some(stem) = plain.strip_suffix("-schema-triggers.sql") {
-        let file = inside(root, name)?;
-        match stem.split_once('.') {
-            // 0.10: one file per table; 0.13+: one per database. Both apply after all data.
-            Some((db, _)) => dbs.entry(db.to_string()).or_default().triggers.push(file),
-            None => dbs.entry(stem.to_string()).or_default().triggers.push(file),
         }
-        return Ok(());
+        None
+    }
+}
+
+fn longest_first(names: BTreeSet<String>) -> Vec<String> {
+    let mut names: Vec<String> = names.into_iter().collect();
+    names.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    names
+}
+
+/// `""`, `.00001` or `.00001.00002` (what follows the table name in a data file's stem):
+/// the part and subpart, each digits only, small enough that `part * 100_000 + sub` (the
+/// chunk's index) neither overflows nor collides.
+fn part_numbers(tail: &str) -> Option<(u64, u64)> {
+    if tail.is_empty() {
+        return Some((0, 0));
+    }
+    let tail = tail.strip_prefix('.')?;
+    let (part, sub) = match tail.split_once('.') {
+        Some((part, sub)) => (digits(part)?, digits(sub)?),
+        None => (digits(tail)?, 0),
+    };
+    (part <= (u64::MAX - 99_999) / 100_000 && sub < 100_000).then_some((part, sub))
+}
+
+fn digits(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// What one file of the directory is, from its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum FileKind {
+    Ignored,
+    CreateDatabase {
+        db: String,
+    },
+    Post {
+        db: String,
+    },
+    Triggers {
+        db: String,
+    },
+    TableSchema {
+        db: String,
+        table: String,
+        kind: TableFileKind,
+    },
+    Chunk {
+        db: String,
+        table: String,
+        part: u64,
+        sub: u64,
+    },
+    Payload {
+        db: String,
+        table: String,
+    },
+    /// A data file (`.sql` or `.dat`) that fits no declared table.
+    Stray,
+}
+
+/// Classifies `plain` (a file name, compression suffix stripped) in myloader's order.
+fn file_kind(plain: &str, declared: &Declared) -> FileKind {
+    if plain.starts_with("metadata") || plain == "resume" || plain == "all-schema-create-tablespace.sql" {
+        return FileKind::Ignored;
+    }
+    for (suffix, kind) in TABLE_SCHEMA_SUFFIXES {
+        if let Some((db, table)) = plain.strip_suffix(suffix).and_then(|stem| declared.split_db(stem)) {
+            return FileKind::TableSchema { db: db.to_string(), table: table.to_string(), kind };
+        }
+    }
+    if let Some(stem) = plain.strip_suffix("-schema-triggers.sql") {
+        // 0.10: one file per table (`db.table-schema-triggers.sql`); 0.13+: one per database
+        // as well. Both apply after all data, so only the database matters.
+        let db = if declared.dbs.iter().any(|db| db == stem) {
+            stem
+        } else {
+            declared.split_db(stem).map_or(stem, |(db, _)| db)
+        };
+        return FileKind::Triggers { db: db.to_string() };
     }
     if let Some(db) = plain.strip_suffix("-schema-post.sql") {
-        let file = inside(root, name)?;
-        dbs.entry(db.to_string()).or_default().post.push(file);
-        return Ok(());
+        return FileKind::Post { db: db.to_string() };
     }
     if let Some(db) = plain.strip_suffix("-schema-create.sql") {
-        let file = inside(root, name)?;
-        dbs.entry(db.to_string()).or_default().create = Some(file);
-        return Ok(());
+        return FileKind::CreateDatabase { db: db.to_string() };
     }
     if plain.ends_with("-checksum") || plain.ends_with(".checksum") || plain.ends_with(".metadata") {
-        return Ok(());
+        return FileKind::Ignored;
     }
     if let Some(stem) = plain.strip_suffix(".sql") {
-        let (db, table, part, sub) = data_file_parts(stem)
-            .ok_or_else(|| FormatError::corrupt(&root.join(name), None, "data file name is not db.table[.part].sql"))?;
-        let file = inside(root, name)?;
-        let db_entry = dbs.entry(db).or_default();
-        db_entry.tables.entry(table).or_default().chunks.push((part, sub, file));
-        return Ok(());
+        return match declared.fit_chunk(stem) {
+            Some((db, table, part, sub)) => FileKind::Chunk { db: db.to_string(), table: table.to_string(), part, sub },
+            None => FileKind::Stray,
+        };
     }
     if let Some(stem) = plain.strip_suffix(".dat") {
-        if let Some((db, table, _, _)) = data_file_parts(stem) {
+        return match declared.fit_chunk(stem) {
+            Some((db, table, _, _)) => FileKind::Payload { db: db.to_string(), table: table.to_string() },
+            None => FileKind::Stray,
+        };
+    }
+    FileKind::Ignored
+}
+
+fn classify(root: &Path, name: &str, declared: &Declared, dbs: &mut BTreeMap<String, DbFiles>) -> Result<()> {
+    let plain = compress::strip_suffix(name);
+    match file_kind(plain, declared) {
+        FileKind::Ignored => {}
+        FileKind::CreateDatabase { db } => dbs.entry(db).or_default().create = Some(inside(root, name)?),
+        FileKind::Post { db } => dbs.entry(db).or_default().post.push(inside(root, name)?),
+        FileKind::Triggers { db } => dbs.entry(db).or_default().triggers.push(inside(root, name)?),
+        FileKind::TableSchema { db, table, kind } => {
+            let file = inside(root, name)?;
+            let tf = dbs.entry(db).or_default().tables.entry(table).or_default();
+            match kind {
+                TableFileKind::Schema => tf.schema = Some(file),
+                TableFileKind::View => tf.view = Some(file),
+                TableFileKind::Sequence => tf.sequence = Some(file),
+            }
+        }
+        FileKind::Chunk { db, table, part, sub } => {
+            let file = inside(root, name)?;
+            dbs.entry(db).or_default().tables.entry(table).or_default().chunks.push((part, sub, file));
+        }
+        FileKind::Payload { db, table } => {
             let file = inside(root, name)?;
             dbs.entry(db).or_default().tables.entry(table).or_default().dat.insert(name.to_string(), file);
         }
-        return Ok(());
+        FileKind::Stray => {
+            return Err(FormatError::corrupt(
+                &root.join(name),
+                None,
+                "data file fits no table: its name is not db.table[.part[.sub]] for any db.table \
+                 that a schema file or `metadata` declares",
+            ));
+        }
     }
     Ok(())
-}
-
-/// `db.table`, `db.table.00001` or `db.table.00001.00002` (names in file names never hold a
-/// dot: mydumper renames such tables).
-fn data_file_parts(stem: &str) -> Option<(String, String, u64, u64)> {
-    let mut it = stem.splitn(4, '.');
-    let db = it.next()?.to_string();
-    let table = it.next()?.to_string();
-    let part = match it.next() {
-        Some(p) => p.parse().ok()?,
-        None => 0,
-    };
-    let sub = match it.next() {
-        Some(s) => s.parse().ok()?,
-        None => 0,
-    };
-    if db.is_empty() || table.is_empty() {
-        return None;
-    }
-    Some((db, table, part, sub))
 }
 
 fn build_database(db_file: &str, files: DbFiles, meta: &Metadata) -> Result<Database> {
@@ -426,13 +577,200 @@ pub fn resolve_infile<'a>(chunk: &'a Chunk, requested: &str) -> Option<&'a SqlFi
 mod tests {
     use super::*;
 
+    fn declared(names: &[&str], meta: &Metadata) -> Declared {
+        let plain: Vec<String> = names.iter().map(|n| compress::strip_suffix(n).to_string()).collect();
+        Declared::new(&plain, meta)
+    }
+
+    fn chunk(db: &str, table: &str, part: u64, sub: u64) -> FileKind {
+        FileKind::Chunk { db: db.into(), table: table.into(), part, sub }
+    }
+
+    /// Tables `a`, `a.b` and `a.b.c` side by side, as mydumper 0.10 names their files.
+    const SIDE_BY_SIDE: [&str; 4] =
+        ["db-schema-create.sql", "db.a-schema.sql", "db.a.b-schema.sql", "db.a.b.c-schema.sql"];
+
     #[test]
-    fn data_file_names() {
-        assert_eq!(data_file_parts("db.t"), Some(("db".into(), "t".into(), 0, 0)));
-        assert_eq!(data_file_parts("db.t.00012"), Some(("db".into(), "t".into(), 12, 0)));
-        assert_eq!(data_file_parts("db.t.00001.00002"), Some(("db".into(), "t".into(), 1, 2)));
-        assert_eq!(data_file_parts("db.t.x"), None);
-        assert_eq!(data_file_parts("nodot"), None);
+    fn dotted_table_names_fit_the_longest_declared_table() {
+        let d = declared(&SIDE_BY_SIDE, &Metadata::default());
+        assert_eq!(d.dbs, ["db"]);
+        assert_eq!(d.tables["db"], ["a.b.c", "a.b", "a"]);
+        let kind = |n: &str| file_kind(n, &d);
+        assert_eq!(kind("db.a.sql"), chunk("db", "a", 0, 0));
+        assert_eq!(kind("db.a.00001.sql"), chunk("db", "a", 1, 0));
+        assert_eq!(kind("db.a.00001.00002.sql"), chunk("db", "a", 1, 2));
+        assert_eq!(kind("db.a.b.sql"), chunk("db", "a.b", 0, 0));
+        assert_eq!(kind("db.a.b.00007.sql"), chunk("db", "a.b", 7, 0));
+        assert_eq!(kind("db.a.b.00003.00004.sql"), chunk("db", "a.b", 3, 4));
+        assert_eq!(kind("db.a.b.c.sql"), chunk("db", "a.b.c", 0, 0));
+        assert_eq!(kind("db.a.b.c.00000.sql"), chunk("db", "a.b.c", 0, 0));
+        assert_eq!(kind("db.a.b.c.00012.00001.sql"), chunk("db", "a.b.c", 12, 1));
+        assert_eq!(kind("db.a.b.00002.dat"), FileKind::Payload { db: "db".into(), table: "a.b".into() });
+        assert_eq!(
+            kind("db.a.b-schema.sql"),
+            FileKind::TableSchema { db: "db".into(), table: "a.b".into(), kind: TableFileKind::Schema }
+        );
+        assert_eq!(
+            kind("db.a.b.c-schema-view.sql"),
+            FileKind::TableSchema { db: "db".into(), table: "a.b.c".into(), kind: TableFileKind::View }
+        );
+        // 0.10 writes one trigger file per table, named after it.
+        assert_eq!(kind("db.a.b-schema-triggers.sql"), FileKind::Triggers { db: "db".into() });
+        assert_eq!(kind("db-schema-triggers.sql"), FileKind::Triggers { db: "db".into() });
+        // Nothing fits these: a table nobody declared, a part that is not a number, three
+        // numbers, a sign, a file with no table at all.
+        for stray in [
+            "db.x.00001.sql",
+            "db.a.x.sql",
+            "db.a.b.x.00001.sql",
+            "db.a.b.00001.00002.00003.sql",
+            "db.a.+1.sql",
+            "db.a..sql",
+            "db.sql",
+            "other.a.sql",
+            "nodot.sql",
+            "db.a.b.c.d.dat",
+            "db.a.000001000000000000000000000.sql",
+            "db.a.00001.100000.sql",
+        ] {
+            assert_eq!(kind(stray), FileKind::Stray, "{stray}");
+        }
+        assert_eq!(kind("metadata"), FileKind::Ignored);
+        assert_eq!(kind("db.a.b-schema-checksum"), FileKind::Ignored);
+    }
+
+    #[test]
+    fn dotted_database_names_fit_the_longest_declared_database() {
+        let names = [
+            "d-schema-create.sql",
+            "d.x-schema-create.sql",
+            "d.t-schema.sql",
+            "d.x.t-schema.sql",
+            "d.x.a.b-schema.sql",
+        ];
+        let mut meta = Metadata::default();
+        // Only a metadata section can give `d` a table `x.u` beside the database `d.x`.
+        meta.tables.insert(("d".into(), "x.u".into()), TableMeta::default());
+        let d = declared(&names, &meta);
+        assert_eq!(d.dbs, ["d.x", "d"]);
+        assert_eq!(d.tables["d.x"], ["a.b", "t"]);
+        assert_eq!(d.tables["d"], ["x.u", "t"]);
+        let kind = |n: &str| file_kind(n, &d);
+        assert_eq!(kind("d.x.t.00001.sql"), chunk("d.x", "t", 1, 0));
+        assert_eq!(kind("d.t.00001.sql"), chunk("d", "t", 1, 0));
+        assert_eq!(kind("d.x.a.b.sql"), chunk("d.x", "a.b", 0, 0));
+        // `d.x` has no table `u`: the shorter database does.
+        assert_eq!(kind("d.x.u.00002.sql"), chunk("d", "x.u", 2, 0));
+        assert_eq!(kind("d.x.v.sql"), FileKind::Stray);
+        assert_eq!(kind("d.x-schema-triggers.sql"), FileKind::Triggers { db: "d.x".into() });
+        assert_eq!(kind("d.x.t-schema-triggers.sql"), FileKind::Triggers { db: "d.x".into() });
+        assert_eq!(kind("d.x-schema-post.sql"), FileKind::Post { db: "d.x".into() });
+        assert_eq!(kind("d.x-schema-create.sql"), FileKind::CreateDatabase { db: "d.x".into() });
+        // Without `-schema-create.sql` files a schema file splits at its first dot.
+        let d = declared(&["e.t.u-schema.sql"], &Metadata::default());
+        assert_eq!(file_kind("e.t.u.00001.sql", &d), chunk("e", "t.u", 1, 0));
+    }
+
+    fn write_dump(dir: &Path, files: &[(&str, &str)]) {
+        std::fs::write(
+            dir.join("metadata"),
+            "Started dump at: 2026-12-01 00:00:00\nFinished dump at: 2026-12-01 00:00:00\n",
+        )
+        .unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.join(name), text).unwrap();
+        }
+    }
+
+    #[test]
+    fn reads_tables_with_dots_beside_plain_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut files = vec![("db-schema-create.sql".to_string(), "CREATE DATABASE `db`;\n".to_string())];
+        for t in ["a", "a.b", "a.b.c"] {
+            files.push((format!("db.{t}-schema.sql"), format!("CREATE TABLE `{t}` (id INT PRIMARY KEY);\n")));
+        }
+        for n in
+            ["db.a.sql", "db.a.b.00000.sql", "db.a.b.00001.sql", "db.a.b.c.00001.00002.sql", "db.a.b.c.00001.00001.sql"]
+        {
+            files.push((n.to_string(), "INSERT INTO t VALUES (1);\n".to_string()));
+        }
+        let files: Vec<(&str, &str)> = files.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
+        write_dump(dir.path(), &files);
+        let plan = read(dir.path()).unwrap();
+        let db = &plan.databases[0];
+        assert_eq!(db.name, "db");
+        let tables: Vec<(&str, Vec<String>)> =
+            db.tables.iter().map(|t| (t.name.as_str(), t.chunks.iter().map(|c| c.file.name()).collect())).collect();
+        assert_eq!(
+            tables,
+            [
+                ("a", vec!["db.a.sql".to_string()]),
+                ("a.b", vec!["db.a.b.00000.sql".into(), "db.a.b.00001.sql".into()]),
+                ("a.b.c", vec!["db.a.b.c.00001.00001.sql".into(), "db.a.b.c.00001.00002.sql".into()]),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_data_file_that_fits_no_table_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        write_dump(
+            dir.path(),
+            &[
+                ("db-schema-create.sql", "CREATE DATABASE `db`;\n"),
+                ("db.a.b-schema.sql", "CREATE TABLE `a.b` (id INT PRIMARY KEY);\n"),
+                ("db.a.b.00000.sql", "INSERT INTO `a.b` VALUES (1);\n"),
+                ("db.a.c.00000.sql.gz", ""),
+            ],
+        );
+        let err = read(dir.path()).unwrap_err();
+        assert!(err.is_integrity(), "{err}");
+        assert!(matches!(&err, FormatError::Corrupt { path, .. } if path.ends_with("db.a.c.00000.sql.gz")), "{err:?}");
+        assert!(err.to_string().contains("db.a.c.00000.sql.gz"), "{err}");
+    }
+
+    proptest::proptest! {
+        /// Any file names, declared or not, classify without a panic.
+        #[test]
+        fn classification_never_panics(
+            names in proptest::collection::vec("[a-c0-9.\\-]{0,12}(-schema(-create|-view|-triggers|-post)?\\.sql|\\.sql|\\.dat|)(\\.gz)?", 0..12),
+            other in proptest::collection::vec(".*", 0..4),
+            meta_tables in proptest::collection::vec(("[a-c.]{0,4}", "[a-c.0-9]{0,4}"), 0..3),
+        ) {
+            let mut meta = Metadata::default();
+            for (db, table) in meta_tables {
+                meta.tables.insert((db, table), TableMeta::default());
+            }
+            let all: Vec<&str> = names.iter().chain(&other).map(String::as_str).collect();
+            let d = declared(&all, &meta);
+            for name in &all {
+                let _ = file_kind(compress::strip_suffix(name), &d);
+            }
+        }
+
+        /// A table name without digits, dotted or not, beside others of its database (dotted
+        /// or not): its data files come back to it, whatever the part and subpart.
+        #[test]
+        fn data_files_come_back_to_their_table(
+            db in "[a-c][a-c.]{0,4}",
+            tables in proptest::collection::btree_set("[a-c][a-c.]{0,5}", 1..6),
+            pick in 0usize..6,
+            part in proptest::option::of(0u64..100_000),
+            sub in 0u64..100_000,
+        ) {
+            let tables: Vec<String> = tables.into_iter().collect();
+            let table = &tables[pick % tables.len()];
+            let mut names = vec![format!("{db}-schema-create.sql")];
+            names.extend(tables.iter().map(|t| format!("{db}.{t}-schema.sql")));
+            let plain: Vec<&str> = names.iter().map(String::as_str).collect();
+            let d = declared(&plain, &Metadata::default());
+            let (file, want) = match part {
+                None => (format!("{db}.{table}.sql"), chunk(&db, table, 0, 0)),
+                Some(p) if sub == 0 => (format!("{db}.{table}.{p:05}.sql"), chunk(&db, table, p, 0)),
+                Some(p) => (format!("{db}.{table}.{p:05}.{sub:05}.sql"), chunk(&db, table, p, sub)),
+            };
+            proptest::prop_assert_eq!(file_kind(&file, &d), want);
+        }
     }
 
     #[test]

@@ -69,7 +69,7 @@ fn modern_mydumper_fixtures_pass() {
         assert_eq!(r["backup"]["format"], "mydumper");
         assert_eq!(r["backup"]["recorded_rows"], r["rows"], "{variant}");
         let objects = r["verification"].as_array().unwrap().iter().find(|c| c["check"] == "objects").unwrap();
-        assert!(objects["detail"].as_str().unwrap().contains("3 view(s)"), "{objects}");
+        assert!(objects["detail"].as_str().unwrap().contains("5 view(s)"), "{objects}");
     }
 }
 

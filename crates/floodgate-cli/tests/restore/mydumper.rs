@@ -32,6 +32,10 @@ fn legacy_mydumper_round_trip_is_exact() {
     // Too small to gain from building k_1 afterwards: it is created with the table.
     assert_eq!(bulk["deferred_indexes"].as_array().map(Vec::len), Some(0), "{bulk}");
     assert!(report["phases"]["data"].as_f64().is_some());
+    // `awkward.a.b.00000.sql` ...: a table whose name holds a dot, in chunks.
+    let dotted = report["tables"].as_array().unwrap().iter().find(|t| t["table"] == "a.b").unwrap();
+    assert_eq!(dotted["rows"], 900);
+    assert!(dotted["chunks"].as_u64().unwrap() >= 2, "a.b is split into chunks: {dotted}");
 }
 
 /// The same dump with every INSERT file converted to LOAD DATA rows (by default only files of
@@ -78,6 +82,90 @@ fn triggers_do_not_fire_on_restored_rows() {
     sql(target(), &format!("INSERT INTO `{db}`.orders (customer_id, amount) VALUES (1, 1.00)"));
     let after: u64 = sql(target(), &format!("SELECT COUNT(*) FROM `{db}`.audit_log")).trim().parse().unwrap();
     assert_eq!(after, before.trim().parse::<u64>().unwrap() + 1);
+}
+
+/// Tables whose names hold dots beside plain tables whose names theirs start with, and a
+/// view and a trigger of such names, in `db` on the source.
+fn load_dotted(db: &str) {
+    let seq = |n: u32| {
+        format!(
+            "(WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < {n}) SELECT n FROM seq) s"
+        )
+    };
+    sql(
+        source(),
+        &format!(
+            "DROP DATABASE IF EXISTS `{db}`; CREATE DATABASE `{db}`; USE `{db}`;
+             CREATE TABLE a (id INT PRIMARY KEY, v VARCHAR(20) NOT NULL, KEY idx_v (v));
+             CREATE TABLE `a.b` (id INT PRIMARY KEY, k INT NOT NULL, KEY idx_k (k));
+             CREATE TABLE `a.b.c` (id INT PRIMARY KEY, s VARCHAR(20) NULL);
+             CREATE TABLE x (id INT PRIMARY KEY);
+             CREATE TABLE `x.y.z` (id INT PRIMARY KEY, label VARCHAR(20) NOT NULL, UNIQUE KEY uq_label (label));
+             INSERT INTO a SELECT n, CONCAT('a ', n) FROM {};
+             INSERT INTO `a.b` SELECT n, n % 7 FROM {};
+             INSERT INTO `a.b.c` VALUES (1, 'one'), (2, NULL), (3, 'a.b.c');
+             INSERT INTO x VALUES (1);
+             INSERT INTO `x.y.z` SELECT n, CONCAT('x.y.z.', n) FROM {};
+             CREATE VIEW `v.w` AS SELECT id, k FROM `a.b` WHERE k = 0;
+             CREATE TRIGGER `a.b_check` BEFORE INSERT ON `a.b` FOR EACH ROW SET NEW.k = NEW.k % 7;",
+            seq(250),
+            seq(350),
+            seq(400),
+        ),
+    );
+}
+
+/// Debian's mydumper 0.10 writes names with dots into file names as they are
+/// (`legacy.dots.a.b.00001.sql` for table `a.b` of database `legacy.dots`): each file goes
+/// to the longest table name its schema files declare that fits.
+#[test]
+fn legacy_mydumper_dotted_names_beside_plain_ones() {
+    let db = "legacy.dots";
+    load_dotted(db);
+    let dump = mydumper(db, &["--rows", "100"]);
+    let dir = dump.path().join("dump");
+    let names: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    for want in [
+        "legacy.dots-schema-create.sql",
+        "legacy.dots.a.b-schema.sql",
+        "legacy.dots.a.b.c.sql",
+        "legacy.dots.v.w-schema-view.sql",
+    ] {
+        assert!(names.iter().any(|n| n == want), "{want} in {names:?}");
+    }
+    for chunked in ["legacy.dots.a.0", "legacy.dots.a.b.0", "legacy.dots.x.y.z.0"] {
+        assert!(names.iter().filter(|n| n.starts_with(chunked)).count() >= 2, "{chunked}* in {names:?}");
+    }
+    let out = restore(target(), &dir, &["-t", "3"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_same(&fingerprint(source(), db), &fingerprint(target(), db));
+    // Unchunked and compressed: `legacy_dots_gz.a.b.sql.gz` and `legacy_dots_gz.a.b.c.sql.gz`.
+    let db = "legacy_dots_gz";
+    load_dotted(db);
+    let dump = mydumper(db, &["-c"]);
+    let dir = dump.path().join("dump");
+    for file in ["legacy_dots_gz.a.b.sql.gz", "legacy_dots_gz.a.b.c.sql.gz", "legacy_dots_gz.x.y.z.sql.gz"] {
+        assert!(dir.join(file).is_file(), "{file}");
+    }
+    let out = restore(target(), &dir, &["-t", "2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_same(&fingerprint(source(), db), &fingerprint(target(), db));
+}
+
+/// A data file that fits no table the schema files declare is refused by name, before
+/// anything is restored.
+#[test]
+fn legacy_mydumper_stray_data_file_is_refused() {
+    let db = "legacy_stray";
+    load_dotted(db);
+    let dump = mydumper(db, &["--rows", "100"]);
+    let dir = dump.path().join("dump");
+    std::fs::copy(dir.join("legacy_stray.a.b.c.sql"), dir.join("legacy_stray.a.q.sql")).unwrap();
+    let out = restore(target(), &dir, &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("legacy_stray.a.q.sql"), "{}", stderr(&out));
+    assert_eq!(sql(target(), &format!("SHOW DATABASES LIKE '{db}'")).trim(), "");
 }
 
 fn modern_fixture_round_trip(variant: &str, extra: &[&str]) {
