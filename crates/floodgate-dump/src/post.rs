@@ -1,5 +1,6 @@
-//! post/<db>.sql: views (in dependency order), routines, events and triggers, each with the
-//! session it was created under, in `DELIMITER ;;` blocks a `mysql` client can replay too.
+//! post/<db>.sql: routines and events, views (in dependency order: a view may call a
+//! function), then triggers (which may call a procedure), each with the session it was
+//! created under, in `DELIMITER ;;` blocks a `mysql` client can replay too.
 
 use std::path::Path;
 
@@ -15,10 +16,7 @@ pub async fn write_all(conn: &mut Conn, out: &Path, databases: &[String]) -> Res
     let mut files = Vec::new();
     for db in databases {
         let mut text = String::new();
-        for (_, body) in ordered_views(conn, db).await? {
-            text.push_str(&body);
-        }
-        let objects: [(&str, &str, ShowColumns); 4] = [
+        let routines: [(&str, &str, ShowColumns); 3] = [
             (
                 "FUNCTION",
                 "SELECT ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? AND ROUTINE_TYPE = 'FUNCTION' ORDER BY 1",
@@ -30,15 +28,23 @@ pub async fn write_all(conn: &mut Conn, out: &Path, databases: &[String]) -> Res
                 (2, 1, 3, 4),
             ),
             ("EVENT", "SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ? ORDER BY 1", (3, 1, 4, 5)),
-            (
+        ];
+        for (kind, list, columns) in routines {
+            text.push_str(&object_blocks(conn, db, kind, list, columns).await?);
+        }
+        for (_, body) in ordered_views(conn, db).await? {
+            text.push_str(&body);
+        }
+        text.push_str(
+            &object_blocks(
+                conn,
+                db,
                 "TRIGGER",
                 "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? ORDER BY EVENT_OBJECT_TABLE, ACTION_ORDER",
                 (2, 1, 3, 4),
-            ),
-        ];
-        for (kind, list, columns) in objects {
-            text.push_str(&object_blocks(conn, db, kind, list, columns).await?);
-        }
+            )
+            .await?,
+        );
         if text.is_empty() {
             continue;
         }

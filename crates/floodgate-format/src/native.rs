@@ -5,7 +5,7 @@
 //! DIR/schema/<db>.sql                    CREATE DATABASE
 //! DIR/schema/<db>/<table>.sql            CREATE TABLE
 //! DIR/data/<db>/<table>/<NNNNNN>.tsv.zst rows in LOAD DATA's default format, zstd
-//! DIR/post/<db>.sql                      views, routines, triggers, events
+//! DIR/post/<db>.sql                      routines, events, views, triggers (restored in that order)
 //! ```
 //!
 //! Names in paths are percent-encoded ([`encode_name`]). Every path in a manifest is checked
