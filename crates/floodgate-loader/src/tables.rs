@@ -147,6 +147,12 @@ impl Tables {
             e.queued += 1;
             e.report.chunks += 1;
             e.report.bytes += bytes;
+        })
+    }
+
+    /// A loader begins one of the table's chunks: its data phase starts with the first.
+    pub fn loading(&self, id: TableId) -> Result<()> {
+        self.with(id, |e| {
             e.started.get_or_insert_with(Instant::now);
         })
     }
