@@ -75,12 +75,13 @@ fn binlog_statement(out: &mut Vec<u8>, events: &[&[u8]]) {
 /// The checkpoint row for `txns` (applied in one server transaction, all from one file, in
 /// binlog order), written in the same transaction as their changes: one row per server
 /// transaction, not per binlog transaction, so the bookkeeping stays small next to the work.
-fn checkpoint_insert(out: &mut Vec<u8>, txns: &[Arc<Txn>]) {
+fn checkpoint_insert(out: &mut Vec<u8>, tables: &CheckpointTables, txns: &[Arc<Txn>]) {
     let (Some(first), Some(last)) = (txns.first(), txns.last()) else { return };
     let more = txns[1..].iter().map(|t| t.start.to_string()).collect::<Vec<_>>().join(",");
     out.extend_from_slice(
         format!(
-            "INSERT INTO floodgate.{BATCHES} (file, pos, last_pos, more) VALUES ('{}',{},{},'{more}');\n",
+            "INSERT INTO {} (file, pos, last_pos, more) VALUES ('{}',{},{},'{more}');\n",
+            tables.batches,
             sql_escape(&first.file.name),
             first.start,
             last.start
@@ -89,8 +90,20 @@ fn checkpoint_insert(out: &mut Vec<u8>, txns: &[Arc<Txn>]) {
     );
 }
 
-/// The checkpoint table with a row per applied server transaction (see `checkpoint_insert`).
-pub(crate) const BATCHES: &str = "binlog_batches";
+/// The replay's checkpoint tables in floodgate's schema, quoted: the low-water mark (row 1)
+/// and the DDL about to run (row 2), and a row per applied server transaction above the mark
+/// (see `checkpoint_insert`).
+#[derive(Debug, Clone)]
+pub(crate) struct CheckpointTables {
+    pub checkpoint: String,
+    pub batches: String,
+}
+
+impl CheckpointTables {
+    pub(crate) fn new(schema: &floodgate_conn::CheckpointSchema) -> CheckpointTables {
+        CheckpointTables { checkpoint: schema.table("binlog_checkpoint"), batches: schema.table("binlog_batches") }
+    }
+}
 
 pub(crate) fn sql_escape(s: &str) -> String {
     s.replace('\\', "\\\\").replace('\'', "\\'")
@@ -124,11 +137,11 @@ pub(crate) enum RowsBatch {
 /// next command on the connection failed with "packet out of order" (MariaDB 10.11; most
 /// likely the reply to a BINLOG statement that applied rows lacks the "more results" flag,
 /// not confirmed in the server source), so nothing may follow it in the same packet.
-pub(crate) fn render_rows_batch(txns: &[Arc<Txn>], via_variable: bool) -> RowsBatch {
+pub(crate) fn render_rows_batch(txns: &[Arc<Txn>], tables: &CheckpointTables, via_variable: bool) -> RowsBatch {
     let encoded_len = txns.iter().map(|t| t.bytes as usize * 4 / 3 + 64).sum::<usize>();
     let mut sql = Vec::with_capacity(256 + if via_variable { 0 } else { encoded_len });
     sql.extend_from_slice(b"BEGIN;\n");
-    checkpoint_insert(&mut sql, txns);
+    checkpoint_insert(&mut sql, tables, txns);
     let events = txns.iter().flat_map(|t| t.events.iter().map(|e| e.bytes.as_slice()));
     if via_variable {
         let mut encoded = Vec::with_capacity(encoded_len);
@@ -145,7 +158,7 @@ pub(crate) fn render_rows_batch(txns: &[Arc<Txn>], via_variable: bool) -> RowsBa
 
 /// The statements of a barrier transaction, each its own round trip (a statement's
 /// character set must be in force before the server parses it).
-pub(crate) fn render_barrier(txn: &Arc<Txn>) -> Vec<Vec<u8>> {
+pub(crate) fn render_barrier(txn: &Arc<Txn>, tables: &CheckpointTables) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     if txn.transactional {
         out.push(b"BEGIN".to_vec());
@@ -194,7 +207,7 @@ pub(crate) fn render_barrier(txn: &Arc<Txn>) -> Vec<Vec<u8>> {
     flush(&mut run, &mut out);
     if txn.transactional {
         let mut ck = Vec::new();
-        checkpoint_insert(&mut ck, std::slice::from_ref(txn));
+        checkpoint_insert(&mut ck, tables, std::slice::from_ref(txn));
         out.push(ck);
         out.push(if txn.rollback { b"ROLLBACK".to_vec() } else { b"COMMIT".to_vec() });
     }
@@ -275,6 +288,7 @@ pub(crate) struct Applier {
     /// The standalone DDL an interrupted run began and did not record (file name, start):
     /// it may have run. Run again, "already exists / does not exist" means it did.
     unrecorded_ddl: Option<(String, u64)>,
+    tables: Arc<CheckpointTables>,
 }
 
 /// Errors a DDL statement gives when it already ran: the object exists (database 1007,
@@ -297,8 +311,8 @@ fn is_ddl(txn: &Txn) -> bool {
 }
 
 impl Applier {
-    pub(crate) fn new(conn: Conn, unrecorded_ddl: Option<(String, u64)>) -> Applier {
-        Applier { conn, fde_file: None, via_variable: None, unrecorded_ddl }
+    pub(crate) fn new(conn: Conn, tables: Arc<CheckpointTables>, unrecorded_ddl: Option<(String, u64)>) -> Applier {
+        Applier { conn, fde_file: None, via_variable: None, unrecorded_ddl, tables }
     }
 
     /// Applies a batch of row transactions in one server transaction. A deadlock or lock
@@ -307,7 +321,7 @@ impl Applier {
     pub(crate) async fn rows(&mut self, txns: &[Arc<Txn>]) -> Result<()> {
         let Some(first) = txns.first() else { return Ok(()) };
         self.send_fde(first).await.map_err(BinlogError::sql("sending the format description"))?;
-        let batch = render_rows_batch(txns, self.via_variable == Some(true));
+        let batch = render_rows_batch(txns, &self.tables, self.via_variable == Some(true));
         let mut attempts = 0;
         loop {
             let e = match self.try_rows(&batch).await {
@@ -395,13 +409,14 @@ impl Applier {
             // Its checkpoint row can only follow it: say first that it is about to run, so a
             // resumed replay knows it may have.
             let intent = format!(
-                "REPLACE INTO floodgate.binlog_checkpoint (id, file, pos) VALUES (2, '{}', {})",
+                "REPLACE INTO {} (id, file, pos) VALUES (2, '{}', {})",
+                self.tables.checkpoint,
                 sql_escape(&txn.file.name),
                 txn.start
             );
             self.conn.query_drop(intent).await.map_err(BinlogError::sql(format!("recording {}", describe(txn))))?;
         }
-        for statement in render_barrier(txn) {
+        for statement in render_barrier(txn, &self.tables) {
             if let Err(e) = self.conn.query_drop(statement.as_slice()).await {
                 if may_have_run && matches!(&e, mysql_async::Error::Server(se) if ALREADY_APPLIED.contains(&se.code)) {
                     tracing::info!("{} ran before the interrupted replay recorded it: {e}", describe(txn));
@@ -415,7 +430,7 @@ impl Applier {
         }
         if !txn.transactional {
             let mut ck = Vec::new();
-            checkpoint_insert(&mut ck, std::slice::from_ref(txn));
+            checkpoint_insert(&mut ck, &self.tables, std::slice::from_ref(txn));
             self.conn
                 .query_drop(ck.as_slice())
                 .await

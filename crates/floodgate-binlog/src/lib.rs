@@ -6,7 +6,7 @@
 //! conflicting ones keep their binlog order, statements (DDL, statement-format DML) run
 //! alone. Row changes are sent back as `BINLOG '...'` statements, byte for byte what the
 //! source logged, so the target ends exactly where serial replay (`mariadb-binlog | mariadb`)
-//! would. A checkpoint in `floodgate.binlog_checkpoint` / `floodgate.binlog_batches`, written
+//! would. A checkpoint in floodgate's schema (`binlog_checkpoint`, `binlog_batches`), written
 //! in the same transactions as the changes, makes an interrupted replay resume exactly.
 #![deny(missing_docs)]
 

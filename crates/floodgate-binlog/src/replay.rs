@@ -14,10 +14,11 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use tokio::sync::mpsc;
 
-use crate::apply::{describe, sql_escape, Applier, BATCHES};
+use crate::apply::{describe, sql_escape, Applier, CheckpointTables};
 use crate::schedule::{self, Busy, Keys, TableKeys};
 use crate::txn::{Applied, Limits, Txn, TxnReader};
 use crate::{BinlogError, Result};
+use floodgate_conn::CheckpointSchema;
 
 /// How to replay.
 #[derive(Debug, Clone)]
@@ -37,6 +38,8 @@ pub struct ReplayOptions {
     /// Read every file once before applying anything, so damage anywhere is found before
     /// the first change commits.
     pub verify_first: bool,
+    /// floodgate's schema on the target, where the checkpoint lives.
+    pub checkpoint_schema: CheckpointSchema,
 }
 
 /// What a replay did.
@@ -95,9 +98,10 @@ pub async fn replay(
 ) -> Result<ReplayReport> {
     let started = Instant::now();
     let mut control = floodgate_conn::connect(target, &session_init(options.binlog)).await?;
-    prepare_checkpoint(&mut control, options.restart).await?;
-    let applied = read_checkpoint(&mut control).await?;
-    let unrecorded_ddl = unrecorded_ddl(&mut control, &applied).await?;
+    let tables = Arc::new(CheckpointTables::new(&options.checkpoint_schema));
+    prepare_checkpoint(&mut control, &options.checkpoint_schema, &tables, options.restart).await?;
+    let applied = read_checkpoint(&mut control, &tables).await?;
+    let unrecorded_ddl = unrecorded_ddl(&mut control, &tables, &applied).await?;
     if options.verify_first {
         let (files, limits, applied) = (options.files.clone(), options.limits.clone(), applied.clone());
         tokio::task::spawn_blocking(move || verify(files, limits, applied))
@@ -121,7 +125,7 @@ pub async fn replay(
         init.push(crate::apply::APPLY_CHARSET.into());
         let conn = floodgate_conn::connect(target, &init).await?;
         let (tx, rx) = mpsc::channel::<Job>(1);
-        tokio::spawn(worker(id, Applier::new(conn, unrecorded_ddl.clone()), rx, done_tx.clone()));
+        tokio::spawn(worker(id, Applier::new(conn, tables.clone(), unrecorded_ddl.clone()), rx, done_tx.clone()));
         workers.push(tx);
     }
     drop(done_tx);
@@ -143,6 +147,7 @@ pub async fn replay(
         report: ReplayReport { threads, ..Default::default() },
         progress,
         batch: options.batch.max(1),
+        tables,
     };
     let outcome = d.run(txn_rx, done_rx, &stop).await;
     let (skipped, reader_result) = reader.join().unwrap_or((0, Ok(())));
@@ -206,40 +211,52 @@ async fn worker(id: usize, mut applier: Applier, mut rx: mpsc::Receiver<Job>, do
 /// The low-water mark (one row), and a row per server transaction applied above it: the
 /// file and start of its first binlog transaction, the start of its last (rows whose last
 /// transaction is below the mark are dropped) and the starts of all but the first.
-const CHECKPOINT_DDL: [&str; 3] = [
-    "CREATE DATABASE IF NOT EXISTS floodgate",
-    "CREATE TABLE IF NOT EXISTS floodgate.binlog_checkpoint (id TINYINT UNSIGNED NOT NULL PRIMARY KEY, \
-     file VARCHAR(512) NOT NULL, pos BIGINT UNSIGNED NOT NULL, updated_at TIMESTAMP(6) NOT NULL \
-     DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)) ENGINE=InnoDB",
-    "CREATE TABLE IF NOT EXISTS floodgate.binlog_batches (file VARCHAR(512) NOT NULL, \
-     pos BIGINT UNSIGNED NOT NULL, last_pos BIGINT UNSIGNED NOT NULL, more MEDIUMTEXT NOT NULL, \
-     PRIMARY KEY (file, pos)) ENGINE=InnoDB",
-];
-
-async fn prepare_checkpoint(conn: &mut Conn, restart: bool) -> Result<()> {
-    for s in CHECKPOINT_DDL {
+async fn prepare_checkpoint(
+    conn: &mut Conn,
+    schema: &CheckpointSchema,
+    tables: &CheckpointTables,
+    restart: bool,
+) -> Result<()> {
+    schema.claim(conn).await?;
+    let ddl = [
+        format!(
+            "CREATE TABLE IF NOT EXISTS {} (id TINYINT UNSIGNED NOT NULL PRIMARY KEY, \
+             file VARCHAR(512) NOT NULL, pos BIGINT UNSIGNED NOT NULL, updated_at TIMESTAMP(6) NOT NULL \
+             DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)) ENGINE=InnoDB",
+            tables.checkpoint
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {} (file VARCHAR(512) NOT NULL, \
+             pos BIGINT UNSIGNED NOT NULL, last_pos BIGINT UNSIGNED NOT NULL, more MEDIUMTEXT NOT NULL, \
+             PRIMARY KEY (file, pos)) ENGINE=InnoDB",
+            tables.batches
+        ),
+    ];
+    for s in ddl {
         conn.query_drop(s).await.map_err(BinlogError::sql("creating the checkpoint tables"))?;
     }
     if restart {
-        for s in ["DELETE FROM floodgate.binlog_checkpoint", "DELETE FROM floodgate.binlog_batches"] {
-            conn.query_drop(s).await.map_err(BinlogError::sql("clearing the checkpoint (--restart)"))?;
+        for table in [&tables.checkpoint, &tables.batches] {
+            conn.query_drop(format!("DELETE FROM {table}"))
+                .await
+                .map_err(BinlogError::sql("clearing the checkpoint (--restart)"))?;
         }
     }
     Ok(())
 }
 
-async fn read_checkpoint(conn: &mut Conn) -> Result<Applied> {
+async fn read_checkpoint(conn: &mut Conn, tables: &CheckpointTables) -> Result<Applied> {
     let what = "reading the checkpoint";
     let low: Option<(String, u64)> = conn
-        .query_first("SELECT file, pos FROM floodgate.binlog_checkpoint WHERE id = 1")
+        .query_first(format!("SELECT file, pos FROM {} WHERE id = 1", tables.checkpoint))
         .await
         .map_err(BinlogError::sql(what))?;
     let rows: Vec<(String, u64, String)> =
-        conn.query(format!("SELECT file, pos, more FROM floodgate.{BATCHES}")).await.map_err(BinlogError::sql(what))?;
+        conn.query(format!("SELECT file, pos, more FROM {}", tables.batches)).await.map_err(BinlogError::sql(what))?;
     let mut beyond = std::collections::HashSet::new();
     for (file, pos, more) in rows {
         for p in more.split(',').filter(|p| !p.is_empty()) {
-            let p = p.parse().map_err(|_| BinlogError::Usage(format!("{what}: `{p}` in floodgate.{BATCHES}")))?;
+            let p = p.parse().map_err(|_| BinlogError::Usage(format!("{what}: `{p}` in {}", tables.batches)))?;
             beyond.insert((file.clone(), p));
         }
         beyond.insert((file, pos));
@@ -249,9 +266,13 @@ async fn read_checkpoint(conn: &mut Conn) -> Result<Applied> {
 
 /// The standalone DDL an interrupted run said it was about to run, unless its checkpoint
 /// row shows it ran (see `Applier::barrier`).
-async fn unrecorded_ddl(conn: &mut Conn, applied: &Applied) -> Result<Option<(String, u64)>> {
+async fn unrecorded_ddl(
+    conn: &mut Conn,
+    tables: &CheckpointTables,
+    applied: &Applied,
+) -> Result<Option<(String, u64)>> {
     let intent: Option<(String, u64)> = conn
-        .query_first("SELECT file, pos FROM floodgate.binlog_checkpoint WHERE id = 2")
+        .query_first(format!("SELECT file, pos FROM {} WHERE id = 2", tables.checkpoint))
         .await
         .map_err(BinlogError::sql("reading the checkpoint"))?;
     Ok(intent.filter(|(file, pos)| !applied.contains(file, *pos)))
@@ -279,6 +300,7 @@ struct Dispatcher {
     report: ReplayReport,
     progress: Arc<Progress>,
     batch: usize,
+    tables: Arc<CheckpointTables>,
 }
 
 impl Dispatcher {
@@ -510,12 +532,13 @@ impl Dispatcher {
         let f = sql_escape(&file);
         let what = "writing the checkpoint";
         self.control
-            .query_drop(format!("REPLACE INTO floodgate.binlog_checkpoint (id, file, pos) VALUES (1, '{f}', {pos})"))
+            .query_drop(format!("REPLACE INTO {} (id, file, pos) VALUES (1, '{f}', {pos})", self.tables.checkpoint))
             .await
             .map_err(BinlogError::sql(what))?;
         self.control
             .query_drop(format!(
-                "DELETE FROM floodgate.{BATCHES} WHERE file < '{f}' OR (file = '{f}' AND last_pos < {pos})"
+                "DELETE FROM {} WHERE file < '{f}' OR (file = '{f}' AND last_pos < {pos})",
+                self.tables.batches
             ))
             .await
             .map_err(BinlogError::sql(what))?;

@@ -145,9 +145,13 @@ pub struct RestoreArgs {
     /// Drop an unfinished restore's checkpoints and partial tables, then start over.
     #[arg(long)]
     pub restart: bool,
-    /// Keep the `floodgate` checkpoint schema on the target after a complete restore.
+    /// Keep the checkpoints on the target after a complete restore.
     #[arg(long)]
     pub keep_checkpoints: bool,
+    /// The schema floodgate keeps its checkpoints in on the server (created and marked by
+    /// floodgate; a database of that name that floodgate did not create is never touched).
+    #[arg(long, value_name = "NAME", default_value = floodgate_conn::server::CHECKPOINT_SCHEMA)]
+    pub checkpoint_schema: String,
     /// Restore a mysqldump file that lacks its `-- Dump completed` trailer (cut off between
     /// two statements, or the dump did not finish): without it such a file is refused.
     #[arg(long)]
@@ -189,6 +193,10 @@ pub struct DumpArgs {
     /// (zstd frames of raw blocks, readable as before): for disks faster than compression.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(0..=19))]
     pub compress_level: i32,
+    /// floodgate's checkpoint schema on the source, left out of "every database" (a user's
+    /// own database of that name is dumped).
+    #[arg(long, value_name = "NAME", default_value = floodgate_conn::server::CHECKPOINT_SCHEMA)]
+    pub checkpoint_schema: String,
     /// Write a JSON report here.
     #[arg(long, value_name = "FILE.json")]
     pub report: Option<PathBuf>,

@@ -51,6 +51,10 @@ pub struct ReplayBinlogArgs {
     /// Forget the checkpoint of an earlier replay on this target.
     #[arg(long)]
     pub restart: bool,
+    /// The schema floodgate keeps its checkpoints in on the server (created and marked by
+    /// floodgate; a database of that name that floodgate did not create is never touched).
+    #[arg(long, value_name = "NAME", default_value = floodgate_conn::server::CHECKPOINT_SCHEMA)]
+    pub checkpoint_schema: String,
     /// Most transactions sent in one round trip.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=4096))]
     pub batch: u16,
@@ -124,6 +128,7 @@ pub fn run(args: ReplayBinlogArgs) -> Result<()> {
         restart: args.restart,
         batch: usize::from(args.batch),
         verify_first: !args.no_verify_first,
+        checkpoint_schema: floodgate_conn::CheckpointSchema::new(&args.checkpoint_schema),
     };
     let target = crate::conn::resolve(&args.conn)?;
     let progress = Arc::new(Progress::default());

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use floodgate_conn::CheckpointSchema;
 use floodgate_format::{Backup, ErrorClass, RestorePlan, Selection};
 use floodgate_loader::{Progress, RestoreOptions, VerifyMode};
 
@@ -75,6 +76,7 @@ fn restore(args: RestoreArgs) -> Result<()> {
         convert_min_bytes: args.convert_min_size,
         restart: args.restart,
         allow_incomplete: args.allow_incomplete,
+        checkpoint_schema: CheckpointSchema::new(&args.checkpoint_schema),
         keep_checkpoints: args.keep_checkpoints,
         reconnect_wait: std::time::Duration::from_secs(args.wait_for_target),
     };
@@ -82,11 +84,14 @@ fn restore(args: RestoreArgs) -> Result<()> {
     let progress = Arc::new(Progress::default());
     let display = Display::start(progress.clone(), args.progress);
     let wait = options.reconnect_wait;
+    let schema = options.checkpoint_schema.clone();
     let relaxed = match args.fast_target {
-        true => Some(runtime.block_on(floodgate_loader::fast_target::relax_target(&target))?),
+        true => Some(runtime.block_on(floodgate_loader::fast_target::relax_target(&target, &schema))?),
         false => {
             // A --fast-target run killed before it put the settings back left them recorded.
-            if let Ok(saved) = runtime.block_on(floodgate_loader::fast_target::put_back(&target, Duration::ZERO)) {
+            if let Ok(saved) =
+                runtime.block_on(floodgate_loader::fast_target::put_back(&target, &schema, Duration::ZERO))
+            {
                 if !saved.is_empty() {
                     eprintln!(
                         "floodgate: put back settings an interrupted --fast-target run relaxed: {}",
@@ -110,7 +115,7 @@ fn restore(args: RestoreArgs) -> Result<()> {
     display.finish();
     if let Some(relaxed) = relaxed {
         // Always, whatever the outcome: the server goes back to the durability it had.
-        let put_back = runtime.block_on(floodgate_loader::fast_target::put_back(&target_again, wait));
+        let put_back = runtime.block_on(floodgate_loader::fast_target::put_back(&target_again, &schema, wait));
         match put_back {
             Ok(_) => eprintln!("floodgate: --fast-target: put back {}", describe_saved(&relaxed.saved)),
             Err(e) => eprintln!(
@@ -225,6 +230,7 @@ fn dump(args: DumpArgs) -> Result<()> {
         chunk_size: args.chunk_size,
         compress_level: args.compress_level,
         databases: args.databases.clone(),
+        checkpoint_schema: CheckpointSchema::new(&args.checkpoint_schema),
     };
     let progress = Arc::new(Progress::default());
     progress.set_phase(floodgate_pipeline::Phase::Data);

@@ -7,7 +7,8 @@
 //! * [`retry`]: the one retry policy (which server errors are transient, how often and how
 //!   long to try again, waiting for a target that restarts).
 //! * [`server`]: version and capability detection, and the one definition of "user data on
-//!   this server".
+//!   this server"; [`schema`]: floodgate's own schema there, which it never confuses with a
+//!   user's database of the same name.
 //!
 //! Errors are [`ConnError`]s, classified like every floodgate error
 //! ([`floodgate_format::Classify`]).
@@ -16,12 +17,14 @@ mod error;
 mod options;
 pub mod retry;
 mod rows;
+pub mod schema;
 pub mod server;
 
 pub use error::{ConnError, Result};
 pub use options::ConnectOptions;
 pub use retry::{RetryPolicy, Transient};
 pub use rows::{RowConn, RowConnector, RowRef, RowStream, Values};
+pub use schema::{CheckpointSchema, Owner};
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;

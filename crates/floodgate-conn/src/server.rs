@@ -6,6 +6,7 @@ use floodgate_format::SessionSettings;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
+use crate::schema::{CheckpointSchema, Owner};
 use crate::{ConnError, Result};
 
 /// A server's version, read once per command.
@@ -70,7 +71,8 @@ pub fn load_session(settings: &SessionSettings, binlog: bool, server: &ServerInf
     init
 }
 
-/// The schema that holds floodgate's checkpoints on a target.
+/// The default name of the schema that holds floodgate's checkpoints on a target
+/// ([`CheckpointSchema`]).
 pub const CHECKPOINT_SCHEMA: &str = "floodgate";
 
 /// The server's own schemas: never user data, never dumped.
@@ -93,10 +95,11 @@ impl UserDatabase {
     }
 }
 
-/// Every database on the server that is not one of its own schemas nor `checkpoint_schema`
-/// (floodgate's), with the objects it holds, in name order. "User data on this server" means
-/// any of these with an object in it.
-pub async fn user_databases(conn: &mut Conn, checkpoint_schema: &str) -> Result<Vec<UserDatabase>> {
+/// Every database on the server that is not one of its own schemas nor floodgate's checkpoint
+/// schema (a user's database of that name counts), with the objects it holds, in name order.
+/// "User data on this server" means any of these with an object in it.
+pub async fn user_databases(conn: &mut Conn, checkpoints: &CheckpointSchema) -> Result<Vec<UserDatabase>> {
+    let ours = checkpoints.owner(conn).await? == Owner::Floodgate;
     let rows: Vec<(String, u64)> = conn
         .query(
             "SELECT s.SCHEMA_NAME, \
@@ -109,7 +112,11 @@ pub async fn user_databases(conn: &mut Conn, checkpoint_schema: &str) -> Result<
         .map_err(ConnError::sql("listing the server's databases"))?;
     Ok(rows
         .into_iter()
-        .filter(|(name, _)| !SYSTEM_SCHEMAS.contains(&name.as_str()) && name != checkpoint_schema)
+        .filter(|(name, _)| {
+            let system = SYSTEM_SCHEMAS.contains(&name.as_str());
+            let floodgates = ours && name == checkpoints.name();
+            !system && !floodgates
+        })
         .map(|(name, objects)| UserDatabase { name, objects })
         .collect())
 }

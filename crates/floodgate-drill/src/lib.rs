@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use floodgate_conn::server::{user_databases, CHECKPOINT_SCHEMA};
+use floodgate_conn::server::user_databases;
 use floodgate_conn::ConnectOptions;
 use floodgate_format::Backup;
 use floodgate_format::Classify;
@@ -284,7 +284,7 @@ impl Run {
         let info = floodgate_conn::server::ServerInfo::read(&mut c).await?;
         self.report.server.version = Some(info.version).filter(|v| !v.is_empty());
         if let Target::Server { overwrite, .. } = target {
-            let user: Vec<String> = user_databases(&mut c, CHECKPOINT_SCHEMA)
+            let user: Vec<String> = user_databases(&mut c, &floodgate_conn::CheckpointSchema::default())
                 .await?
                 .into_iter()
                 .filter(|d| d.holds_data())

@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use floodgate_conn::server::{user_databases, CHECKPOINT_SCHEMA};
-use floodgate_conn::{connect, ConnError, ConnectOptions, RowConn, RowConnector};
+use floodgate_conn::server::user_databases;
+use floodgate_conn::{connect, CheckpointSchema, ConnError, ConnectOptions, RowConn, RowConnector};
 use floodgate_format::ident::{qualified, quote};
 use floodgate_format::native::{
     encode_name, ChunkEntry, ColumnEntry, ContentDigest, DatabaseEntry, Manifest, SourceInfo, TableEntry, FORMAT,
@@ -92,11 +92,20 @@ pub struct DumpOptions {
     pub compress_level: i32,
     /// Databases to dump; all user databases when empty.
     pub databases: Vec<String>,
+    /// floodgate's checkpoint schema on the source, left out of "all user databases" (a
+    /// user's own database of that name is dumped).
+    pub checkpoint_schema: CheckpointSchema,
 }
 
 impl Default for DumpOptions {
     fn default() -> Self {
-        DumpOptions { threads: 4, chunk_size: 64 << 20, compress_level: 1, databases: Vec::new() }
+        DumpOptions {
+            threads: 4,
+            chunk_size: 64 << 20,
+            compress_level: 1,
+            databases: Vec::new(),
+            checkpoint_schema: CheckpointSchema::default(),
+        }
     }
 }
 
@@ -157,7 +166,7 @@ pub async fn dump(
     let started = Instant::now();
     prepare_dir(out)?;
     let mut control = connect(source, &["SET NAMES utf8mb4".into()]).await?;
-    let databases = list_databases(&mut control, &options.databases).await?;
+    let databases = list_databases(&mut control, &options.databases, &options.checkpoint_schema).await?;
     let mut tables = Vec::new();
     let mut entries = Vec::new();
     for db in &databases {
@@ -314,11 +323,11 @@ fn prepare_dir(out: &Path) -> Result<()> {
     Ok(())
 }
 
-async fn list_databases(conn: &mut Conn, wanted: &[String]) -> Result<Vec<String>> {
+async fn list_databases(conn: &mut Conn, wanted: &[String], checkpoints: &CheckpointSchema) -> Result<Vec<String>> {
     if wanted.is_empty() {
         // Every user database: not the server's own, nor floodgate's checkpoints (a restore
         // run with --keep-checkpoints leaves them on the server).
-        let user = user_databases(conn, CHECKPOINT_SCHEMA).await?;
+        let user = user_databases(conn, checkpoints).await?;
         return Ok(user.into_iter().map(|d| d.name).collect());
     }
     let all: Vec<String> = conn

@@ -18,20 +18,35 @@ use mysql_async::{Conn, Params};
 
 use floodgate_format::ident::{qualified, quote};
 
+use floodgate_conn::{CheckpointSchema, Owner};
+
 use crate::{LoadError, Result};
 
-/// The schema that holds the checkpoints.
-pub use floodgate_conn::server::CHECKPOINT_SCHEMA as SCHEMA;
+/// Where a restore's checkpoints are: floodgate's schema, and the backup's identity in it.
+#[derive(Debug, Clone, Default)]
+pub struct Ledger {
+    /// floodgate's schema on the target.
+    pub schema: CheckpointSchema,
+    /// The backup's identity.
+    pub backup: String,
+}
+
+impl Ledger {
+    /// One of the checkpoint tables, quoted.
+    fn table(&self, name: &str) -> String {
+        self.schema.table(name)
+    }
+}
 
 const TABLES: [&str; 3] = [
-    "CREATE TABLE IF NOT EXISTS floodgate.restore (
+    "CREATE TABLE IF NOT EXISTS {schema}.restore (
        backup VARBINARY(128) NOT NULL PRIMARY KEY,
        source TEXT NOT NULL,
        tool_version VARCHAR(32) NOT NULL,
        started_at DATETIME(6) NOT NULL,
        completed_at DATETIME(6) NULL
      ) ENGINE=InnoDB",
-    "CREATE TABLE IF NOT EXISTS floodgate.chunks (
+    "CREATE TABLE IF NOT EXISTS {schema}.chunks (
        backup VARBINARY(128) NOT NULL,
        db VARBINARY(256) NOT NULL,
        tbl VARBINARY(256) NOT NULL,
@@ -41,7 +56,7 @@ const TABLES: [&str; 3] = [
        loaded_at DATETIME(6) NOT NULL,
        PRIMARY KEY (backup, db, tbl, chunk)
      ) ENGINE=InnoDB",
-    "CREATE TABLE IF NOT EXISTS floodgate.steps (
+    "CREATE TABLE IF NOT EXISTS {schema}.steps (
        backup VARBINARY(128) NOT NULL,
        kind VARBINARY(16) NOT NULL,
        db VARBINARY(256) NOT NULL,
@@ -100,9 +115,10 @@ type StepRow = (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>, Option<Vec<u8>>);
 /// writes go to the server only, and every decision is taken against the state at start.
 #[derive(Debug, Default)]
 pub struct Checkpoints {
-    /// This backup's identity.
-    pub backup: String,
-    /// The restore of this backup this run continues (None: a fresh start).
+    /// Where this backup's checkpoints are.
+    pub ledger: Ledger,
+    /// The restore of this backup this run continues (None: a fresh start). A complete one
+    /// kept with `--keep-checkpoints` is continued too: it finds everything done.
     pub resumed: Option<Recorded>,
     chunks: HashMap<(String, String, u64), DoneChunk>,
     steps: HashMap<(String, String, String), Option<String>>,
@@ -113,13 +129,17 @@ pub struct Checkpoints {
 impl Checkpoints {
     /// Reads the checkpoints of `backup` (and which other restores are unfinished). Changes
     /// nothing.
-    pub async fn read(conn: &mut Conn, backup: &str) -> Result<Checkpoints> {
-        let mut cp = Checkpoints { backup: backup.to_string(), ..Default::default() };
-        if !schema_exists(conn).await? {
+    pub async fn read(conn: &mut Conn, ledger: Ledger) -> Result<Checkpoints> {
+        let backup = ledger.backup.clone();
+        let mut cp = Checkpoints { ledger, ..Default::default() };
+        if !schema_exists(conn, &cp.ledger.schema).await? {
             return Ok(cp);
         }
         let restores: Vec<(Vec<u8>, String, String, Option<String>)> = conn
-            .query("SELECT backup, source, CAST(started_at AS CHAR), CAST(completed_at AS CHAR) FROM floodgate.restore")
+            .query(format!(
+                "SELECT backup, source, CAST(started_at AS CHAR), CAST(completed_at AS CHAR) FROM {}",
+                cp.ledger.table("restore")
+            ))
             .await
             .map_err(LoadError::sql("reading the checkpoints"))?;
         for (id, source, started_at, completed) in restores {
@@ -131,14 +151,20 @@ impl Checkpoints {
             }
         }
         let chunks: Vec<ChunkRow> = conn
-            .exec("SELECT db, tbl, chunk, rows_loaded, content FROM floodgate.chunks WHERE backup = ?", (backup,))
+            .exec(
+                format!(
+                    "SELECT db, tbl, chunk, rows_loaded, content FROM {} WHERE backup = ?",
+                    cp.ledger.table("chunks")
+                ),
+                (&backup,),
+            )
             .await
             .map_err(LoadError::sql("reading the checkpoints"))?;
         for (db, tbl, chunk, rows, content) in chunks {
             cp.chunks.insert((text(db), text(tbl), chunk), DoneChunk { rows, content: content.map(text) });
         }
         let steps: Vec<StepRow> = conn
-            .query("SELECT backup, kind, db, name, detail FROM floodgate.steps")
+            .query(format!("SELECT backup, kind, db, name, detail FROM {}", cp.ledger.table("steps")))
             .await
             .map_err(LoadError::sql("reading the checkpoints"))?;
         for (id, kind, db, name, detail) in steps {
@@ -222,7 +248,7 @@ impl Checkpoints {
     ) {
         let started_at = "2026-12-02 00:00:00".into();
         self.resumed =
-            Some(Recorded { backup: self.backup.clone(), source: "test".into(), started_at, completed: false });
+            Some(Recorded { backup: self.ledger.backup.clone(), source: "test".into(), started_at, completed: false });
         for (kind, db, name, detail) in steps {
             self.steps.insert((kind.to_string(), db.to_string(), name.to_string()), detail.clone());
         }
@@ -239,18 +265,25 @@ impl Checkpoints {
 pub fn different_backup(other: &Recorded, object: &str) -> LoadError {
     LoadError::Refused(format!(
         "{object} belongs to an unfinished restore of a different backup ({}, begun {}); its checkpoints are in \
-         the `{SCHEMA}` schema. Resume it with that backup (and the same --database/--exclude/--into), or pass \
-         --restart to drop its partial tables and start this one. Nothing was changed.",
+         floodgate's checkpoint schema. Resume it with that backup (and the same --database/--exclude/--into), \
+         or pass --restart to drop its partial tables and start this one. Nothing was changed.",
         other.source, other.started_at
     ))
 }
 
-async fn schema_exists(conn: &mut Conn) -> Result<bool> {
+/// Whether floodgate's schema holds restore checkpoints. A database of that name that is
+/// someone else's is refused (floodgate reads nothing from it and writes nothing to it).
+async fn schema_exists(conn: &mut Conn, schema: &CheckpointSchema) -> Result<bool> {
+    match schema.owner(conn).await? {
+        Owner::Absent => return Ok(false),
+        Owner::Someone(tables) => return Err(schema.foreign(&tables).into()),
+        Owner::Floodgate => {}
+    }
     let n: Option<u64> = conn
         .exec_first(
             "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME IN \
              ('restore', 'chunks', 'steps')",
-            (SCHEMA,),
+            (schema.name(),),
         )
         .await
         .map_err(LoadError::sql("reading the checkpoints"))?;
@@ -263,17 +296,23 @@ fn text(bytes: Vec<u8>) -> String {
 
 /// Creates the checkpoint schema (if missing) and records the restore that starts now. A
 /// finished restore of the same backup kept with --keep-checkpoints is continued as is.
-pub async fn begin(conn: &mut Conn, backup: &str, source: &str) -> Result<()> {
-    conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS {}", quote(SCHEMA)))
-        .await
-        .map_err(LoadError::sql("creating the checkpoint schema"))?;
+pub async fn begin(conn: &mut Conn, checkpoints: &Checkpoints, source: &str) -> Result<()> {
+    let ledger = &checkpoints.ledger;
+    ledger.schema.claim(conn).await?;
+    let schema = quote(ledger.schema.name());
     for t in TABLES {
-        conn.query_drop(t).await.map_err(LoadError::sql("creating the checkpoint tables"))?;
+        conn.query_drop(t.replace("{schema}", &schema))
+            .await
+            .map_err(LoadError::sql("creating the checkpoint tables"))?;
     }
+
     autocommit(
         conn,
-        "INSERT IGNORE INTO floodgate.restore (backup, source, tool_version, started_at) VALUES (?, ?, ?, NOW(6))",
-        (backup, source, env!("CARGO_PKG_VERSION")),
+        &format!(
+            "INSERT IGNORE INTO {} (backup, source, tool_version, started_at) VALUES (?, ?, ?, NOW(6))",
+            ledger.table("restore")
+        ),
+        (&ledger.backup, source, env!("CARGO_PKG_VERSION")),
     )
     .await
     .map_err(LoadError::sql("recording the restore"))
@@ -309,16 +348,17 @@ async fn autocommit(
 /// chunk's rows commit together or not at all.
 pub async fn commit_chunk(
     conn: &mut Conn,
-    backup: &str,
+    ledger: &Ledger,
     (db, table, chunk): (&str, &str, u64),
     rows: u64,
     content: Option<&str>,
 ) -> Result<()> {
     let content = content.map(|c| hex_literal(c.as_bytes())).unwrap_or_else(|| "NULL".into());
     let statement = format!(
-        "INSERT INTO floodgate.chunks (backup, db, tbl, chunk, rows_loaded, content, loaded_at) \
+        "INSERT INTO {} (backup, db, tbl, chunk, rows_loaded, content, loaded_at) \
          VALUES ({}, {}, {}, {chunk}, {rows}, {content}, NOW(6)); COMMIT",
-        hex_literal(backup.as_bytes()),
+        ledger.table("chunks"),
+        hex_literal(ledger.backup.as_bytes()),
         hex_literal(db.as_bytes()),
         hex_literal(table.as_bytes()),
     );
@@ -340,10 +380,13 @@ fn hex_literal(bytes: &[u8]) -> String {
 
 /// After a lost connection: did the chunk commit before the connection went? Its checkpoint
 /// row says so, since both commit together. Returns the rows it loaded.
-pub async fn committed(conn: &mut Conn, backup: &str, db: &str, table: &str, chunk: u64) -> Result<Option<u64>> {
+pub async fn committed(conn: &mut Conn, ledger: &Ledger, db: &str, table: &str, chunk: u64) -> Result<Option<u64>> {
     conn.exec_first(
-        "SELECT rows_loaded FROM floodgate.chunks WHERE backup = ? AND db = ? AND tbl = ? AND chunk = ?",
-        (backup, db.as_bytes(), table.as_bytes(), chunk),
+        format!(
+            "SELECT rows_loaded FROM {} WHERE backup = ? AND db = ? AND tbl = ? AND chunk = ?",
+            ledger.table("chunks")
+        ),
+        (&ledger.backup, db.as_bytes(), table.as_bytes(), chunk),
     )
     .await
     .map_err(LoadError::sql(format!("{}: reading chunk {chunk}'s checkpoint", qualified(db, table))))
@@ -352,29 +395,32 @@ pub async fn committed(conn: &mut Conn, backup: &str, db: &str, table: &str, chu
 /// Records a step (autocommit).
 pub async fn record_step(
     conn: &mut Conn,
-    backup: &str,
+    ledger: &Ledger,
     (kind, db, name): (&str, &str, &str),
     detail: Option<&str>,
 ) -> Result<()> {
     autocommit(
         conn,
-        "INSERT INTO floodgate.steps (backup, kind, db, name, detail, done_at) VALUES (?, ?, ?, ?, ?, NOW(6)) \
-         ON DUPLICATE KEY UPDATE detail = VALUES(detail), done_at = VALUES(done_at)",
-        (backup, kind.as_bytes(), db.as_bytes(), name.as_bytes(), detail),
+        &format!(
+            "INSERT INTO {} (backup, kind, db, name, detail, done_at) VALUES (?, ?, ?, ?, ?, NOW(6)) \
+             ON DUPLICATE KEY UPDATE detail = VALUES(detail), done_at = VALUES(done_at)",
+            ledger.table("steps")
+        ),
+        (&ledger.backup, kind.as_bytes(), db.as_bytes(), name.as_bytes(), detail),
     )
     .await
     .map_err(LoadError::sql(format!("recording step {kind} of {}", qualified(db, name))))
 }
 
 /// Records many steps of one kind at once (autocommit), a few hundred rows a statement.
-pub async fn record_steps(conn: &mut Conn, backup: &str, kind: &str, names: &[(&str, &str)]) -> Result<()> {
+pub async fn record_steps(conn: &mut Conn, ledger: &Ledger, kind: &str, names: &[(&str, &str)]) -> Result<()> {
     for batch in names.chunks(500) {
         let values: Vec<String> = batch
             .iter()
             .map(|(db, name)| {
                 format!(
                     "({}, {}, {}, {}, NULL, NOW(6))",
-                    hex_literal(backup.as_bytes()),
+                    hex_literal(ledger.backup.as_bytes()),
                     hex_literal(kind.as_bytes()),
                     hex_literal(db.as_bytes()),
                     hex_literal(name.as_bytes())
@@ -382,7 +428,8 @@ pub async fn record_steps(conn: &mut Conn, backup: &str, kind: &str, names: &[(&
             })
             .collect();
         let statement = format!(
-            "INSERT IGNORE INTO floodgate.steps (backup, kind, db, name, detail, done_at) VALUES {}",
+            "INSERT IGNORE INTO {} (backup, kind, db, name, detail, done_at) VALUES {}",
+            ledger.table("steps"),
             values.join(", ")
         );
         autocommit(conn, &statement, ())
@@ -393,19 +440,19 @@ pub async fn record_steps(conn: &mut Conn, backup: &str, kind: &str, names: &[(&
 }
 
 /// Forgets a table's chunks: a non-transactional table is reloaded whole.
-pub async fn forget_table(conn: &mut Conn, backup: &str, db: &str, table: &str) -> Result<()> {
+pub async fn forget_table(conn: &mut Conn, ledger: &Ledger, db: &str, table: &str) -> Result<()> {
     let context = || format!("{}: clearing its checkpoints", qualified(db, table));
     autocommit(
         conn,
-        "DELETE FROM floodgate.chunks WHERE backup = ? AND db = ? AND tbl = ?",
-        (backup, db.as_bytes(), table.as_bytes()),
+        &format!("DELETE FROM {} WHERE backup = ? AND db = ? AND tbl = ?", ledger.table("chunks")),
+        (&ledger.backup, db.as_bytes(), table.as_bytes()),
     )
     .await
     .map_err(LoadError::sql(context()))?;
     autocommit(
         conn,
-        "DELETE FROM floodgate.steps WHERE backup = ? AND kind = ? AND db = ? AND name = ?",
-        (backup, step::LOADED.as_bytes(), db.as_bytes(), table.as_bytes()),
+        &format!("DELETE FROM {} WHERE backup = ? AND kind = ? AND db = ? AND name = ?", ledger.table("steps")),
+        (&ledger.backup, step::LOADED.as_bytes(), db.as_bytes(), table.as_bytes()),
     )
     .await
     .map_err(LoadError::sql(context()))
@@ -413,54 +460,59 @@ pub async fn forget_table(conn: &mut Conn, backup: &str, db: &str, table: &str) 
 
 /// The restore is complete: drop its checkpoints (and the schema once no restore is left in
 /// it), or keep them marked complete.
-pub async fn finish(conn: &mut Conn, backup: &str, keep: bool) -> Result<()> {
+pub async fn finish(conn: &mut Conn, ledger: &Ledger, keep: bool) -> Result<()> {
     let context = "removing the checkpoints";
     if keep {
-        return autocommit(conn, "UPDATE floodgate.restore SET completed_at = NOW(6) WHERE backup = ?", (backup,))
-            .await
-            .map_err(LoadError::sql(context));
+        let statement = format!("UPDATE {} SET completed_at = NOW(6) WHERE backup = ?", ledger.table("restore"));
+        return autocommit(conn, &statement, (&ledger.backup,)).await.map_err(LoadError::sql(context));
     }
     for table in ["chunks", "steps", "restore"] {
-        autocommit(conn, &format!("DELETE FROM floodgate.{table} WHERE backup = ?"), (backup,))
+        autocommit(conn, &format!("DELETE FROM {} WHERE backup = ?", ledger.table(table)), (&ledger.backup,))
             .await
             .map_err(LoadError::sql(context))?;
     }
-    drop_schema_if_unused(conn).await
+    drop_schema_if_unused(conn, &ledger.schema).await
 }
 
-/// Drops the `floodgate` schema unless another restore's checkpoints or settings
-/// `--fast-target` must still put back are in it.
-pub async fn drop_schema_if_unused(conn: &mut Conn) -> Result<()> {
+/// Drops floodgate's schema unless another restore's checkpoints, a binlog replay's, or
+/// settings `--fast-target` must still put back are in it.
+pub async fn drop_schema_if_unused(conn: &mut Conn, schema: &CheckpointSchema) -> Result<()> {
     let context = "removing the checkpoint schema";
     let tables: Vec<String> = conn
-        .exec("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", (SCHEMA,))
+        .exec("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", (schema.name(),))
         .await
         .map_err(LoadError::sql(context))?;
-    if tables.iter().any(|t| t == "saved_settings") {
+    let in_use = ["saved_settings", "binlog_checkpoint"];
+    if tables.iter().any(|t| in_use.contains(&t.as_str())) {
         return Ok(());
     }
     if tables.iter().any(|t| t == "restore") {
-        let left: Option<u64> =
-            conn.query_first("SELECT COUNT(*) FROM floodgate.restore").await.map_err(LoadError::sql(context))?;
+        let left: Option<u64> = conn
+            .query_first(format!("SELECT COUNT(*) FROM {}", schema.table("restore")))
+            .await
+            .map_err(LoadError::sql(context))?;
         if left.unwrap_or(0) > 0 {
             return Ok(());
         }
     }
-    conn.query_drop(format!("DROP DATABASE IF EXISTS {}", quote(SCHEMA))).await.map_err(LoadError::sql(context))
+    schema.drop_if_ours(conn).await?;
+    Ok(())
 }
 
 /// `--restart`: drops what unfinished restores created (databases they created whole; their
 /// tables in databases that existed before) and every checkpoint.
-pub async fn discard(conn: &mut Conn) -> Result<Vec<String>> {
+pub async fn discard(conn: &mut Conn, schema: &CheckpointSchema) -> Result<Vec<String>> {
     let mut dropped = Vec::new();
-    if !schema_exists(conn).await? {
+    if !schema_exists(conn, schema).await? {
         return Ok(dropped);
     }
     let created: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = conn
-        .query(
-            "SELECT s.kind, s.db, s.name FROM floodgate.steps s JOIN floodgate.restore r USING (backup) \
+        .query(format!(
+            "SELECT s.kind, s.db, s.name FROM {} s JOIN {} r USING (backup) \
              WHERE r.completed_at IS NULL AND s.kind IN ('database', 'table') ORDER BY s.kind",
-        )
+            schema.table("steps"),
+            schema.table("restore")
+        ))
         .await
         .map_err(LoadError::sql("reading the checkpoints"))?;
     let databases: HashSet<String> =
@@ -482,9 +534,13 @@ pub async fn discard(conn: &mut Conn) -> Result<Vec<String>> {
             .map_err(LoadError::sql(format!("--restart: dropping {name}")))?;
         dropped.push(name);
     }
-    conn.query_drop(format!("DROP DATABASE IF EXISTS {}", quote(SCHEMA)))
-        .await
-        .map_err(LoadError::sql("dropping the checkpoint schema"))?;
+    // Every restore's checkpoints go; the schema itself only when nothing else is kept in it.
+    for table in ["chunks", "steps", "restore"] {
+        conn.query_drop(format!("DELETE FROM {}", schema.table(table)))
+            .await
+            .map_err(LoadError::sql("--restart: clearing the checkpoints"))?;
+    }
+    drop_schema_if_unused(conn, schema).await?;
     Ok(dropped)
 }
 

@@ -177,7 +177,7 @@ async fn create(
     }
     if let Some(digest) = &job.intent {
         // Recorded before it exists: if this run dies now, the next knows it is ours.
-        checkpoint::record_step(conn, session.backup(), (step::TABLE, db, table), Some(digest)).await?;
+        checkpoint::record_step(conn, session.ledger(), (step::TABLE, db, table), Some(digest)).await?;
     }
     for s in &job.statements {
         match conn.query_drop(&s.text[..]).await {

@@ -96,6 +96,9 @@ pub async fn restore(
     let started = Instant::now();
     let mut phases = PhaseSeconds::default();
     progress.set_phase(Phase::Checks);
+    if let Some(into) = &selection.into {
+        target::refuse_own_schema(&options.checkpoint_schema, std::iter::once(into.as_str()))?;
+    }
     let source = Source::open(backup, selection)?;
     let name = source.name();
     let settings = match &source {
@@ -110,7 +113,7 @@ pub async fn restore(
     let checkpoints = resume::prepare(&mut control, &options, &progress, &identity).await?;
     let existing = match &source {
         Source::Planned(plan) => {
-            target::refuse_own_schema(plan.databases.iter().map(|d| d.name.as_str()))?;
+            target::refuse_own_schema(&options.checkpoint_schema, plan.databases.iter().map(|d| d.name.as_str()))?;
             checkpoints.refuse_other_restores(plan.tables().map(|(d, t)| (d.name.as_str(), t.name.as_str())))?;
             target::existing(&mut control, plan, options.overwrite, &checkpoints).await?
         }
@@ -122,7 +125,7 @@ pub async fn restore(
         Source::Stream(_) => None,
     };
     resume::announce(&progress, &checkpoints, &name, total_chunks);
-    checkpoint::begin(&mut control, &identity, &name).await?;
+    checkpoint::begin(&mut control, &checkpoints, &name).await?;
     phases.checks = started.elapsed().as_secs_f64();
 
     let pipeline = Pipeline::new(PipelineConfig::for_budget(options.threads, options.memory_budget))
@@ -213,7 +216,7 @@ pub async fn restore(
         verification.extend(verify::verify_digests(&session.target, plan, threads).await?);
     }
     phases.verify = t.elapsed().as_secs_f64();
-    checkpoint::finish(&mut control, session.backup(), session.options.keep_checkpoints).await?;
+    checkpoint::finish(&mut control, session.ledger(), session.options.keep_checkpoints).await?;
     progress.set_phase(Phase::Done);
     let _ = control.disconnect().await;
 

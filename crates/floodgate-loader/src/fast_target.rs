@@ -6,7 +6,8 @@
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
-use floodgate_conn::server::{user_databases, CHECKPOINT_SCHEMA};
+use floodgate_conn::server::user_databases;
+use floodgate_conn::{CheckpointSchema, Owner};
 
 use crate::{LoadError, Result};
 
@@ -23,17 +24,15 @@ pub struct Relaxed {
     pub saved: Vec<Saved>,
 }
 
-const SAVED_TABLE: &str = "CREATE TABLE IF NOT EXISTS floodgate.saved_settings (
-    name VARCHAR(64) NOT NULL PRIMARY KEY,
-    value VARCHAR(64) NOT NULL
-) ENGINE=InnoDB";
+/// The table in floodgate's schema that holds the settings to put back.
+const SAVED: &str = "saved_settings";
 
 /// Refuses a host with user data; then records and relaxes innodb_flush_log_at_trx_commit,
 /// sync_binlog and, on MySQL 8.0.21+, the InnoDB redo log. `ours` are databases this restore
 /// created (an interrupted run's), which do not count as user data.
-pub async fn relax(conn: &mut Conn, ours: &[String]) -> Result<Relaxed> {
-    refuse_user_data(conn, ours).await?;
-    put_back_leftovers(conn).await?;
+pub async fn relax(conn: &mut Conn, schema: &CheckpointSchema, ours: &[String]) -> Result<Relaxed> {
+    refuse_user_data(conn, schema, ours).await?;
+    put_back_leftovers(conn, schema).await?;
     let mut saved = Vec::new();
     for name in ["innodb_flush_log_at_trx_commit", "sync_binlog"] {
         let value: Option<String> = conn
@@ -53,7 +52,7 @@ pub async fn relax(conn: &mut Conn, ours: &[String]) -> Result<Relaxed> {
     if let Some(value) = redo {
         saved.push(Saved { name: "innodb_redo_log".into(), value });
     }
-    persist(conn, &saved).await?;
+    persist(conn, schema, &saved).await?;
     for s in &saved {
         let relaxed = match s.name.as_str() {
             "innodb_redo_log" if s.value.eq_ignore_ascii_case("ON") => {
@@ -73,8 +72,8 @@ pub async fn relax(conn: &mut Conn, ours: &[String]) -> Result<Relaxed> {
     Ok(Relaxed { saved })
 }
 
-async fn refuse_user_data(conn: &mut Conn, ours: &[String]) -> Result<()> {
-    let user: Vec<String> = user_databases(conn, CHECKPOINT_SCHEMA)
+async fn refuse_user_data(conn: &mut Conn, schema: &CheckpointSchema, ours: &[String]) -> Result<()> {
+    let user: Vec<String> = user_databases(conn, schema)
         .await?
         .into_iter()
         .filter(|d| d.holds_data() && !ours.contains(&d.name))
@@ -90,14 +89,18 @@ async fn refuse_user_data(conn: &mut Conn, ours: &[String]) -> Result<()> {
     )))
 }
 
-async fn persist(conn: &mut Conn, saved: &[Saved]) -> Result<()> {
+async fn persist(conn: &mut Conn, schema: &CheckpointSchema, saved: &[Saved]) -> Result<()> {
     let context = "--fast-target: recording the settings to put back";
-    conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS {}", crate::checkpoint::SCHEMA))
-        .await
-        .map_err(LoadError::sql(context))?;
-    conn.query_drop(SAVED_TABLE).await.map_err(LoadError::sql(context))?;
+    schema.claim(conn).await?;
+    let table = schema.table(SAVED);
+    conn.query_drop(format!(
+        "CREATE TABLE IF NOT EXISTS {table} (name VARCHAR(64) NOT NULL PRIMARY KEY, value VARCHAR(64) NOT NULL) \
+         ENGINE=InnoDB"
+    ))
+    .await
+    .map_err(LoadError::sql(context))?;
     for s in saved {
-        conn.exec_drop("INSERT IGNORE INTO floodgate.saved_settings (name, value) VALUES (?, ?)", (&s.name, &s.value))
+        conn.exec_drop(format!("INSERT IGNORE INTO {table} (name, value) VALUES (?, ?)"), (&s.name, &s.value))
             .await
             .map_err(LoadError::sql(context))?;
     }
@@ -106,10 +109,14 @@ async fn persist(conn: &mut Conn, saved: &[Saved]) -> Result<()> {
 
 /// Puts every recorded setting back and forgets the record. Also what a later run does when
 /// a killed `--fast-target` run left its record behind.
-pub async fn restore_settings(conn: &mut Conn) -> Result<Vec<Saved>> {
+pub async fn restore_settings(conn: &mut Conn, schema: &CheckpointSchema) -> Result<Vec<Saved>> {
+    if schema.owner(conn).await? != Owner::Floodgate {
+        return Ok(Vec::new()); // a user's database of that name holds no settings of ours
+    }
     let exists: Option<u8> = conn
-        .query_first(
-            "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'floodgate' AND TABLE_NAME = 'saved_settings'",
+        .exec_first(
+            "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            (schema.name(), SAVED),
         )
         .await
         .map_err(LoadError::sql("reading saved settings"))?;
@@ -117,15 +124,15 @@ pub async fn restore_settings(conn: &mut Conn) -> Result<Vec<Saved>> {
         return Ok(Vec::new());
     }
     let rows: Vec<(String, String)> = conn
-        .query("SELECT name, value FROM floodgate.saved_settings")
+        .query(format!("SELECT name, value FROM {}", schema.table(SAVED)))
         .await
         .map_err(LoadError::sql("reading saved settings"))?;
     let saved: Vec<Saved> = rows.into_iter().map(|(name, value)| Saved { name, value }).collect();
     apply_saved(conn, &saved).await?;
-    conn.query_drop("DROP TABLE floodgate.saved_settings")
+    conn.query_drop(format!("DROP TABLE {}", schema.table(SAVED)))
         .await
         .map_err(LoadError::sql("forgetting saved settings"))?;
-    crate::checkpoint::drop_schema_if_unused(conn).await?;
+    crate::checkpoint::drop_schema_if_unused(conn, schema).await?;
     Ok(saved)
 }
 
@@ -149,8 +156,8 @@ async fn apply_saved(conn: &mut Conn, saved: &[Saved]) -> Result<()> {
     Ok(())
 }
 
-async fn put_back_leftovers(conn: &mut Conn) -> Result<()> {
-    let put_back = restore_settings(conn).await?;
+async fn put_back_leftovers(conn: &mut Conn, schema: &CheckpointSchema) -> Result<()> {
+    let put_back = restore_settings(conn, schema).await?;
     if !put_back.is_empty() {
         tracing::warn!("an earlier --fast-target run was killed before putting its settings back; they are back now");
     }
@@ -159,22 +166,29 @@ async fn put_back_leftovers(conn: &mut Conn) -> Result<()> {
 
 /// Connects and relaxes the target (see [`relax`]). Databases an unfinished restore created
 /// are not user data.
-pub async fn relax_target(target: &crate::ConnectOptions) -> Result<Relaxed> {
+pub async fn relax_target(target: &crate::ConnectOptions, schema: &CheckpointSchema) -> Result<Relaxed> {
     let mut conn = floodgate_conn::connect(target, &[]).await?;
-    // Without checkpoints the query fails: then no database is floodgate's.
-    let ours: Vec<String> = conn
-        .query("SELECT DISTINCT CAST(db AS CHAR) FROM floodgate.steps WHERE kind = 'database'")
-        .await
-        .unwrap_or_default();
-    let relaxed = relax(&mut conn, &ours).await;
+    let ours: Vec<String> = match schema.owner(&mut conn).await? {
+        // Without restore checkpoints the query fails: then no database is floodgate's.
+        Owner::Floodgate => conn
+            .query(format!("SELECT DISTINCT CAST(db AS CHAR) FROM {} WHERE kind = 'database'", schema.table("steps")))
+            .await
+            .unwrap_or_default(),
+        Owner::Absent | Owner::Someone(_) => Vec::new(),
+    };
+    let relaxed = relax(&mut conn, schema, &ours).await;
     let _ = conn.disconnect().await;
     relaxed
 }
 
 /// Connects (waiting up to `wait` for a target that is restarting) and puts the settings back.
-pub async fn put_back(target: &crate::ConnectOptions, wait: std::time::Duration) -> Result<Vec<Saved>> {
+pub async fn put_back(
+    target: &crate::ConnectOptions,
+    schema: &CheckpointSchema,
+    wait: std::time::Duration,
+) -> Result<Vec<Saved>> {
     let mut conn = floodgate_conn::retry::reconnect(target, &[], wait).await?;
-    let saved = restore_settings(&mut conn).await;
+    let saved = restore_settings(&mut conn, schema).await;
     let _ = conn.disconnect().await;
     saved
 }

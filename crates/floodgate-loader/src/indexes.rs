@@ -44,7 +44,7 @@ async fn finish_table(session: &Session, slot: &mut Option<Conn>, table: Complet
     let started = Instant::now();
     if !is_transactional(session, slot, &table).await? {
         let conn = connection(session, slot).await?;
-        checkpoint::record_step(conn, session.backup(), (step::LOADED, &table.db, &table.name), None).await?;
+        checkpoint::record_step(conn, session.ledger(), (step::LOADED, &table.db, &table.name), None).await?;
     }
     if !table.alters.is_empty() {
         build_with_retries(session, slot, &table).await?;
@@ -80,7 +80,7 @@ async fn build_with_retries(session: &Session, slot: &mut Option<Conn>, table: &
         let conn = connection(session, slot).await?;
         let error = match build(conn, table, session.checkpoints.is_resume() || attempt > 0).await {
             Ok(()) => {
-                return checkpoint::record_step(conn, session.backup(), (step::INDEXES, &table.db, &table.name), None)
+                return checkpoint::record_step(conn, session.ledger(), (step::INDEXES, &table.db, &table.name), None)
                     .await
             }
             Err(e) => e,

@@ -143,7 +143,7 @@ impl Ready {
             }
         };
         crate::failpoint::hit("data.load").await;
-        checkpoint::commit_chunk(conn, session.backup(), (&db, &name, number), outcome.rows, content).await?;
+        checkpoint::commit_chunk(conn, session.ledger(), (&db, &name, number), outcome.rows, content).await?;
         Ok(outcome)
     }
 }

@@ -59,7 +59,7 @@ pub(crate) async fn load(work: &mut Work<'_>, plan: &RestorePlan, existing: &Exi
 /// Drops conflicts (only under --overwrite, checked before), creates the databases, and
 /// records every table as floodgate's before any CREATE TABLE runs.
 async fn create_databases(work: &mut Work<'_>, plan: &RestorePlan, existing: &Existing) -> Result<()> {
-    let (conn, backup) = (&mut *work.control, work.session.backup().to_string());
+    let (conn, ledger) = (&mut *work.control, work.session.ledger().clone());
     for (db, name, is_view) in &existing.conflicts {
         let what = if *is_view { "VIEW" } else { "TABLE" };
         conn.query_drop(format!("DROP {what} IF EXISTS {}", qualified(db, name)))
@@ -71,7 +71,7 @@ async fn create_databases(work: &mut Work<'_>, plan: &RestorePlan, existing: &Ex
             continue;
         }
         // Recorded before it exists: if this run dies now, the next knows the database is its.
-        checkpoint::record_step(conn, &backup, (step::DATABASE, &db.name, ""), None).await?;
+        checkpoint::record_step(conn, &ledger, (step::DATABASE, &db.name, ""), None).await?;
         match &db.create {
             Some(file) => {
                 for s in floodgate_format::read_statements(file, plan.format.terminator())? {
@@ -91,7 +91,7 @@ async fn create_databases(work: &mut Work<'_>, plan: &RestorePlan, existing: &Ex
     }
     // Recorded before any CREATE TABLE: a table that exists on resume with this record is ours.
     let tables: Vec<(&str, &str)> = plan.tables().map(|(d, t)| (d.name.as_str(), t.name.as_str())).collect();
-    checkpoint::record_steps(conn, &backup, step::TABLE, &tables).await
+    checkpoint::record_steps(conn, &ledger, step::TABLE, &tables).await
 }
 
 /// Hands the table's CREATE (its indexes deferred when its data is large) to a DDL

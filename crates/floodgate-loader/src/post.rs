@@ -222,7 +222,7 @@ impl Runner<'_> {
                     }
                 }
                 crate::failpoint::hit("post.statement").await;
-                checkpoint::record_step(self.conn, &self.checkpoints.backup, (step::POST, &script.db, &key), None)
+                checkpoint::record_step(self.conn, &self.checkpoints.ledger, (step::POST, &script.db, &key), None)
                     .await?;
             }
             if let Some(change) = object_change(&s.text).filter(|c| c.create && c.kind == ObjectKind::View) {

@@ -19,12 +19,13 @@ pub async fn prepare(
     identity: &str,
 ) -> Result<Checkpoints> {
     if options.restart {
-        let dropped = checkpoint::discard(conn).await?;
+        let dropped = checkpoint::discard(conn, &options.checkpoint_schema).await?;
         if !dropped.is_empty() {
             progress.notice(format!("--restart: dropped what the unfinished restore created: {}", dropped.join(", ")));
         }
     }
-    let checkpoints = Checkpoints::read(conn, identity).await?;
+    let ledger = checkpoint::Ledger { schema: options.checkpoint_schema.clone(), backup: identity.to_string() };
+    let checkpoints = Checkpoints::read(conn, ledger).await?;
     if options.resume && !checkpoints.is_resume() {
         return Err(LoadError::Refused(
             "--resume: the target holds no interrupted restore of this backup; run without --resume to start one"
@@ -210,6 +211,6 @@ pub async fn empty_partial_table(
     conn.query_drop(format!("TRUNCATE TABLE {name}"))
         .await
         .map_err(LoadError::sql(format!("emptying {name} to load it again")))?;
-    checkpoint::forget_table(conn, &checkpoints.backup, db, table).await?;
+    checkpoint::forget_table(conn, &checkpoints.ledger, db, table).await?;
     Ok(true)
 }

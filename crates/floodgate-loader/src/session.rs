@@ -52,8 +52,10 @@ pub struct RestoreOptions {
     pub resume: bool,
     /// Discard an unfinished restore's checkpoints and partial tables first.
     pub restart: bool,
-    /// Keep the `floodgate` checkpoint schema after a complete restore.
+    /// Keep the checkpoints after a complete restore.
     pub keep_checkpoints: bool,
+    /// floodgate's schema on the target (`floodgate` unless `--checkpoint-schema`).
+    pub checkpoint_schema: floodgate_conn::CheckpointSchema,
     /// How long to wait for a target that went away (restart, network) before giving up.
     pub reconnect_wait: Duration,
 }
@@ -73,6 +75,7 @@ impl Default for RestoreOptions {
             resume: false,
             restart: false,
             keep_checkpoints: false,
+            checkpoint_schema: Default::default(),
             reconnect_wait: Duration::from_secs(300),
         }
     }
@@ -109,9 +112,9 @@ impl Session {
         Ok(conn)
     }
 
-    /// The checkpoints' name for this backup.
-    pub fn backup(&self) -> &str {
-        &self.checkpoints.backup
+    /// Where this backup's checkpoints are.
+    pub fn ledger(&self) -> &crate::checkpoint::Ledger {
+        &self.checkpoints.ledger
     }
 }
 

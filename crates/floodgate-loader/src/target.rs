@@ -5,13 +5,13 @@
 use std::collections::BTreeSet;
 
 use floodgate_conn::server::{load_session, ServerInfo};
-use floodgate_conn::{ConnError, ConnectOptions};
+use floodgate_conn::{CheckpointSchema, ConnError, ConnectOptions};
 use floodgate_format::ident::{qualified, quote};
 use floodgate_format::{RestorePlan, SessionSettings};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
-use crate::checkpoint::{self, step, Checkpoints};
+use crate::checkpoint::{step, Checkpoints};
 use crate::{LoadError, Result};
 
 /// Connects, reads the server version, and runs the load session once to surface missing
@@ -50,14 +50,18 @@ pub(crate) async fn check_local_infile(conn: &mut Conn) -> Result<()> {
     Ok(())
 }
 
-/// The checkpoint schema is floodgate's own: a backup that holds a database of that name
-/// cannot be restored with checkpoints.
-pub(crate) fn refuse_own_schema<'a>(mut databases: impl Iterator<Item = &'a str>) -> Result<()> {
-    if databases.any(|d| d == checkpoint::SCHEMA) {
+/// The checkpoint schema is floodgate's own: a backup that holds (or `--into` names) a
+/// database of that name cannot be restored with it.
+pub(crate) fn refuse_own_schema<'a>(
+    schema: &CheckpointSchema,
+    mut databases: impl Iterator<Item = &'a str>,
+) -> Result<()> {
+    if databases.any(|d| d == schema.name()) {
         return Err(LoadError::Refused(format!(
-            "the backup holds a database named `{}`, the name of floodgate's checkpoint schema; \
-             restore it with --exclude or --database to leave it out",
-            checkpoint::SCHEMA
+            "the backup holds a database named `{}`, the name of floodgate's checkpoint schema; keep the \
+             checkpoints elsewhere with --checkpoint-schema NAME, or leave that database out with --database; \
+             nothing was changed",
+            schema.name()
         )));
     }
     Ok(())

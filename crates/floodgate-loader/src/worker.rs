@@ -79,7 +79,7 @@ async fn load_with_retries(
             }
             Transient::Reconnect => {
                 let conn = slot.insert(session.connect().await?);
-                if let Some(rows) = checkpoint::committed(conn, session.backup(), &db, &name, number).await? {
+                if let Some(rows) = checkpoint::committed(conn, session.ledger(), &db, &name, number).await? {
                     return Ok(Outcome { rows, inserts: 0, loads: 0 });
                 }
             }

@@ -85,11 +85,15 @@ fn keep_leaves_a_server_to_look_at() {
 #[test]
 fn a_given_server_with_user_data_is_refused_unless_overwrite() {
     let server = floodgate_sandbox::Sandbox::start(&options()).unwrap();
-    // floodgate's own checkpoint schema is not user data.
-    sql(&server, "CREATE DATABASE floodgate; CREATE TABLE floodgate.checkpoints (id INT PRIMARY KEY);");
     let socket = server.socket().display().to_string();
     let conn = ["-S", socket.as_str(), "-u", "root"];
     let fixture = repo_root().join("fixtures/mydumper-modern/sql");
+    // floodgate's own checkpoint schema (made by a restore of another backup that kept its
+    // checkpoints) is not user data; a user's database of that name would be.
+    let other = repo_root().join("fixtures/mydumper-modern/sql-gz").display().to_string();
+    let kept = floodgate(&[&["restore", other.as_str(), "--keep-checkpoints"][..], &conn].concat());
+    assert!(kept.status.success(), "{}", stderr(&kept));
+    sql(&server, "DROP DATABASE awkward");
     let out = drill(&fixture, &conn);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(!stderr(&out).contains("sandbox started"), "CONN means no sandbox");

@@ -10,4 +10,5 @@ mod differential;
 mod mydumper;
 mod mysqldump;
 mod native;
+mod ownership;
 mod resume;

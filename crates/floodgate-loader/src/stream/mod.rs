@@ -91,6 +91,7 @@ pub(crate) async fn load(work: &mut Work<'_>, stream: Stream) -> Result<Loaded> 
         chunk_bytes: session.options.stream_chunk_bytes,
         in_file: stream.source.seekable(),
         fold_case: fold.unwrap_or(0) != 0,
+        checkpoint_schema: session.options.checkpoint_schema.clone(),
     };
     let mut seq =
         Sequencer::new(name.clone(), stream.selection, rules, session.checkpoints.clone(), work.resumed.clone());
@@ -186,7 +187,7 @@ impl Driver<'_, '_> {
                 }
             }
             Action::RecordDatabase(db) => {
-                checkpoint::record_step(self.work.control, session.backup(), (step::DATABASE, &db, ""), None).await?
+                checkpoint::record_step(self.work.control, session.ledger(), (step::DATABASE, &db, ""), None).await?
             }
             Action::WaitCreates => self.work.ddl.barrier().await?,
             Action::WaitRows => self.work.queue.drained().await.map_err(|_| loaders_stopped())?,

@@ -106,6 +106,8 @@ pub(crate) struct Rules {
     pub in_file: bool,
     /// The target compares table names without case (`lower_case_table_names`).
     pub fold_case: bool,
+    /// floodgate's own schema: the dump may not create or drop it.
+    pub checkpoint_schema: floodgate_conn::CheckpointSchema,
 }
 
 /// What the target held, per database, when the dump first named it.
@@ -302,6 +304,7 @@ impl Sequencer {
             }
             Item::Rows { db, table, statement } => {
                 self.in_header = false;
+                crate::target::refuse_own_schema(&self.rules.checkpoint_schema, std::iter::once(db.as_str()))?;
                 let id = self.table_id(&db, &table);
                 if self.open_table != Some(id) {
                     self.seal_open()?;
@@ -403,6 +406,7 @@ impl Sequencer {
         match schema_target(&s.text) {
             Some(SchemaTarget::Table(db, table)) => {
                 let db = if db.is_empty() { self.current_db() } else { db };
+                crate::target::refuse_own_schema(&self.rules.checkpoint_schema, std::iter::once(db.as_str()))?;
                 let resumed = self.resumed.contains_key(&(db.clone(), table.clone()));
                 let absent = !resumed && !self.guard_table(&db, &table, s.offset)?;
                 if absent && head == "DROP" && sqltext::head_words(&s.text, 5).iter().any(|w| w == "EXISTS") {
@@ -434,7 +438,7 @@ impl Sequencer {
                 }
             }
             Some(SchemaTarget::Database(db)) => {
-                crate::target::refuse_own_schema(std::iter::once(db.as_str()))?;
+                crate::target::refuse_own_schema(&self.rules.checkpoint_schema, std::iter::once(db.as_str()))?;
                 if head == "DROP" && self.resumed.keys().any(|(d, _)| *d == db) {
                     return Ok(()); // it holds tables an interrupted run loaded
                 }
@@ -597,7 +601,14 @@ mod tests {
     use super::*;
 
     fn rules() -> Rules {
-        Rules { defer_indexes: true, overwrite: false, chunk_bytes: 1 << 20, in_file: false, fold_case: false }
+        Rules {
+            defer_indexes: true,
+            overwrite: false,
+            chunk_bytes: 1 << 20,
+            in_file: false,
+            fold_case: false,
+            checkpoint_schema: Default::default(),
+        }
     }
 
     fn sequencer(rules: Rules) -> Sequencer {
