@@ -60,6 +60,8 @@ pub fn load_session(settings: &SessionSettings, binlog: bool, server: &ServerInf
     // loading 50 KB blob rows into an empty table cost MariaDB twice the CPU, and it gained
     // nothing on sysbench's rows.
     init.push("SET SESSION foreign_key_checks = 0".into());
+    // Every warning of a statement is read back: none may hide behind the first 64.
+    init.push("SET SESSION max_error_count = 65535".into());
     let mut mode = settings.sql_mode.clone().unwrap_or_else(|| DEFAULT_SQL_MODE.into());
     if server.is_mysql8() {
         // MySQL 8.0 removed NO_AUTO_CREATE_USER; dumps from 5.7 and MariaDB still carry it.

@@ -20,17 +20,32 @@ pub struct ServerWarning {
 const BENIGN_WARNINGS: [u32; 1] = [1906];
 
 /// The warnings of the last statement that can mean lost or altered data (`Note`s excluded).
+/// Every warning is read (load sessions keep up to 65535 per statement, `max_error_count`):
+/// a changed value must not hide behind benign warnings. If the server kept fewer than it
+/// counted, the ones it dropped cannot be checked, and that is a warning of its own.
 pub async fn data_warnings(conn: &mut Conn) -> Result<Vec<ServerWarning>> {
-    if conn.get_warnings() == 0 {
+    let counted = conn.get_warnings();
+    if counted == 0 {
         return Ok(Vec::new());
     }
     let rows: Vec<(String, u32, String)> =
-        conn.query("SHOW WARNINGS LIMIT 10").await.map_err(LoadError::sql("SHOW WARNINGS"))?;
-    Ok(rows
+        conn.query("SHOW WARNINGS").await.map_err(LoadError::sql("SHOW WARNINGS"))?;
+    let kept = rows.len();
+    let mut warnings: Vec<ServerWarning> = rows
         .into_iter()
         .filter(|(level, code, _)| level != "Note" && !BENIGN_WARNINGS.contains(code))
         .map(|(level, code, message)| ServerWarning { level, code, message })
-        .collect())
+        .collect();
+    if kept < usize::from(counted) {
+        warnings.push(ServerWarning {
+            level: "Warning".into(),
+            code: 0,
+            message: format!(
+                "the statement drew {counted} warnings and the server kept {kept}: the rest cannot be checked"
+            ),
+        });
+    }
+    Ok(warnings)
 }
 
 /// Fails with an integrity error naming `at` if the last data statement drew warnings that

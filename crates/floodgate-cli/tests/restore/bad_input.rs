@@ -175,3 +175,26 @@ fn unknown_database_filter_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("not in the backup: nope"));
 }
+
+/// No changed value may hide behind benign warnings: an INSERT whose first 80 rows each draw
+/// only "value for a generated column ignored" (1906) and whose last row overflows a column
+/// fails its chunk. Only the first 10 warnings used to be read.
+#[test]
+fn a_truncated_value_behind_many_benign_warnings_fails_the_chunk() {
+    let dir = fixture_copy("sql");
+    let file = dir.path().join("awkward.generated.00000.sql");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let head = &text[..text.find("INSERT INTO").unwrap()];
+    let mut rows: Vec<String> = (1..=80).map(|id| format!("({id},1.00,2,0)")).collect();
+    rows.push("(81,123456789012.00,1,0)".into());
+    let insert = format!("INSERT INTO `generated` (`id`,`price`,`qty`,`total`) VALUES {};\n", rows.join(","));
+    std::fs::write(&file, format!("{head}{insert}")).unwrap();
+    let target = floodgate_sandbox::Sandbox::start(&options()).unwrap();
+    let out = restore(&target, dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("`awkward`.`generated`") && err.contains("awkward.generated.00000.sql"), "{err}");
+    assert!(err.contains("1264") || err.contains("Out of range"), "{err}");
+    let rows = sql(&target, "SELECT COUNT(*) FROM awkward.`generated`");
+    assert_eq!(rows.trim(), "0", "nothing of the chunk is committed");
+}
