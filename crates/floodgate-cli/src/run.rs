@@ -212,7 +212,8 @@ fn interruption(signal: &str) -> Failure {
 /// Writes a report or plan as pretty JSON (private to its owner: it names hosts and paths).
 pub fn write_json(path: &std::path::Path, value: &impl serde::Serialize) -> Result<()> {
     let json = serde_json::to_vec_pretty(value).or_fail(ErrorClass::Internal, || "encoding the report".into())?;
-    std::fs::write(path, json).or_fail(ErrorClass::Failed, || format!("writing the report to {}", path.display()))
+    floodgate_format::files::replace(path, &json, floodgate_format::files::PRIVATE)
+        .or_fail(ErrorClass::Failed, || format!("writing the report to {}", path.display()))
 }
 
 pub fn runtime() -> Result<tokio::runtime::Runtime> {

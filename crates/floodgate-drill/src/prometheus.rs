@@ -6,7 +6,6 @@
 //! previous file's last-success timestamp, so "time since the last good drill" keeps
 //! growing across failures instead of resetting.
 
-use std::io::Write;
 use std::path::Path;
 
 use crate::report::{DrillReport, Status};
@@ -21,20 +20,9 @@ pub fn write_textfile(path: &Path, label: &str, report: &DrillReport, finished_a
     let success = report.status == Status::Success;
     let last = if success { Some(finished_at) } else { previous };
     let text = render(label, report, finished_at, last);
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    // Not ending in `.prom`, so the collector never reads it half-written.
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let what = format!("writing --prometheus {}", path.display());
-    let written = std::fs::File::create(&tmp).and_then(|mut f| {
-        f.write_all(text.as_bytes())?;
-        f.sync_all()
-    });
-    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(DrillError::io(what)(e));
-    }
-    Ok(())
+    // Group-readable (0640): node_exporter reads it, and may run in the file's group.
+    floodgate_format::files::replace(path, text.as_bytes(), 0o640)
+        .map_err(DrillError::io(format!("writing --prometheus {}", path.display())))
 }
 
 /// The value of the last-success metric in an earlier file, if it has one.

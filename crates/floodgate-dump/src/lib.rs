@@ -21,6 +21,7 @@ use std::time::Instant;
 
 use floodgate_conn::server::user_databases;
 use floodgate_conn::{connect, CheckpointSchema, ConnError, ConnectOptions, RowConn, RowConnector};
+use floodgate_format::files::{self, create_private_dir};
 use floodgate_format::ident::{qualified, quote};
 use floodgate_format::native::{
     encode_name, ChunkEntry, ColumnEntry, ContentDigest, DatabaseEntry, Manifest, SourceInfo, TableEntry, FORMAT,
@@ -318,7 +319,7 @@ fn prepare_dir(out: &Path) -> Result<()> {
         }
     }
     for sub in ["schema", "data", "post"] {
-        std::fs::create_dir_all(out.join(sub)).map_err(io(out))?;
+        create_private_dir(&out.join(sub)).map_err(io(out))?;
     }
     Ok(())
 }
@@ -361,8 +362,8 @@ async fn write_database_schema(conn: &mut Conn, out: &Path, db: &str) -> Result<
     let rel = format!("schema/{}.sql", encode_name(db));
     let path = out.join(&rel);
     write_file(&path, format!("{create};\n").as_bytes())?;
-    std::fs::create_dir_all(out.join("schema").join(encode_name(db))).map_err(io(out))?;
-    std::fs::create_dir_all(out.join("data").join(encode_name(db))).map_err(io(out))?;
+    create_private_dir(&out.join("schema").join(encode_name(db))).map_err(io(out))?;
+    create_private_dir(&out.join("data").join(encode_name(db))).map_err(io(out))?;
     Ok(DatabaseEntry { name: db.into(), charset, collation, schema_file: rel, tables: Vec::new(), post_file: None })
 }
 
@@ -588,10 +589,10 @@ impl ChunkWriter {
     fn create(shared: &Shared, t: &TableJob, number: usize) -> Result<ChunkWriter> {
         let dir_rel = format!("data/{}/{}", encode_name(&t.db), encode_name(&t.name));
         let dir = shared.out.join(&dir_rel);
-        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        create_private_dir(&dir).map_err(io(&dir))?;
         let rel = format!("{dir_rel}/{number:06}.tsv.zst");
         let path = shared.out.join(&rel);
-        let file = std::fs::File::create(&path).map_err(io(&path))?;
+        let file = files::create_new(&path, files::PRIVATE).map_err(io(&path))?;
         let compressor = Compressor::new(shared.options.compress_level).map_err(io(&path))?;
         let writer = HashingWriter { file, hash: Sha256::new(), written: 0 };
         Ok(ChunkWriter {
@@ -765,21 +766,19 @@ impl<'s> ChunkOutput<'s> {
     }
 }
 
+/// Writes a schema or post-data file of the dump: new, private, synced.
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut f = std::fs::File::create(path).map_err(io(path))?;
+    let mut f = files::create_new(path, files::PRIVATE).map_err(io(path))?;
     f.write_all(bytes).map_err(io(path))?;
     f.sync_all().map_err(io(path))
 }
 
+/// The manifest, written last and renamed into place: its presence means the dump is whole.
 fn write_manifest(out: &Path, manifest: &Manifest) -> Result<()> {
-    let tmp = out.join(format!("{MANIFEST}.tmp"));
     let json = serde_json::to_vec_pretty(manifest)
-        .map_err(|e| DumpError::Refused(format!("serialising the manifest: {e}")))?;
-    write_file(&tmp, &json)?;
-    let final_path = out.join(MANIFEST);
-    std::fs::rename(&tmp, &final_path).map_err(io(&final_path))?;
-    // Make the rename durable.
-    std::fs::File::open(out).and_then(|d| d.sync_all()).map_err(io(out))
+        .map_err(|e| DumpError::Internal(format!("serialising the manifest: {e}")))?;
+    let path = out.join(MANIFEST);
+    files::replace(&path, &json, files::PRIVATE).map_err(io(&path))
 }
 
 fn now_rfc3339() -> String {

@@ -14,6 +14,7 @@ pub mod class;
 pub mod compress;
 pub mod ddl;
 mod error;
+pub mod files;
 pub mod ident;
 mod ini;
 pub mod model;

@@ -52,6 +52,10 @@ fn native_backup_passes_with_digests_queries_and_metrics() {
     assert!(text.contains("floodgate_drill_rows{backup=\"nightly\"} "), "{text}");
     assert!(metric(&text, "floodgate_drill_last_success_timestamp_seconds").unwrap() > 1.7e9);
     assert!(metric(&text, "floodgate_drill_bytes").unwrap() > 0.0);
+    // The report is private to its owner; the metrics readable by node_exporter's group too.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!((mode(&report), mode(&prom)), (0o600, 0o640));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("drill PASSED"), "{stdout}");
 }

@@ -288,3 +288,40 @@ fn dump_reads_the_same_rows_whatever_the_login() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_same(&fingerprint(source(), db), &fingerprint(target(), db));
 }
+
+/// A dump is a copy of the database: every directory it makes is 0700 and every file 0600,
+/// and so is a report (which names hosts and paths). A report path that is a symbolic link
+/// is replaced, not followed.
+#[test]
+fn dumps_and_reports_are_private_to_their_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let db = "nat_private";
+    load_awkward(db);
+    let (dir, out) = dump(db, &[]);
+    let mut stack = vec![out.clone()];
+    let mut files = 0;
+    while let Some(p) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&p).unwrap();
+        let mode = meta.permissions().mode() & 0o777;
+        if meta.is_dir() {
+            if p != out {
+                assert_eq!(mode, 0o700, "{}", p.display());
+            }
+            stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            assert_eq!(mode, 0o600, "{}", p.display());
+            files += 1;
+        }
+    }
+    assert!(files > 10, "{files} files checked");
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "untouched").unwrap();
+    let report = dir.path().join("restore.json");
+    std::os::unix::fs::symlink(&victim, &report).unwrap();
+    let target = floodgate_sandbox::Sandbox::start(&options()).unwrap();
+    let res = restore(&target, &out, &["--report", &report.display().to_string()]);
+    assert!(res.status.success(), "{}", stderr(&res));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
+    let meta = std::fs::symlink_metadata(&report).unwrap();
+    assert!(meta.is_file() && meta.permissions().mode() & 0o777 == 0o600, "{meta:?}");
+}

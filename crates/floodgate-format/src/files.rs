@@ -1,0 +1,78 @@
+//! Files floodgate writes: a dump's chunks, schema and manifest, reports and metrics. They
+//! hold a copy of the database (or name its hosts), so they are private to their owner:
+//! directories 0700, files 0600 unless a reader needs more. Files are created new, never
+//! through a symbolic link (`O_NOFOLLOW`), and a file that replaces another is written under
+//! an unpredictable temporary name and renamed over it.
+
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::hash::{BuildHasher, Hasher};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// Owner only: read and write.
+pub const PRIVATE: u32 = 0o600;
+
+/// Creates `dir` and its missing parents, readable by their owner only.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+/// Creates a new file with `mode`; fails if anything (a file, a link) is already there.
+pub fn create_new(path: &Path, mode: u32) -> std::io::Result<File> {
+    OpenOptions::new().write(true).create_new(true).mode(mode).custom_flags(libc::O_NOFOLLOW).open(path)
+}
+
+/// Writes `bytes` to `path` with `mode`, replacing what is there atomically: a temporary file
+/// beside it, synced, renamed over it, the directory synced. A symbolic link at `path` is
+/// replaced, never followed.
+pub fn replace(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    let tmp = temporary_beside(path);
+    let written = create_new(&tmp, mode).and_then(|mut f| {
+        f.write_all(bytes)?;
+        f.sync_all()
+    });
+    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    File::open(dir).and_then(|d| d.sync_all())
+}
+
+/// `.NAME.RANDOM.tmp` in the same directory: hidden, not matching the final name's
+/// extension (a collector of `*.prom` never reads it half-written), and not guessable, so
+/// no one can plant a link there first.
+fn temporary_beside(path: &Path) -> PathBuf {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.{:016x}.tmp", hasher.finish()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn files_are_private_and_links_are_replaced_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("a/b");
+        create_private_dir(&sub).unwrap();
+        assert_eq!(std::fs::metadata(&sub).unwrap().permissions().mode() & 0o777, 0o700);
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        let report = sub.join("report.json");
+        std::os::unix::fs::symlink(&victim, &report).unwrap();
+        assert!(create_new(&report, PRIVATE).is_err(), "never through a link");
+        replace(&report, b"{}", PRIVATE).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        let meta = std::fs::symlink_metadata(&report).unwrap();
+        assert!(meta.is_file());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read_dir(&sub).unwrap().count(), 1, "no temporary file left");
+    }
+}
