@@ -127,6 +127,10 @@ pub fn looks_like_sql(head: &[u8]) -> bool {
 pub enum Item {
     /// `SET ...` or `USE db`: replayed in order everywhere statements of this dump run.
     Context(Statement),
+    /// A statement that changes the server's global state (`SET GLOBAL gtid_slave_pos`,
+    /// MySQL's `SET @@GLOBAL.GTID_PURGED`, `CHANGE MASTER TO`): run once, where the dump has
+    /// it, never replayed as session context.
+    Global(Statement),
     /// Schema and other statements run in order before the data that follows them.
     Schema(Statement),
     /// An INSERT/REPLACE for `db`.`table`.
@@ -179,7 +183,9 @@ impl Classifier {
         let words = object_words(&statement.text);
         let w = |i: usize| words.get(i).map(String::as_str).unwrap_or("");
         Ok(match w(0) {
+            "SET" if changes_global_state(&statement.text) => Item::Global(statement),
             "SET" => Item::Context(statement),
+            "CHANGE" if matches!(w(1), "MASTER" | "REPLICATION") => Item::Global(statement),
             "USE" => {
                 let db = use_target(&statement.text).ok_or_else(|| {
                     FormatError::corrupt(Path::new(source), Some(statement.offset), "USE without a database")
@@ -248,6 +254,23 @@ impl Classifier {
         let exists = if is_create { "IF NOT EXISTS" } else { "IF EXISTS" };
         Ok(format!("{verb} {kw} {exists} {}", ident::quote(&new)).into_bytes())
     }
+}
+
+/// `SET GLOBAL x = ...`, `SET @@GLOBAL.x = ...` (MySQL's GTID_PURGED), or a SET that
+/// assigns a global variable among session ones. `@@GLOBAL.x` read on the right-hand side
+/// (`SET @saved = @@GLOBAL.x`) does not count: only an assignment to one.
+fn changes_global_state(text: &[u8]) -> bool {
+    let upper = String::from_utf8_lossy(text).to_ascii_uppercase();
+    let words = sqltext::head_words(text, 2);
+    if words.get(1).is_some_and(|w| w == "GLOBAL" || w == "PERSIST") {
+        return true;
+    }
+    upper.split(',').any(|assignment| {
+        let target = assignment.split('=').next().unwrap_or_default();
+        let target = target.trim_start().trim_start_matches("/*!").trim_start_matches(|c: char| c.is_ascii_digit());
+        let target = target.trim_start().trim_start_matches("SET").trim_start();
+        target.starts_with("@@GLOBAL.") || target.starts_with("GLOBAL ")
+    })
 }
 
 fn no_database(source: &str, statement: &Statement) -> FormatError {
@@ -425,7 +448,7 @@ impl Scanner {
                 }
                 _ => {}
             },
-            Item::Context(_) | Item::Skip(_) => {}
+            Item::Context(_) | Item::Skip(_) | Item::Global(_) => {}
         }
         if !current.is_empty() && !summary.databases.contains(&current) {
             summary.databases.push(current);
@@ -615,6 +638,7 @@ mod tests {
     fn kind(c: &mut Classifier, text: &str) -> &'static str {
         match c.classify(st(text), "dump.sql").unwrap() {
             Item::Context(_) => "context",
+            Item::Global(_) => "global",
             Item::Schema(_) => "schema",
             Item::Rows { .. } => "rows",
             Item::Post(_) => "post",
@@ -646,6 +670,16 @@ mod tests {
         assert_eq!(kind(&mut c, "/*!50106 CREATE*/ /*!50117 DEFINER=`root`@`localhost`*/ /*!50106 EVENT `e` ON SCHEDULE EVERY 1 DAY DO SELECT 1 */"), "post");
         assert_eq!(kind(&mut c, "ALTER DATABASE `d` CHARACTER SET latin1"), "post");
         assert_eq!(kind(&mut c, "DROP PROCEDURE IF EXISTS `p`"), "post");
+        // Global state: once, never as session context.
+        assert_eq!(kind(&mut c, "SET GLOBAL gtid_slave_pos='0-1-3'"), "global");
+        assert_eq!(kind(&mut c, "CHANGE MASTER TO MASTER_USE_GTID=slave_pos"), "global");
+        assert_eq!(
+            kind(&mut c, "SET @@GLOBAL.GTID_PURGED=/*!80000 '+'*/ '3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5'"),
+            "global"
+        );
+        assert_eq!(kind(&mut c, "SET @MYSQLDUMP_TEMP_LOG_BIN = @@SESSION.SQL_LOG_BIN"), "context");
+        assert_eq!(kind(&mut c, "SET @saved = @@GLOBAL.time_zone"), "context");
+        assert_eq!(kind(&mut c, "/*!40103 SET TIME_ZONE='+00:00' */"), "context");
     }
 
     #[test]

@@ -79,6 +79,9 @@ pub mod step {
     pub const INDEXES: &str = "indexes";
     /// A post-data statement (name: `file#n`) ran.
     pub const POST: &str = "post";
+    /// A statement that changes the server's global state ran (name: its byte offset in the
+    /// dump, detail: its digest): it never runs twice.
+    pub const GLOBAL: &str = "global";
 }
 
 /// A chunk the checkpoints record as committed.

@@ -57,8 +57,13 @@ pub fn sql(server: &Sandbox, sql: &str) -> String {
 
 /// Loads the awkward data set into `db` on the source server.
 pub fn load_awkward(db: &str) {
+    load_awkward_into(source(), db);
+}
+
+/// Loads the awkward data set into `db` on `server`.
+pub fn load_awkward_into(server: &Sandbox, db: &str) {
     let text = std::fs::read_to_string(repo_root().join("fixtures/awkward/source.sql")).unwrap();
-    sql(source(), &text.replace("`awkward`", &format!("`{db}`")));
+    sql(server, &text.replace("`awkward`", &format!("`{db}`")));
 }
 
 /// Runs the floodgate binary.

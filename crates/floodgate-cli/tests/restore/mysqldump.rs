@@ -354,3 +354,26 @@ fn database_and_exclude_filters_pick_part_of_a_stream() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("not in the dump: md_sel_nope"), "{}", stderr(&out));
 }
+
+/// `mariadb-dump --no-create-info` writes rows only: they load into the tables the target
+/// already has (whose CREATE the dump never runs), as the mysql client would load them.
+#[test]
+fn a_dump_of_rows_only_loads_into_existing_tables() {
+    let db = "md_rows_only";
+    load_awkward(db);
+    let dir = tempfile::tempdir().unwrap();
+    let dump = mariadb_dump(dir.path(), &["--no-create-info", "--skip-triggers", db, "bulk", "customers"]);
+    let target = floodgate_sandbox::Sandbox::start(&options()).unwrap();
+    let schema = Command::new("mariadb-dump")
+        .args(["--no-defaults", "-uroot", "--no-data", "--skip-triggers", "--routines", "--databases", db])
+        .arg(format!("--socket={}", source().socket().display()))
+        .output()
+        .unwrap();
+    sql(&target, &String::from_utf8(schema.stdout).unwrap());
+    let out = restore(&target, &dump, &["--into", db, "-t", "3"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for table in ["bulk", "customers"] {
+        let count = |s: &floodgate_sandbox::Sandbox| sql(s, &format!("SELECT COUNT(*) FROM `{db}`.`{table}`"));
+        assert_eq!(count(&target), count(source()), "{table}");
+    }
+}

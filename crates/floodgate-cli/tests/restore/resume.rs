@@ -96,7 +96,10 @@ fn make_backup(kind: Backup, db: &str, dir: &Path) -> (PathBuf, Vec<&'static str
 
 fn restore_command(target: &Sandbox, backup: &Path, extra: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_floodgate"));
-    c.arg("restore").arg(backup).args(["-S"]).arg(target.socket()).args(["-u", "root", "-t", "2"]);
+    c.arg("restore").arg(backup).args(["-S"]).arg(target.socket()).args(["-u", "root"]);
+    if !extra.contains(&"-t") {
+        c.args(["-t", "2"]);
+    }
     c.args(["--progress", "plain"]).args(extra).env("FLOODGATE_PROGRESS_INTERVAL", "0.2");
     c
 }
@@ -439,4 +442,56 @@ fn fast_target_puts_settings_back() {
     assert_eq!(setting(&fresh, "sync_binlog"), "1");
     assert_same(&fingerprint(source(), db), &fingerprint(&fresh, db));
     no_checkpoints_left(&fresh);
+}
+
+/// A `mariadb-dump --gtid --master-data` dump sets the server's replication position: its
+/// `CHANGE MASTER TO` and `SET GLOBAL gtid_slave_pos` run once each, on one connection,
+/// across a kill -9 and the resume (the target's general log counts them), never replayed
+/// as session context on the loader and DDL connections.
+#[test]
+fn a_dumps_gtid_position_is_set_once_across_a_resume() {
+    let db = "res_gtid";
+    let src = Sandbox::start(&floodgate_sandbox::SandboxOptions { binlog: true, ..options() }).unwrap();
+    load_awkward_into(&src, db);
+    sql(
+        &src,
+        &format!(
+            "SET SESSION max_recursive_iterations = 1000000;
+             INSERT INTO `{db}`.bulk SELECT n, (n * 7919) % 1000, MD5(n), CONCAT(SHA1(n), '-', n) \
+             FROM (WITH RECURSIVE seq(n) AS (SELECT 2001 UNION ALL SELECT n + 1 FROM seq WHERE n < 20000) \
+             SELECT n FROM seq) s;"
+        ),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new("mariadb-dump")
+        .args(["--no-defaults", "-uroot", "--gtid", "--master-data", "--single-transaction", "--routines", "--events"])
+        .arg(format!("--socket={}", src.socket().display()))
+        .args(["--databases", db])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let gtid = text.split("SET GLOBAL gtid_slave_pos='").nth(1).and_then(|r| r.split('\'').next()).unwrap().to_string();
+    let dump = dir.path().join("gtid.sql");
+    std::fs::write(&dump, &out.stdout).unwrap();
+
+    let logged = floodgate_sandbox::SandboxOptions {
+        extra_args: vec!["--general-log=1".into(), "--log-output=TABLE".into()],
+        ..options()
+    };
+    let target = Sandbox::start(&logged).unwrap();
+    let flags = ["-t", "8", "--stream-chunk-size", "64KiB"];
+    assert!(matches!(run_to_failpoint(&target, &dump, &flags, "data.chunk:3"), Run::Killed));
+    let out = restore_command(&target, &dump, &flags).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let times = |pattern: &str| {
+        sql(&target, &format!("SELECT COUNT(*) FROM mysql.general_log WHERE argument LIKE '{pattern}%'"))
+            .trim()
+            .to_string()
+    };
+    assert_eq!(times("SET GLOBAL gtid_slave_pos"), "1");
+    assert_eq!(times("CHANGE MASTER TO"), "1");
+    assert_eq!(sql(&target, "SELECT @@GLOBAL.gtid_slave_pos").trim(), gtid);
+    sql(&target, "SET GLOBAL general_log = 0");
+    assert_same(&fingerprint(&src, db), &fingerprint(&target, db));
 }

@@ -186,6 +186,15 @@ impl Driver<'_, '_> {
                     self.work.ddl.log_session(&statement);
                 }
             }
+            Action::Global { statement, key, digest } => {
+                self.work
+                    .control
+                    .query_drop(&statement.text[..])
+                    .await
+                    .map_err(LoadError::sql(format!("{} at byte {}", session.source, statement.offset)))?;
+                checkpoint::record_step(self.work.control, session.ledger(), (step::GLOBAL, "", &key), Some(&digest))
+                    .await?;
+            }
             Action::RecordDatabase(db) => {
                 checkpoint::record_step(self.work.control, session.ledger(), (step::DATABASE, &db, ""), None).await?
             }

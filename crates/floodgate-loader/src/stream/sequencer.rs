@@ -16,6 +16,9 @@
 //!   dropping a database none of them belong to) also waits for every queued chunk.
 //! * Views, triggers, routines and events wait until after all data, with the session
 //!   statements around them.
+//! * A statement that changes the server's global state (`SET GLOBAL gtid_slave_pos`,
+//!   `CHANGE MASTER TO`) runs once, after every row before it, and is recorded so that a
+//!   resumed restore does not run it again.
 //! * Nothing the target already has is replaced unless `overwrite`; a resumed restore skips
 //!   the DDL of tables it created and the chunks it committed (whose content must match).
 
@@ -50,6 +53,9 @@ pub(crate) enum Action {
     Run { statement: Statement, session: bool, header: bool },
     /// Record the database as floodgate's before the CREATE DATABASE that follows.
     RecordDatabase(String),
+    /// Run once on the control connection and record it (`key`, `digest`): a statement that
+    /// changes the server's global state, which a resumed restore must not repeat.
+    Global { statement: Statement, key: String, digest: String },
     /// Wait until every CREATE handed out has run.
     WaitCreates,
     /// Wait until every chunk queued so far has committed.
@@ -284,6 +290,19 @@ impl Sequencer {
                 self.post.push(s);
             }
             Item::Skip(_) => {}
+            Item::Global(s) => {
+                let key = format!("byte {}", s.offset);
+                if !self.checkpoints.has(step::GLOBAL, "", &key) {
+                    // It takes effect where the dump has it: after every row before it (a
+                    // replication position must not claim rows that are not in yet).
+                    self.seal_open()?;
+                    if !self.ids.is_empty() {
+                        self.actions.extend([Action::WaitCreates, Action::WaitRows]);
+                    }
+                    let digest = checkpoint::content_digest([&s.text[..]]);
+                    self.actions.push(Action::Global { statement: s, key, digest });
+                }
+            }
             Item::Post(s) => {
                 self.in_header = false;
                 self.seal_open()?;
@@ -305,7 +324,14 @@ impl Sequencer {
             Item::Rows { db, table, statement } => {
                 self.in_header = false;
                 crate::target::refuse_own_schema(&self.rules.checkpoint_schema, std::iter::once(db.as_str()))?;
+                let key = (db.clone(), table.clone());
+                let never_created = !self.ids.contains_key(&key) && !self.resumed.contains_key(&key);
                 let id = self.table_id(&db, &table);
+                if never_created {
+                    // Rows for a table the dump does not create: it must exist on the target
+                    // already, and its loaders need not wait for a CREATE.
+                    self.actions.push(Action::Exists(id));
+                }
                 if self.open_table != Some(id) {
                     self.seal_open()?;
                     if self.sealed.contains(&id) {
@@ -332,7 +358,7 @@ impl Sequencer {
         match item {
             // `USE` of a database left out would fail: it was never created.
             Item::Context(s) => use_target(&s.text).is_none_or(|db| self.selection.wants_db(&db)),
-            Item::Skip(_) => true,
+            Item::Skip(_) | Item::Global(_) => true,
             Item::Rows { db, table, .. } => self.selection.wants_table(db, table),
             Item::Schema(s) => match schema_target(&s.text) {
                 Some(SchemaTarget::Table(db, t)) => {
@@ -655,6 +681,7 @@ mod tests {
                 )
             }
             Action::RecordDatabase(db) => format!("record {db}"),
+            Action::Global { statement, .. } => format!("global {}", text(statement)),
             Action::WaitCreates => "wait creates".into(),
             Action::WaitRows => "wait rows".into(),
             Action::Defer { table, deferred, .. } => format!("defer #{table} {}", deferred.join(",")),
@@ -815,6 +842,46 @@ mod tests {
         let err = seq.finish().expect_err("the chunk's content differs");
         assert!(err.to_string().contains("dump.sql at byte"), "{err}");
         assert!(err.to_string().contains("differ from those the interrupted restore loaded"), "{err}");
+    }
+
+    #[test]
+    fn global_statements_run_once_and_never_as_session_context() {
+        let mut seq = sequencer(rules());
+        let dump = [
+            "CHANGE MASTER TO MASTER_USE_GTID=slave_pos",
+            DUMP[0],
+            "USE `d`",
+            "INSERT INTO `t` VALUES (1)",
+            "SET GLOBAL gtid_slave_pos='0-1-3'",
+        ];
+        let actions = feed(&mut seq, &dump, &[]).unwrap();
+        assert_eq!(
+            actions,
+            [
+                "global CHANGE MASTER TO MASTER_USE_GTID=slave_pos",
+                "run session header /*!40101 SET NAMES utf8mb4 */",
+                "run session header USE `d`",
+                "table d.t",
+                "exists #0",
+                // The position is set after the rows before it are in.
+                "chunk #0.0 of 1 statements",
+                "seal #0",
+                "wait creates",
+                "wait rows",
+                "global SET GLOBAL gtid_slave_pos='0-1-3'",
+            ]
+        );
+        let (_, post) = finish(seq);
+        assert!(!post.iter().any(|p| p.contains("GLOBAL") || p.contains("CHANGE")), "{post:?}");
+        // A resumed restore that ran them skips them.
+        let mut checkpoints = Checkpoints::default();
+        // `feed` puts each statement two bytes after the one before.
+        let second = format!("byte {}", dump[..4].iter().map(|s| s.len() + 2).sum::<usize>());
+        checkpoints.set_for_tests(&[(step::GLOBAL, "", "byte 0", None), (step::GLOBAL, "", &second, None)], &[]);
+        let mut seq =
+            Sequencer::new("dump.sql".into(), Selection::default(), rules(), Arc::new(checkpoints), Resumed::new());
+        let actions = feed(&mut seq, &dump, &[]).unwrap();
+        assert!(!actions.iter().any(|a| a.starts_with("global")), "{actions:?}");
     }
 
     #[test]
