@@ -156,6 +156,18 @@ pub struct RestoreArgs {
     /// two statements, or the dump did not finish): without it such a file is refused.
     #[arg(long)]
     pub allow_incomplete: bool,
+    /// Restore into a server whose replication threads are running (refused otherwise: the
+    /// restored rows would conflict with what it replicates).
+    #[arg(long)]
+    pub allow_replica: bool,
+    /// Create views, routines, triggers and events without their DEFINER (the restoring
+    /// account becomes their definer), as myloader's --skip-definer.
+    #[arg(long, conflicts_with = "definer")]
+    pub skip_definer: bool,
+    /// Create views, routines, triggers and events with this definer (USER@HOST) instead of
+    /// the backup's.
+    #[arg(long, value_name = "USER@HOST", value_parser = parse_definer)]
+    pub definer: Option<String>,
     /// SQL per chunk of a mysqldump stream (suffixes K, M, G). Resuming needs the same value.
     #[arg(long, default_value = "4MiB", value_parser = parse_size, hide = true)]
     pub stream_chunk_size: u64,
@@ -353,9 +365,27 @@ pub fn mysql_style_password(argv: Vec<OsString>) -> Vec<OsString> {
         .collect()
 }
 
+/// `USER@HOST`, each part bare or quoted, as a quoted account.
+fn parse_definer(text: &str) -> Result<String, String> {
+    let (user, host) = text.rsplit_once('@').ok_or("USER@HOST, e.g. app@localhost or 'app'@'%'")?;
+    let unquote = |s: &str| s.trim().trim_matches(|c| c == '\'' || c == '`' || c == '"').to_string();
+    let (user, host) = (unquote(user), unquote(host));
+    if user.is_empty() || host.is_empty() {
+        return Err("USER@HOST, e.g. app@localhost or 'app'@'%'".into());
+    }
+    Ok(format!("{}@{}", floodgate_format::ident::quote(&user), floodgate_format::ident::quote(&host)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn definer_accounts() {
+        assert_eq!(parse_definer("app@localhost").unwrap(), "`app`@`localhost`");
+        assert_eq!(parse_definer("'app'@'%'").unwrap(), "`app`@`%`");
+        assert!(parse_definer("nobody").is_err());
+    }
 
     #[test]
     fn password_syntax() {

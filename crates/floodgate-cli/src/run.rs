@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use floodgate_conn::CheckpointSchema;
+use floodgate_format::objects::DefinerRule;
 use floodgate_format::{Backup, ErrorClass, RestorePlan, Selection};
 use floodgate_loader::{Progress, RestoreOptions, VerifyMode};
 
@@ -76,6 +77,12 @@ fn restore(args: RestoreArgs) -> Result<()> {
         convert_min_bytes: args.convert_min_size,
         restart: args.restart,
         allow_incomplete: args.allow_incomplete,
+        allow_replica: args.allow_replica,
+        definers: match (&args.definer, args.skip_definer) {
+            (Some(account), _) => DefinerRule::Replace(account.clone()),
+            (None, true) => DefinerRule::Skip,
+            (None, false) => DefinerRule::Keep,
+        },
         checkpoint_schema: CheckpointSchema::new(&args.checkpoint_schema),
         keep_checkpoints: args.keep_checkpoints,
         reconnect_wait: std::time::Duration::from_secs(args.wait_for_target),

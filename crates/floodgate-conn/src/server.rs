@@ -9,19 +9,56 @@ use mysql_async::Conn;
 use crate::schema::{CheckpointSchema, Owner};
 use crate::{ConnError, Result};
 
-/// A server's version, read once per command.
+/// A server's version and the settings that decide what may be sent to it, read once per
+/// command.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServerInfo {
     /// `SELECT VERSION()`, e.g. `10.11.19-MariaDB-0+deb12u1` or `8.0.40`.
     pub version: String,
+    /// The largest statement the server accepts, in bytes.
+    pub max_allowed_packet: u64,
+    /// `read_only` (or MySQL's `super_read_only`) is on: the server is not meant to be
+    /// written to.
+    pub read_only: bool,
 }
 
 impl ServerInfo {
-    /// Reads the version over `conn`.
+    /// Reads the version and settings over `conn`.
     pub async fn read(conn: &mut Conn) -> Result<ServerInfo> {
-        let version: Option<String> =
-            conn.query_first("SELECT VERSION()").await.map_err(ConnError::sql("reading the server version"))?;
-        Ok(ServerInfo { version: version.unwrap_or_default() })
+        let row: Option<(String, u64, u64)> = conn
+            .query_first("SELECT VERSION(), @@GLOBAL.max_allowed_packet, @@GLOBAL.read_only")
+            .await
+            .map_err(ConnError::sql("reading the server version"))?;
+        let (version, max_allowed_packet, read_only) = row.unwrap_or_default();
+        let mut info = ServerInfo { version, max_allowed_packet, read_only: read_only != 0 };
+        if info.is_mysql8() {
+            let super_read_only: Option<u64> = conn
+                .query_first("SELECT @@GLOBAL.super_read_only")
+                .await
+                .map_err(ConnError::sql("reading super_read_only"))?;
+            info.read_only |= super_read_only.unwrap_or(0) != 0;
+        }
+        Ok(info)
+    }
+
+    /// Whether the server replicates from another (its replication SQL or I/O thread runs),
+    /// or None when this account may not look (no REPLICATION CLIENT / SLAVE MONITOR).
+    pub async fn is_replica(&self, conn: &mut Conn) -> Option<bool> {
+        let statement = match self.is_mariadb() {
+            true => "SHOW ALL SLAVES STATUS",
+            false if self.major_minor() >= (8, 0) => "SHOW REPLICA STATUS",
+            false => "SHOW SLAVE STATUS",
+        };
+        let rows: Vec<mysql_async::Row> = conn.query(statement).await.ok()?;
+        let running = |row: &mysql_async::Row, column: &str| {
+            row.columns_ref().iter().position(|c| c.name_str() == column).and_then(|i| row.get::<String, _>(i))
+                == Some("Yes".to_string())
+        };
+        Some(rows.iter().any(|r| {
+            ["Slave_SQL_Running", "Slave_IO_Running", "Replica_SQL_Running", "Replica_IO_Running"]
+                .iter()
+                .any(|c| running(r, c))
+        }))
     }
 
     /// MariaDB (any version), as opposed to MySQL.
@@ -129,10 +166,10 @@ mod tests {
 
     #[test]
     fn versions() {
-        let maria = ServerInfo { version: "10.11.19-MariaDB-0+deb12u1".into() };
+        let maria = ServerInfo { version: "10.11.19-MariaDB-0+deb12u1".into(), ..Default::default() };
         assert!(maria.is_mariadb() && !maria.is_mysql8());
         assert_eq!(maria.major_minor(), (10, 11));
-        let mysql = ServerInfo { version: "8.0.40".into() };
+        let mysql = ServerInfo { version: "8.0.40".into(), ..Default::default() };
         assert!(mysql.is_mysql8());
         assert_eq!(ServerInfo::default().major_minor(), (0, 0));
     }
@@ -141,9 +178,10 @@ mod tests {
     fn mysql8_loses_no_auto_create_user() {
         let settings =
             SessionSettings { sql_mode: Some("NO_AUTO_CREATE_USER,ANSI_QUOTES".into()), ..Default::default() };
-        let mysql = load_session(&settings, false, &ServerInfo { version: "8.0.40".into() });
+        let mysql = load_session(&settings, false, &ServerInfo { version: "8.0.40".into(), ..Default::default() });
         assert!(mysql.contains(&"SET SESSION sql_mode = 'ANSI_QUOTES'".to_string()), "{mysql:?}");
-        let maria = load_session(&settings, true, &ServerInfo { version: "10.11.2-MariaDB".into() });
+        let maria =
+            load_session(&settings, true, &ServerInfo { version: "10.11.2-MariaDB".into(), ..Default::default() });
         assert!(!maria.contains(&SKIP_BINLOG.to_string()));
         assert!(maria.iter().any(|s| s.contains("NO_AUTO_CREATE_USER")));
     }

@@ -278,3 +278,155 @@ mod tests {
         }
     }
 }
+
+/// What to do with the `DEFINER=` clause of a view, routine, trigger or event.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum DefinerRule {
+    /// Create the object with the definer the backup names.
+    #[default]
+    Keep,
+    /// Leave the clause out: the object is created with the restoring account as definer.
+    Skip,
+    /// Name this account instead (`user`@`host`, quoted).
+    Replace(String),
+}
+
+/// Where a statement's `DEFINER = account` clause is, and the account it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Definer {
+    /// Byte range of `DEFINER = account` in the statement.
+    pub span: std::ops::Range<usize>,
+    /// The account: (user, host), unquoted; None for `CURRENT_USER`.
+    pub account: Option<(String, String)>,
+}
+
+/// The `DEFINER=` clause in the head of a CREATE statement (before the object's keyword,
+/// inside a conditional comment or not), if it has one. `SQL SECURITY DEFINER` is not one.
+pub fn definer(text: &[u8]) -> Option<Definer> {
+    let mut i = 0;
+    while i < text.len() {
+        let c = text[i];
+        if matches!(c, b'\'' | b'"' | b'`') {
+            i += text[i + 1..].iter().position(|&d| d == c)? + 2;
+            continue;
+        }
+        if !(c.is_ascii_alphabetic() || c == b'_') {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < text.len() && (text[i].is_ascii_alphanumeric() || text[i] == b'_') {
+            i += 1;
+        }
+        let word = text[start..i].to_ascii_uppercase();
+        if ObjectKind::from_word(&String::from_utf8_lossy(&word)).is_some() {
+            return None; // the object's name and body follow: no clause in the head
+        }
+        if word == b"DEFINER" {
+            let mut j = crate::sqltext::skip_ws(text, i);
+            if text.get(j) != Some(&b'=') {
+                continue; // SQL SECURITY DEFINER
+            }
+            j = crate::sqltext::skip_ws(text, j + 1);
+            let (account, end) = account(text, j)?;
+            return Some(Definer { span: start..end, account });
+        }
+    }
+    None
+}
+
+/// `CURRENT_USER[()]` or `user@host`, each part quoted or bare; returns it and where it ends.
+fn account(text: &[u8], at: usize) -> Option<(Option<(String, String)>, usize)> {
+    let rest = &text[at..];
+    if rest.len() >= 12 && rest[..12].eq_ignore_ascii_case(b"CURRENT_USER") {
+        let end = at + 12;
+        let end = if text[end..].starts_with(b"()") { end + 2 } else { end };
+        return Some((None, end));
+    }
+    let (user, end) = account_part(text, at)?;
+    if text.get(end) != Some(&b'@') {
+        return Some((Some((user, "%".into())), end));
+    }
+    let (host, end) = account_part(text, end + 1)?;
+    Some((Some((user, host)), end))
+}
+
+fn account_part(text: &[u8], at: usize) -> Option<(String, usize)> {
+    let q = *text.get(at)?;
+    if matches!(q, b'`' | b'\'' | b'"') {
+        let mut out = Vec::new();
+        let mut i = at + 1;
+        while i < text.len() {
+            if text[i] == q {
+                if text.get(i + 1) == Some(&q) {
+                    out.push(q);
+                    i += 2;
+                    continue;
+                }
+                return Some((String::from_utf8_lossy(&out).into_owned(), i + 1));
+            }
+            out.push(text[i]);
+            i += 1;
+        }
+        return None;
+    }
+    let len =
+        text[at..].iter().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'%' | b'-')).count();
+    (len > 0).then(|| (String::from_utf8_lossy(&text[at..at + len]).into_owned(), at + len))
+}
+
+/// The statement with its `DEFINER=` clause treated as `rule` says.
+pub fn apply_definer_rule<'a>(text: &'a [u8], rule: &DefinerRule) -> std::borrow::Cow<'a, [u8]> {
+    let Some(found) = definer(text).filter(|_| *rule != DefinerRule::Keep) else {
+        return std::borrow::Cow::Borrowed(text);
+    };
+    let mut out = text[..found.span.start].to_vec();
+    if let DefinerRule::Replace(account) = rule {
+        out.extend_from_slice(b"DEFINER=");
+        out.extend_from_slice(account.as_bytes());
+    }
+    out.extend_from_slice(&text[found.span.end..]);
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod definer_tests {
+    use super::*;
+
+    #[test]
+    fn definers_of_what_dump_tools_write() {
+        let view = b"/*!50001 CREATE ALGORITHM=UNDEFINED */ /*!50013 DEFINER=`ghost`@`%` SQL SECURITY DEFINER */ /*!50001 VIEW `v` AS select 1 */";
+        let d = definer(view).unwrap();
+        assert_eq!(d.account, Some(("ghost".into(), "%".into())));
+        assert_eq!(&view[d.span.clone()], b"DEFINER=`ghost`@`%`");
+        let skipped = apply_definer_rule(view, &DefinerRule::Skip);
+        assert_eq!(
+            String::from_utf8_lossy(&skipped),
+            "/*!50001 CREATE ALGORITHM=UNDEFINED */ /*!50013  SQL SECURITY DEFINER */ /*!50001 VIEW `v` AS select 1 */"
+        );
+        let replaced = apply_definer_rule(view, &DefinerRule::Replace("`app`@`localhost`".into()));
+        assert!(String::from_utf8_lossy(&replaced).contains("/*!50013 DEFINER=`app`@`localhost` SQL SECURITY"));
+        let routine = b"CREATE DEFINER='root'@'localhost' PROCEDURE p() SELECT 'DEFINER=`x`@`y`'";
+        assert_eq!(definer(routine).unwrap().account, Some(("root".into(), "localhost".into())));
+        assert_eq!(
+            definer(b"CREATE DEFINER = CURRENT_USER() TRIGGER t BEFORE INSERT ON x FOR EACH ROW SET @a=1")
+                .unwrap()
+                .account,
+            None
+        );
+        assert_eq!(definer(b"CREATE PROCEDURE p() SELECT 'DEFINER=`x`@`y`'"), None, "only in the head");
+        assert_eq!(definer(b"CREATE SQL SECURITY DEFINER VIEW v AS SELECT 1"), None);
+        assert_eq!(
+            apply_definer_rule(b"CREATE VIEW v AS SELECT 1", &DefinerRule::Skip),
+            &b"CREATE VIEW v AS SELECT 1"[..]
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(text in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            let _ = definer(&text);
+            let _ = apply_definer_rule(&text, &DefinerRule::Skip);
+        }
+    }
+}

@@ -211,14 +211,15 @@ pub(crate) async fn run_pieces(
     conn: &mut Conn,
     spec: &TableSpec,
     pieces: Vec<Piece>,
-    source: &str,
+    (source, max_packet): (&str, u64),
     outcome: &mut Outcome,
 ) -> Result<()> {
     let name = qualified(&spec.db, &spec.name);
     for piece in pieces {
         match piece {
             Piece::Insert(s) => {
-                run_insert(conn, &s.text, &format!("{source} at byte {} ({name})", s.offset), outcome).await?;
+                let at = format!("{source} at byte {} ({name})", s.offset);
+                run_insert(conn, &s.text, (&at, max_packet), outcome).await?;
             }
             Piece::Load { columns, data, rows, first_offset } => {
                 let at = format!("{source} at byte {first_offset} ({name})");
@@ -242,8 +243,16 @@ pub(crate) async fn run_pieces(
 }
 
 /// Runs one INSERT as written, adding the rows it stored to `outcome`; a warning (a value the
-/// server changed) is an error naming `at`.
-pub(crate) async fn run_insert(conn: &mut Conn, text: &[u8], at: &str, outcome: &mut Outcome) -> Result<()> {
+/// server changed) is an error naming `at`, and so is a statement larger than the server's
+/// `max_allowed_packet`, found before it is sent (the server would drop the connection, which
+/// looks like a transient failure).
+pub(crate) async fn run_insert(
+    conn: &mut Conn,
+    text: &[u8],
+    (at, max_packet): (&str, u64),
+    outcome: &mut Outcome,
+) -> Result<()> {
+    sql::fits_packet(text, max_packet, at)?;
     conn.query_drop(text).await.map_err(LoadError::sql(at))?;
     outcome.rows += conn.affected_rows();
     outcome.inserts += 1;

@@ -105,7 +105,7 @@ pub async fn restore(
         Source::Planned(plan) => plan.session.clone(),
         Source::Stream(_) => Default::default(),
     };
-    let (mut control, server, init) = target::open(&target, options.binlog, &settings).await?;
+    let (mut control, server, init) = target::open(&target, &options, &settings).await?;
     let identity = identify(&source, &options, &progress)?;
     if needs_local_infile(&source, &options) {
         target::check_local_infile(&mut control).await?;
@@ -141,6 +141,7 @@ pub async fn restore(
         checkpoints: Arc::new(checkpoints),
         tables: Tables::new(complete_tx),
         source: name.clone(),
+        max_packet: server.max_allowed_packet,
     });
     let threads = session.options.threads.max(1);
     let queue = Arc::new(ChunkQueue::new(match &source {
@@ -199,7 +200,7 @@ pub async fn restore(
     let t = Instant::now();
     progress.set_phase(Phase::Post);
     let mut post_conn = session.connect().await?;
-    let applied = post::apply(&mut post_conn, &session.checkpoints, &post_data).await?;
+    let applied = post::apply(&mut post_conn, &session.checkpoints, &post_data, &session.options.definers).await?;
     let _ = post_conn.disconnect().await;
     phases.post = t.elapsed().as_secs_f64();
 

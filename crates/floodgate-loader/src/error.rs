@@ -32,6 +32,9 @@ pub enum LoadError {
         /// What differs.
         reason: String,
     },
+    /// A statement is larger than the target accepts (`max_allowed_packet`).
+    #[error("{0}")]
+    TooLarge(String),
     /// A bug: a task that panicked, a state that cannot happen.
     #[error("internal error: {0}")]
     Internal(String),
@@ -67,6 +70,7 @@ impl Classify for LoadError {
             LoadError::Chunk { source, .. } => source.class(),
             LoadError::Refused(_) => ErrorClass::Refused,
             LoadError::Integrity { .. } => ErrorClass::Integrity,
+            LoadError::TooLarge(_) => ErrorClass::Failed,
             LoadError::Internal(_) => ErrorClass::Internal,
         }
     }

@@ -138,7 +138,8 @@ impl Ready {
                     .await
                     .map_err(LoadError::sql(format!("{}: starting a transaction", qualified(&db, &name))))?;
                 let mut outcome = Outcome::default();
-                convert::run_pieces(conn, spec, pieces.clone(), &session.source, &mut outcome).await?;
+                convert::run_pieces(conn, spec, pieces.clone(), (&session.source, session.max_packet), &mut outcome)
+                    .await?;
                 (outcome, Some(content.as_str()))
             }
         };
@@ -212,7 +213,9 @@ impl FileRun<'_> {
                 let at = format!("{name}: {file} at byte {}", s.offset);
                 match sql::kind(&s.text) {
                     StatementKind::Insert if self.convert => self.pending.push(s),
-                    StatementKind::Insert => convert::run_insert(conn, &s.text, &at, &mut self.outcome).await?,
+                    StatementKind::Insert => {
+                        convert::run_insert(conn, &s.text, (&at, self.session.max_packet), &mut self.outcome).await?
+                    }
                     StatementKind::LoadData => {
                         self.flush(conn).await?;
                         self.outcome.rows += load_data(self.session, conn, chunk, &s.text, &at).await?;
@@ -246,7 +249,7 @@ impl FileRun<'_> {
             .run(move || convert::encode_chunk(&encoder, statements))
             .await
             .ok_or_else(|| LoadError::Internal("the encoder stopped".into()))?;
-        convert::run_pieces(conn, &spec, pieces, &self.file, &mut self.outcome).await
+        convert::run_pieces(conn, &spec, pieces, (&self.file, self.session.max_packet), &mut self.outcome).await
     }
 }
 

@@ -12,8 +12,8 @@
 
 use std::collections::BTreeSet;
 
-use floodgate_format::ident::quote;
-use floodgate_format::objects::{object_change, ObjectKind};
+use floodgate_format::ident::{qualified, quote};
+use floodgate_format::objects::{apply_definer_rule, definer, object_change, Definer, DefinerRule, ObjectKind};
 use floodgate_format::split::Statement;
 use floodgate_format::sqltext::head_words;
 use mysql_async::prelude::Queryable;
@@ -139,9 +139,16 @@ pub(crate) struct Applied {
     pub views: usize,
 }
 
-/// Runs the passes over `post` on `conn`.
-pub(crate) async fn apply(conn: &mut Conn, checkpoints: &Checkpoints, post: &PostData) -> Result<Applied> {
-    let mut runner = Runner { conn, checkpoints, at: None, views: BTreeSet::new() };
+/// Runs the passes over `post` on `conn`, each object's `DEFINER=` treated as `definers`
+/// says, once every definer the objects will have is known to exist on the target.
+pub(crate) async fn apply(
+    conn: &mut Conn,
+    checkpoints: &Checkpoints,
+    post: &PostData,
+    definers: &DefinerRule,
+) -> Result<Applied> {
+    refuse_missing_definers(conn, post, definers).await?;
+    let mut runner = Runner { conn, checkpoints, definers, at: None, views: BTreeSet::new() };
     for script in &post.scripts {
         for unit in script.units(Pass::Routines) {
             runner.run(script, &unit).await?;
@@ -159,6 +166,7 @@ pub(crate) async fn apply(conn: &mut Conn, checkpoints: &Checkpoints, post: &Pos
 struct Runner<'a> {
     conn: &'a mut Conn,
     checkpoints: &'a Checkpoints,
+    definers: &'a DefinerRule,
     /// The script (by key) whose session this connection stands in, and how far into it.
     at: Option<(String, usize)>,
     /// Views created, by (database or script, name).
@@ -212,7 +220,8 @@ impl Runner<'_> {
             let s = &script.statements[i];
             let key = format!("{}#{i}", script.key);
             if !self.checkpoints.has(step::POST, &script.db, &key) {
-                match self.conn.query_drop(&s.text[..]).await {
+                let text = apply_definer_rule(&s.text, self.definers);
+                match self.conn.query_drop(&text[..]).await {
                     Ok(()) => {}
                     // The one statement a killed run may have completed without recording it.
                     Err(e) if self.checkpoints.is_resume() && checkpoint::already_exists(&e) => {}
@@ -256,6 +265,67 @@ impl Runner<'_> {
         self.at = Some((script.key.clone(), i));
         Ok(())
     }
+}
+
+/// Refuses to create objects whose definer (as `rule` leaves it) has no account on the
+/// target: they would be created, with a note, and fail when used (a view, a trigger on every
+/// insert). Each is named. Where this account may not read the account list, the check is
+/// skipped with a warning.
+async fn refuse_missing_definers(conn: &mut Conn, post: &PostData, rule: &DefinerRule) -> Result<()> {
+    let mut missing = Vec::new();
+    let mut known: std::collections::HashMap<(String, String), bool> = Default::default();
+    for script in &post.scripts {
+        let mut current_db = script.use_db.clone().unwrap_or_else(|| script.db.clone());
+        for (s, role) in script.statements.iter().zip(&script.roles) {
+            if let Some(db) = floodgate_format::mysqldump::use_target(&s.text) {
+                current_db = db;
+            }
+            let Role::Object(_) = role else { continue };
+            let text = apply_definer_rule(&s.text, rule);
+            let (Some(change), Some(Definer { account: Some(account), .. })) = (object_change(&text), definer(&text))
+            else {
+                continue;
+            };
+            let exists = match known.get(&account) {
+                Some(&exists) => exists,
+                None => match account_exists(conn, &account).await {
+                    Some(exists) => *known.entry(account.clone()).or_insert(exists),
+                    None => {
+                        tracing::warn!("cannot read the target's accounts: the definers of views, routines, triggers and events are not checked");
+                        return Ok(());
+                    }
+                },
+            };
+            if !exists {
+                let db = change.database.clone().unwrap_or_else(|| current_db.clone());
+                missing.push(format!(
+                    "{} {} (DEFINER=`{}`@`{}`)",
+                    change.kind.name(),
+                    qualified(&db, &change.name),
+                    account.0,
+                    account.1
+                ));
+            }
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    missing.dedup();
+    Err(LoadError::Refused(format!(
+        "the backup's {} object(s) name a definer the target has no account for: {}. They were not created \
+         (the rows are restored and checkpointed). Create those accounts, or run again with --skip-definer \
+         (create them as the restoring account) or --definer USER@HOST.",
+        missing.len(),
+        missing.join(", ")
+    )))
+}
+
+/// Whether `user`@`host` is an account on the target; None if this account may not look.
+async fn account_exists(conn: &mut Conn, (user, host): &(String, String)) -> Option<bool> {
+    let n: Option<u64> =
+        conn.exec_first("SELECT COUNT(*) FROM mysql.user WHERE User = ? AND Host = ?", (user, host)).await.ok()?;
+    Some(n.unwrap_or(0) > 0)
 }
 
 #[cfg(test)]

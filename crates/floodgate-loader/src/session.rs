@@ -48,6 +48,10 @@ pub struct RestoreOptions {
     pub convert_min_bytes: u64,
     /// Restore a mysqldump file that lacks its `-- Dump completed` trailer.
     pub allow_incomplete: bool,
+    /// Restore into a server whose replication is running.
+    pub allow_replica: bool,
+    /// What to do with the `DEFINER=` of views, routines, triggers and events.
+    pub definers: floodgate_format::objects::DefinerRule,
     /// Require an interrupted restore to continue; refuse to start a fresh one.
     pub resume: bool,
     /// Discard an unfinished restore's checkpoints and partial tables first.
@@ -72,6 +76,8 @@ impl Default for RestoreOptions {
             stream_chunk_bytes: crate::stream::CHUNK_BYTES,
             convert_min_bytes: crate::job::CONVERT_MIN_BYTES,
             allow_incomplete: false,
+            allow_replica: false,
+            definers: Default::default(),
             resume: false,
             restart: false,
             keep_checkpoints: false,
@@ -98,6 +104,8 @@ pub(crate) struct Session {
     pub tables: Tables,
     /// The backup, for messages: a directory or a file (or `<stdin>`).
     pub source: String,
+    /// The largest statement the target accepts (`max_allowed_packet`).
+    pub max_packet: u64,
 }
 
 impl Session {

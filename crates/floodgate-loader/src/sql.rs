@@ -61,6 +61,20 @@ pub async fn reject_data_warnings(conn: &mut Conn, at: &str) -> Result<()> {
     })
 }
 
+/// Refuses a statement larger than the server accepts (`max_allowed_packet`; 0: unknown),
+/// naming it and both sizes: sent, it would cost a dropped connection and eight retries.
+pub fn fits_packet(text: &[u8], max_packet: u64, at: &str) -> Result<()> {
+    let len = text.len() as u64;
+    if max_packet == 0 || len < max_packet {
+        return Ok(());
+    }
+    Err(LoadError::TooLarge(format!(
+        "{at}: the statement is {len} bytes, larger than the target's max_allowed_packet ({max_packet}); \
+         raise it on the target (SET GLOBAL max_allowed_packet = {}) and run again",
+        len.next_power_of_two().max(1 << 20)
+    )))
+}
+
 /// The error for a failed LOAD DATA LOCAL: a clear refusal when the server does not allow
 /// LOCAL INFILE (MySQL 1148/3948, MariaDB 4166), else the server's error at `at`.
 pub fn load_data_error(at: &str, e: mysql_async::Error) -> LoadError {

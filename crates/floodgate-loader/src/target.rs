@@ -12,18 +12,21 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
 use crate::checkpoint::{step, Checkpoints};
+use crate::session::RestoreOptions;
 use crate::{LoadError, Result};
 
-/// Connects, reads the server version, and runs the load session once to surface missing
-/// privileges before anything changes. Returns the connection, the server and the session.
+/// Connects, reads the server version, refuses a target that is not meant to be written to,
+/// and runs the load session once to surface missing privileges before anything changes.
+/// Returns the connection, the server and the session.
 pub(crate) async fn open(
     target: &ConnectOptions,
-    binlog: bool,
+    options: &RestoreOptions,
     settings: &SessionSettings,
 ) -> Result<(Conn, ServerInfo, Vec<String>)> {
     let mut conn = floodgate_conn::connect(target, &[]).await?;
     let server = ServerInfo::read(&mut conn).await?;
-    let init = load_session(settings, binlog, &server);
+    refuse_unfit(&mut conn, &server, options.allow_replica, target).await?;
+    let init = load_session(settings, options.binlog, &server);
     for s in &init {
         conn.query_drop(s.as_str()).await.map_err(|e| match ConnError::session(s, e) {
             ConnError::Refused(why) => {
@@ -33,6 +36,36 @@ pub(crate) async fn open(
         })?;
     }
     Ok((conn, server, init))
+}
+
+/// A read-only server, or one replicating from another (unless `allow_replica`), is refused
+/// before anything is written: restoring into it would fight its owner or its replication.
+async fn refuse_unfit(
+    conn: &mut Conn,
+    server: &ServerInfo,
+    allow_replica: bool,
+    target: &ConnectOptions,
+) -> Result<()> {
+    if server.read_only {
+        return Err(LoadError::Refused(format!(
+            "{} is read-only (read_only or super_read_only is ON): it is not meant to be written to. Nothing was \
+             changed. Restore into a writable server, or turn read_only off first if this one is meant to take it.",
+            target.describe()
+        )));
+    }
+    match server.is_replica(conn).await {
+        Some(true) if !allow_replica => Err(LoadError::Refused(format!(
+            "{} is a replica (its replication threads are running): rows restored into it would conflict with what \
+             it replicates. Nothing was changed. Restore into its primary, stop its replication, or pass \
+             --allow-replica if you mean it.",
+            target.describe()
+        ))),
+        Some(_) => Ok(()),
+        None => {
+            tracing::warn!("cannot tell whether the target is a replica (this account may not see its status)");
+            Ok(())
+        }
+    }
 }
 
 /// Refuses a target that will not take LOAD DATA LOCAL INFILE, which every source but a

@@ -12,3 +12,4 @@ mod mysqldump;
 mod native;
 mod ownership;
 mod resume;
+mod unfit_targets;
