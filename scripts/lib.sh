@@ -5,6 +5,11 @@ FG_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # rustup installs cargo under ~/.cargo/bin, which a non-login shell may not have on PATH.
 export PATH="$HOME/.cargo/bin:$PATH:/usr/sbin"
 
+# The sandboxes let in the operating-system account that started them, by MariaDB's
+# unix_socket, as the database account of the same name (root for root): no password.
+FG_USER="$(id -un)"
+export FG_USER
+
 log() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
 
 # Installs the Debian packages the given tools need, if any is missing. apt-get update runs
@@ -38,7 +43,8 @@ ensure_tools() {
 }
 
 # start_sandbox NAME [floodgate-sandbox args...]: starts a throwaway server that lives until
-# this shell exits, and sets NAME_SOCKET, NAME_PORT, NAME_DIR and NAME_PID.
+# this shell exits, and sets NAME_SOCKET, NAME_DIR, NAME_PID and NAME_USER (and NAME_PORT
+# with --tcp). It listens on its socket only unless given --tcp.
 start_sandbox() {
     local name="$1"
     shift
@@ -69,7 +75,7 @@ start_sandbox() {
 sql() {
     local sock="$1"
     shift
-    mariadb --no-defaults -uroot --socket="$sock" "$@"
+    mariadb --no-defaults -u"$FG_USER" --socket="$sock" "$@"
 }
 
 # timed OUTFILE CMD...: runs CMD, appends "wall user sys maxrss_kb" to OUTFILE.

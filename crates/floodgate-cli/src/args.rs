@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::secret::Secret;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "floodgate",
@@ -68,7 +70,7 @@ pub struct ConnArgs {
     pub user: Option<String>,
     /// Password; `-pSECRET` (attached) or `-p` alone to be asked. MYSQL_PWD is read too.
     #[arg(long = "password", value_name = "PASS")]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// Ask for the password on the terminal (what a bare `-p` means).
     #[arg(long = "password-prompt", hide = true)]
     pub password_prompt: bool,
@@ -397,7 +399,8 @@ mod tests {
         assert_eq!(out[5], "-P");
         let cli = Cli::try_parse_from(out).unwrap();
         let Command::Restore(r) = cli.command else { panic!() };
-        assert_eq!(r.conn.password.as_deref(), Some("secret"));
+        assert_eq!(r.conn.password.as_ref().map(Secret::expose), Some("secret"));
+        assert!(!format!("{r:?}").contains("secret"), "Debug hides the password: {r:?}");
         assert!(r.conn.password_prompt);
         assert_eq!(r.conn.port, Some(3306));
     }

@@ -1,6 +1,9 @@
 //! Turns connection flags, option files and MYSQL_PWD into ConnectOptions, as `mysql` does:
-//! flags win over the option file, which wins over the environment.
+//! flags win over the option file, which wins over the environment. An option file anyone
+//! may write is ignored, with mysql's warning: whoever wrote it would choose the server
+//! floodgate sends the password to, or the account it logs in as.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use floodgate_format::ErrorClass;
@@ -9,6 +12,7 @@ use crate::failure::{OrFail, Result};
 use floodgate_conn::ConnectOptions;
 
 use crate::args::ConnArgs;
+use crate::secret::Secret;
 
 /// The `[client]` section of an option file (only the keys floodgate uses).
 #[derive(Debug, Default)]
@@ -16,7 +20,7 @@ struct ClientSection {
     host: Option<String>,
     port: Option<u16>,
     user: Option<String>,
-    password: Option<String>,
+    password: Option<Secret>,
     socket: Option<PathBuf>,
 }
 
@@ -40,7 +44,7 @@ fn parse_option_file(text: &str) -> ClientSection {
             "host" => out.host = Some(v),
             "port" => out.port = v.parse().ok(),
             "user" => out.user = Some(v),
-            "password" => out.password = Some(v),
+            "password" => out.password = Some(Secret::from(v)),
             "socket" => out.socket = Some(PathBuf::from(v)),
             _ => {}
         }
@@ -50,21 +54,40 @@ fn parse_option_file(text: &str) -> ClientSection {
 
 fn option_file(explicit: Option<&Path>) -> Result<ClientSection> {
     if let Some(path) = explicit {
+        if world_writable(path) {
+            return Ok(ignored(path));
+        }
         let text = std::fs::read_to_string(path)
             .or_fail(ErrorClass::Usage, || format!("reading --defaults-file {}", path.display()))?;
         return Ok(parse_option_file(&text));
     }
     let home = std::env::var_os("HOME").map(PathBuf::from);
     match home.map(|h| h.join(".my.cnf")).filter(|p| p.is_file()) {
+        Some(p) if world_writable(&p) => Ok(ignored(&p)),
         Some(p) => Ok(parse_option_file(&std::fs::read_to_string(p).unwrap_or_default())),
         None => Ok(ClientSection::default()),
     }
 }
 
+/// A regular file anyone may write, as mysql tests it (`S_IWOTH` on what the path leads to).
+fn world_writable(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o002 != 0)
+}
+
+fn ignored(path: &Path) -> ClientSection {
+    eprintln!("floodgate: warning: World-writable config file '{}' is ignored.", path.display());
+    ClientSection::default()
+}
+
 /// Resolves the target connection from flags, option file and environment.
 pub fn resolve(args: &ConnArgs) -> Result<ConnectOptions> {
     let file = option_file(args.defaults_file.as_deref())?;
-    let mut password = args.password.clone().or(file.password).or_else(|| std::env::var("MYSQL_PWD").ok());
+    let mut password = args
+        .password
+        .as_ref()
+        .or(file.password.as_ref())
+        .map(|p| p.expose().to_string())
+        .or_else(|| std::env::var("MYSQL_PWD").ok());
     if args.password_prompt {
         password = Some(
             rpassword::prompt_password("Enter password: ")
@@ -90,8 +113,21 @@ mod tests {
             "[mysqld]\nport=1\n[client]\nuser = app\npassword=\"s3 cret\"\nport=3307\nsocket=/tmp/x.sock\n",
         );
         assert_eq!(s.user.as_deref(), Some("app"));
-        assert_eq!(s.password.as_deref(), Some("s3 cret"));
+        assert_eq!(s.password.as_ref().map(Secret::expose), Some("s3 cret"));
+        assert!(!format!("{s:?}").contains("s3 cret"), "Debug hides the password: {s:?}");
         assert_eq!(s.port, Some(3307));
         assert_eq!(s.socket, Some(PathBuf::from("/tmp/x.sock")));
+    }
+
+    #[test]
+    fn only_a_world_writable_regular_file_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("my.cnf");
+        std::fs::write(&file, "[client]\nuser=x\n").unwrap();
+        for (mode, ignored) in [(0o600, false), (0o664, false), (0o666, true), (0o602, true)] {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+            assert_eq!(world_writable(&file), ignored, "{mode:o}");
+        }
+        assert!(!world_writable(dir.path()), "a directory is not an option file");
     }
 }

@@ -185,11 +185,18 @@ fn summary(r: &DrillReport) -> String {
 fn print_kept(kept: &floodgate_sandbox::KeptSandbox) {
     let pid =
         kept.server_pid.map(|p| p.to_string()).unwrap_or_else(|| format!("$(cat {}/server.pid)", kept.dir.display()));
+    // MariaDB lets in the account that started it, by unix_socket; MySQL needs the password
+    // the option file holds.
+    let login = match &kept.defaults_file {
+        Some(file) => format!("--defaults-file={}", file.display()),
+        None => format!("--no-defaults -u{}", kept.user),
+    };
+    println!("the sandbox is still running (--keep):\n  connect: mariadb {login} -S {}", kept.socket.display());
+    if let Some(port) = kept.port {
+        println!("  or over TCP: -h 127.0.0.1 -P {port}");
+    }
     println!(
-        "the sandbox is still running (--keep):\n  connect: mariadb --no-defaults -uroot -S {}\n  \
-         or: -h 127.0.0.1 -P {} -u root (no password)\n  stop it: kill {pid}; while kill -0 {pid} 2>/dev/null; do sleep 0.2; done; rm -rf {}",
-        kept.socket.display(),
-        kept.port,
+        "  stop it: kill {pid}; while kill -0 {pid} 2>/dev/null; do sleep 0.2; done; rm -rf {}",
         kept.dir.display()
     );
 }

@@ -4,12 +4,14 @@
 //! incomplete backup, row-count mismatch), 4 interrupted with a resumable checkpoint.
 
 mod args;
+mod cmdline;
 mod conn;
 mod drill;
 mod failure;
 mod progress;
 mod replay;
 mod run;
+mod secret;
 
 use clap::Parser;
 
@@ -31,8 +33,13 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     restore_sigpipe();
-    let argv = args::mysql_style_password(std::env::args_os().collect());
-    let cli = args::Cli::parse_from(argv);
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // First, before any thread starts: the password leaves /proc/PID/cmdline.
+    let password_given = cmdline::hide_passwords(&argv);
+    let cli = args::Cli::parse_from(args::mysql_style_password(argv));
+    if password_given {
+        eprintln!("floodgate: warning: {}", cmdline::WARNING);
+    }
     run::init_logging(cli.verbose);
     let code = match run::run(cli) {
         Ok(()) => 0,

@@ -93,3 +93,15 @@ impl ConnectOptions {
 fn login_name() -> String {
     std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "root".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_prints_the_password() {
+        let o = ConnectOptions { user: Some("app".into()), password: Some("hunter2".into()), ..Default::default() };
+        let shown = format!("{o:?}");
+        assert!(shown.contains("<hidden>") && !shown.contains("hunter2"), "{shown}");
+    }
+}

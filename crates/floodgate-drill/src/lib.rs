@@ -270,6 +270,7 @@ impl Run {
                 let conn = ConnectOptions {
                     socket: Some(sandbox.socket().to_path_buf()),
                     user: Some(sandbox.user().to_string()),
+                    password: sandbox.password().map(str::to_string),
                     ..Default::default()
                 };
                 self.report.server.sandbox_dir = Some(sandbox.dir().display().to_string());

@@ -17,7 +17,7 @@ fn present_objects_pass_and_missing_ones_are_named() {
     rt.block_on(async {
         let target = floodgate_conn::ConnectOptions {
             socket: Some(server.socket().to_path_buf()),
-            user: Some("root".into()),
+            user: Some(server.user().to_string()),
             ..Default::default()
         };
         let mut conn = floodgate_conn::connect(&target, &[]).await.unwrap();

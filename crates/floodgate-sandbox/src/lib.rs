@@ -1,8 +1,15 @@
 //! A throwaway MariaDB (or MySQL) server for tests, benchmarks and restore drills.
 //!
 //! [`Sandbox::start`] initialises a data directory in a fresh temporary directory, starts the
-//! server on a free TCP port and a Unix socket inside that directory, and waits until it
-//! accepts connections. Dropping the [`Sandbox`] kills the server and removes the directory.
+//! server on a Unix socket inside that directory (and on a free TCP port only when asked),
+//! and waits until it accepts connections. Dropping the [`Sandbox`] kills the server and
+//! removes the directory.
+//!
+//! The sandbox is locked down, since it may run a hostile backup's statements: the socket
+//! is its only way in (no TCP unless [`SandboxOptions::tcp`]), in a directory only the
+//! server's account can enter; only floodgate can log in (see `login.rs`); `secure_file_priv`
+//! keeps `LOAD_FILE`, `LOAD DATA INFILE` and `SELECT ... INTO OUTFILE` inside an empty
+//! directory of the sandbox; and the server never runs as root (see `account.rs`).
 //!
 //! The server runs under a tiny shell guardian that waits for its standard input to close.
 //! The input is a pipe held by this process, so the server and its files go away when the
@@ -14,12 +21,19 @@
 //! MariaDB is initialised with `mariadb-install-db`; MySQL (`mysqld --initialize-insecure`)
 //! follows the same path but is untested here, since no MySQL binaries are available.
 
+mod account;
+mod login;
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use account::ServerAccount;
+use login::Password;
 
 /// Why a sandbox could not start.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +53,9 @@ pub enum SandboxError {
     /// Initialising the data directory failed.
     #[error("initialising the data directory failed: {0}")]
     Init(String),
+    /// No account the server may run as, or none to log in with.
+    #[error("{0}")]
+    Account(String),
     /// The server exited or never became ready.
     #[error("server did not start: {reason}\n--- last lines of its error log ---\n{log}")]
     Start {
@@ -69,6 +86,13 @@ pub struct SandboxOptions {
     pub extra_args: Vec<String>,
     /// How long to wait for the server to accept connections.
     pub startup_timeout: Duration,
+    /// Listen on a free TCP port of 127.0.0.1 too. Off by default: the Unix socket, in a
+    /// directory only the server's account may enter, is then the only way in.
+    pub tcp: bool,
+    /// The one directory `LOAD_FILE`, `LOAD DATA INFILE` and `SELECT ... INTO OUTFILE` may
+    /// use (`secure_file_priv`). None: an empty directory inside the sandbox. Another must
+    /// exist and be usable by the server's account (`mysql` when this process is root).
+    pub secure_file_priv: Option<PathBuf>,
 }
 
 impl SandboxOptions {
@@ -112,6 +136,8 @@ impl Default for SandboxOptions {
             binlog: false,
             extra_args: Vec::new(),
             startup_timeout: Duration::from_secs(60),
+            tcp: false,
+            secure_file_priv: None,
         }
     }
 }
@@ -120,13 +146,20 @@ impl Default for SandboxOptions {
 #[derive(Debug)]
 pub struct Sandbox {
     dir: PathBuf,
-    port: u16,
+    port: Option<u16>,
     socket: PathBuf,
     guardian: Option<Child>,
     lifeline: Option<ChildStdin>,
     version: String,
     /// Set by [`Sandbox::keep`]: dropping leaves the server and its files alone.
     kept: bool,
+    account: ServerAccount,
+    /// The database account floodgate logs in as.
+    user: String,
+    /// MySQL's root password (MariaDB logs in by `unix_socket`, without one).
+    password: Option<Password>,
+    /// Sets that password at MySQL's first start; removed once the server is ready.
+    init_file: Option<PathBuf>,
 }
 
 /// A sandbox left running by [`Sandbox::keep`]: nothing owns it any more.
@@ -136,10 +169,15 @@ pub struct KeptSandbox {
     pub dir: PathBuf,
     /// The Unix socket.
     pub socket: PathBuf,
-    /// The TCP port on 127.0.0.1.
-    pub port: u16,
+    /// The TCP port on 127.0.0.1, if it listens on one.
+    pub port: Option<u16>,
     /// The server's process id.
     pub server_pid: Option<u32>,
+    /// The database account to log in as (by `unix_socket`, as the operating-system account
+    /// of the same name, unless `defaults_file` holds a password).
+    pub user: String,
+    /// A `[client]` option file (0600) with the password, for a server that needs one (MySQL).
+    pub defaults_file: Option<PathBuf>,
 }
 
 impl Sandbox {
@@ -147,28 +185,40 @@ impl Sandbox {
     pub fn start(options: &SandboxOptions) -> Result<Sandbox> {
         let server = find_server(options.server_binary.as_deref())?;
         let version = server_version(&server)?;
-        let dir = make_dir()?;
+        let account = ServerAccount::choose()?;
+        let (user, password) = if is_mysql(&version) {
+            ("root".to_string(), Some(Password::random()?))
+        } else {
+            (account::login_name()?, None)
+        };
+        let dir = make_dir(&account)?;
         let mut sandbox = Sandbox {
             socket: dir.join("mysql.sock"),
             dir,
-            port: 0,
+            port: None,
             guardian: None,
             lifeline: None,
             version,
             kept: false,
+            account,
+            user,
+            password,
+            init_file: None,
         };
         // Until the server's guardian exists, an init guardian owns the directory: if this
         // process dies while the data directory is being initialised, it kills the
         // initialiser and removes the directory.
         let init_guard = InitGuard::spawn(&sandbox.dir)?;
+        sandbox.prepare_dirs()?;
         sandbox.init_datadir(&server)?;
+        sandbox.prepare_password()?;
         sandbox.launch(&server, options)?;
         init_guard.release();
         Ok(sandbox)
     }
 
-    /// The TCP port on 127.0.0.1.
-    pub fn port(&self) -> u16 {
+    /// The TCP port on 127.0.0.1, when [`SandboxOptions::tcp`] asked for one.
+    pub fn port(&self) -> Option<u16> {
         self.port
     }
 
@@ -177,9 +227,16 @@ impl Sandbox {
         &self.socket
     }
 
-    /// The user to connect as (no password).
+    /// The database account to log in as, over the socket. MariaDB authenticates it by
+    /// `unix_socket`: it is this process's own account name, and needs no password.
     pub fn user(&self) -> &str {
-        "root"
+        &self.user
+    }
+
+    /// The password to log in with, for a server without `unix_socket` (MySQL): random, and
+    /// held only by this process.
+    pub fn password(&self) -> Option<&str> {
+        self.password.as_ref().map(Password::as_str)
     }
 
     /// The directory holding the data directory, socket and logs.
@@ -190,11 +247,6 @@ impl Sandbox {
     /// The server's `--version` line.
     pub fn version(&self) -> &str {
         &self.version
-    }
-
-    /// A `mysql://` URL for TCP connections as root.
-    pub fn url(&self) -> String {
-        format!("mysql://root@127.0.0.1:{}", self.port)
     }
 
     /// The server's process id, for tests that kill or restart it.
@@ -212,23 +264,44 @@ impl Sandbox {
         self.dir.join("tmp")
     }
 
+    /// The default `secure_file_priv`: empty, and the only place server-side file
+    /// statements may touch.
+    fn files_dir(&self) -> PathBuf {
+        self.dir.join("files")
+    }
+
+    /// The temporary and file directories, and the sandbox itself, belong to the server's
+    /// account (it writes there after dropping root); nobody else may enter the sandbox,
+    /// where the socket is.
+    fn prepare_dirs(&self) -> Result<()> {
+        for d in [self.tmpdir(), self.files_dir()] {
+            std::fs::create_dir(&d).map_err(io(format!("creating {}", d.display())))?;
+            self.account.hand_over(&d)?;
+        }
+        std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(io("making the sandbox private"))?;
+        self.account.hand_over(&self.dir)
+    }
+
     fn init_datadir(&self, server: &Path) -> Result<()> {
         let datadir = self.datadir();
-        std::fs::create_dir_all(self.tmpdir()).map_err(io("creating the sandbox's tmpdir"))?;
         let mut command = if is_mysql(&self.version) {
             let mut c = Command::new(server);
             c.arg("--no-defaults").arg("--initialize-insecure");
             c
         } else {
             let mut c = Command::new(find_install_db(server)?);
-            c.arg("--no-defaults").arg("--auth-root-authentication-method=normal").arg("--skip-test-db");
+            c.arg("--no-defaults")
+                .arg("--auth-root-authentication-method=socket")
+                .arg(format!("--auth-root-socket-user={}", self.user))
+                .arg("--skip-test-db");
             c
         };
         command
             .arg(format!("--datadir={}", datadir.display()))
             .arg(format!("--tmpdir={}", self.tmpdir().display()))
             .env("TMPDIR", self.tmpdir())
-            .args(root_user_arg())
+            .args(self.account.user_arg())
             // Its own process group, which the init guardian kills whole (the installer is a
             // script that runs mariadbd --bootstrap) and a terminal's Ctrl-C does not reach.
             .process_group(0)
@@ -247,12 +320,35 @@ impl Sandbox {
         Ok(())
     }
 
+    /// MySQL: root's password goes in a file the server's first start runs (and that only
+    /// the server's account may read).
+    fn prepare_password(&mut self) -> Result<()> {
+        let Some(password) = &self.password else { return Ok(()) };
+        let file = self.dir.join("init.sql");
+        login::write_private(&file, &password.init_statement())?;
+        self.account.hand_over(&file)?;
+        self.init_file = Some(file);
+        Ok(())
+    }
+
+    /// The password has been set: its file goes.
+    fn forget_init_file(&mut self) {
+        if let Some(file) = self.init_file.take() {
+            let _ = std::fs::remove_file(file);
+        }
+    }
+
     fn launch(&mut self, server: &Path, options: &SandboxOptions) -> Result<()> {
+        // A free port can be taken by someone else before the server binds it: try another.
+        let attempts = if options.tcp { 3 } else { 1 };
         let mut last = None;
-        for _attempt in 0..3 {
-            self.port = free_port()?;
+        for _attempt in 0..attempts {
+            self.port = if options.tcp { Some(free_port()?) } else { None };
             match self.try_launch(server, options) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.forget_init_file();
+                    return Ok(());
+                }
                 Err(e) => {
                     self.kill();
                     let retry = matches!(&e, SandboxError::Start { log, .. } if log.contains("already in use"));
@@ -267,15 +363,15 @@ impl Sandbox {
     }
 
     fn server_args(&self, options: &SandboxOptions) -> Vec<String> {
+        let files = options.secure_file_priv.clone().unwrap_or_else(|| self.files_dir());
         let mut args = vec![
             "--no-defaults".to_string(),
             format!("--datadir={}", self.datadir().display()),
             format!("--socket={}", self.socket.display()),
-            format!("--port={}", self.port),
-            "--bind-address=127.0.0.1".into(),
             format!("--log-error={}", self.dir.join("error.log").display()),
             format!("--pid-file={}", self.dir.join("mysqld.pid").display()),
             format!("--tmpdir={}", self.tmpdir().display()),
+            format!("--secure-file-priv={}", files.display()),
             format!("--innodb-buffer-pool-size={}", options.buffer_pool),
             // Throwaway server: favour ingest speed over durability.
             "--innodb-flush-log-at-trx-commit=2".into(),
@@ -287,6 +383,10 @@ impl Sandbox {
             "--character-set-server=utf8mb4".into(),
             "--collation-server=utf8mb4_general_ci".into(),
         ];
+        args.extend(self.network_args());
+        if let Some(file) = &self.init_file {
+            args.push(format!("--init-file={}", file.display()));
+        }
         if options.binlog {
             args.push(format!("--log-bin={}", self.dir.join("binlog").display()));
             args.push("--binlog-format=ROW".into());
@@ -294,8 +394,21 @@ impl Sandbox {
         } else {
             args.push("--skip-log-bin".into());
         }
-        args.extend(root_user_arg());
+        args.extend(self.account.user_arg());
         args.extend(options.extra_args.iter().cloned());
+        args
+    }
+
+    /// TCP on 127.0.0.1 when a port was asked for; otherwise none at all. MySQL 8's X
+    /// Protocol listens on a port (and a socket in /tmp) of its own: off.
+    fn network_args(&self) -> Vec<String> {
+        let mut args = match self.port {
+            Some(port) => vec![format!("--port={port}"), "--bind-address=127.0.0.1".into()],
+            None => vec!["--skip-networking".into()],
+        };
+        if mysql_major(&self.version).is_some_and(|major| major >= 8) {
+            args.push("--mysqlx=OFF".into());
+        }
         args
     }
 
@@ -355,7 +468,7 @@ impl Sandbox {
         }
     }
 
-    /// Kills the server (SIGKILL) and starts it again on the same port and data directory,
+    /// Kills the server (SIGKILL) and starts it again on the same socket, port and data directory,
     /// as a crash and restart of the target would. For resume tests.
     pub fn restart(&mut self, options: &SandboxOptions) -> Result<()> {
         if let Some(pid) = self.server_pid() {
@@ -382,6 +495,7 @@ impl Sandbox {
     /// guardian is told to exit without cleaning up, and nothing removes the directory.
     /// Stop it with `kill $(cat DIR/server.pid)` and remove `DIR` afterwards.
     pub fn keep(mut self) -> Result<KeptSandbox> {
+        let defaults_file = self.client_option_file()?;
         std::fs::write(self.dir.join("keep"), b"").map_err(io("marking the sandbox to keep"))?;
         self.kept = true;
         self.lifeline = None;
@@ -393,7 +507,21 @@ impl Sandbox {
             socket: self.socket.clone(),
             port: self.port,
             server_pid: self.server_pid(),
+            user: self.user.clone(),
+            defaults_file,
         })
+    }
+
+    /// For a server that needs a password (MySQL): a `[client]` option file with it, 0600
+    /// and owned by this process's account, for a person or a script to log in with.
+    /// None for MariaDB, whose login needs no password.
+    pub fn client_option_file(&self) -> Result<Option<PathBuf>> {
+        let Some(password) = &self.password else { return Ok(None) };
+        let file = self.dir.join("client.cnf");
+        if !file.exists() {
+            login::write_private(&file, &password.client_options(&self.user, &self.socket))?;
+        }
+        Ok(Some(file))
     }
 
     fn kill(&mut self) {
@@ -465,23 +593,17 @@ fn tail(log: &str) -> String {
     lines[lines.len().saturating_sub(15)..].join("\n")
 }
 
-fn root_user_arg() -> Vec<String> {
-    // mariadbd refuses to run as root unless told to; as any other user the flag is harmless
-    // but would need privileges, so pass it only when we are root.
-    let uid = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")));
-    if uid == Some(true) {
-        vec!["--user=root".into()]
-    } else {
-        Vec::new()
-    }
-}
-
-fn make_dir() -> Result<PathBuf> {
-    // Unix socket paths are limited to 107 bytes, so stay short: /tmp unless TMPDIR is short.
+fn make_dir(account: &ServerAccount) -> Result<PathBuf> {
+    // Unix socket paths are limited to 107 bytes, so stay short: /tmp unless TMPDIR is short
+    // (and one the server's account can reach: not, say, under root's home).
     let base = std::env::temp_dir();
-    let base = if base.as_os_str().len() > 40 { PathBuf::from("/tmp") } else { base };
+    let base = if base.as_os_str().len() > 40 || !account.can_reach(&base) { PathBuf::from("/tmp") } else { base };
+    if !account.can_reach(&base) {
+        return Err(SandboxError::Account(format!(
+            "the server's account cannot reach {} to run a sandbox there",
+            base.display()
+        )));
+    }
     let dir =
         tempfile::Builder::new().prefix("floodgate-sandbox-").tempdir_in(base).map_err(io("creating a temp dir"))?;
     Ok(dir.keep())
@@ -539,6 +661,15 @@ fn is_mysql(version: &str) -> bool {
     !version.contains("MariaDB")
 }
 
+/// MySQL's major version from `mysqld  Ver 8.0.36 for Linux ...`; None for MariaDB.
+fn mysql_major(version: &str) -> Option<u32> {
+    if !is_mysql(version) {
+        return None;
+    }
+    let after = version.split("Ver ").nth(1)?;
+    after.split('.').next()?.trim().parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -547,8 +678,8 @@ mod tests {
     fn starts_and_leaves_nothing_behind() {
         let sandbox = Sandbox::start(&SandboxOptions::default()).unwrap();
         let dir = sandbox.dir().to_path_buf();
-        assert!(sandbox.socket().exists());
-        assert!(std::net::TcpStream::connect(("127.0.0.1", sandbox.port())).is_ok());
+        assert!(std::os::unix::net::UnixStream::connect(sandbox.socket()).is_ok());
+        assert_eq!(sandbox.port(), None, "no TCP unless asked");
         let pid = sandbox.server_pid().unwrap();
         drop(sandbox);
         assert!(!dir.exists(), "directory removed");
@@ -560,8 +691,7 @@ mod tests {
         let sandbox = Sandbox::start(&SandboxOptions::default()).unwrap();
         let kept = sandbox.keep().unwrap();
         let pid = kept.server_pid.unwrap();
-        assert!(std::net::TcpStream::connect(("127.0.0.1", kept.port)).is_ok(), "still serving");
-        assert!(kept.socket.exists());
+        assert!(std::os::unix::net::UnixStream::connect(&kept.socket).is_ok(), "still serving");
         // Clean up as a person would.
         Command::new("kill").arg("-9").arg(pid.to_string()).status().unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -584,6 +714,16 @@ mod tests {
         assert_eq!(buffer_pool_mib(Some(100)), 256);
         assert_eq!(buffer_pool_mib(Some(8192)), 2048);
         assert_eq!(buffer_pool_mib(Some(1 << 20)), 16 << 10);
+    }
+
+    #[test]
+    fn mysql_versions_are_told_from_mariadb() {
+        assert_eq!(
+            mysql_major("/usr/sbin/mysqld  Ver 8.0.36 for Linux on x86_64 (MySQL Community Server - GPL)"),
+            Some(8)
+        );
+        assert_eq!(mysql_major("mysqld  Ver 5.7.44 for Linux on x86_64"), Some(5));
+        assert_eq!(mysql_major("/usr/sbin/mariadbd  Ver 10.11.6-MariaDB-0+deb12u1 for debian-linux-gnu"), None);
     }
 
     #[test]

@@ -82,6 +82,41 @@ fn keep_leaves_a_server_to_look_at() {
     nothing_left(&dir);
 }
 
+/// The drill's own server is locked down (issue 18) and a drill still passes in it: no TCP
+/// port, server-side files only inside its directory, and not root (the tests run as root).
+#[test]
+fn a_drill_passes_in_a_sandbox_without_tcp_file_access_or_root() {
+    let fixture = repo_root().join("fixtures/mydumper-modern/sql");
+    let out = drill(&fixture, &["--keep"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(stdout.contains("PASSED"), "{stdout}");
+    assert!(!stdout.contains("127.0.0.1"), "no TCP to offer: {stdout}");
+    let dir = sandbox_dir(&out);
+    let socket = dir.join("mysql.sock").display().to_string();
+    let query = |q: &str| {
+        let o = Command::new("mariadb")
+            .args(["--no-defaults", "-uroot", "-N", "-B", "-S", &socket, "-e", q])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let settings = query("SELECT @@skip_networking, @@secure_file_priv, LOAD_FILE('/etc/passwd') IS NULL");
+    let pid: u32 = std::fs::read_to_string(dir.join("server.pid")).unwrap().trim().parse().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap().to_string();
+    let stop = stdout.lines().find_map(|l| l.trim().strip_prefix("stop it: ")).unwrap().to_string();
+    assert!(Command::new("sh").arg("-c").arg(&stop).status().unwrap().success(), "{stop}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !processes_using(&dir).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    nothing_left(&dir);
+    let expected = format!("1\t{}/files/\t1", dir.display());
+    assert_eq!(settings, expected, "skip_networking, secure_file_priv, LOAD_FILE");
+    assert!(uid.split_whitespace().skip(1).all(|u| u != "0"), "the server is not root: {uid}");
+}
+
 #[test]
 fn a_given_server_with_user_data_is_refused_unless_overwrite() {
     let server = floodgate_sandbox::Sandbox::start(&options()).unwrap();

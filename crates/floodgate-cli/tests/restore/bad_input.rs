@@ -121,7 +121,7 @@ fn failing_statement_is_never_skipped() {
 fn wrong_password() {
     sql(target(), "CREATE USER IF NOT EXISTS 'pw_user'@'127.0.0.1' IDENTIFIED BY 'right'; GRANT ALL ON *.* TO 'pw_user'@'127.0.0.1';");
     let fixture = repo_root().join("fixtures/mydumper-modern/sql").display().to_string();
-    let port = target().port().to_string();
+    let port = target().port().expect("the target listens on TCP").to_string();
     let out = floodgate(&["restore", &fixture, "-h", "127.0.0.1", "-P", &port, "-u", "pw_user", "-pwrong"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);

@@ -11,16 +11,18 @@ pub fn options() -> SandboxOptions {
     SandboxOptions { buffer_pool: "128M".into(), ..Default::default() }
 }
 
-/// The source server: test data is created here and dumped from here.
+/// The source server: test data is created here and dumped from here. It listens on TCP
+/// too, for the tests of password logins over TCP.
 pub fn source() -> &'static Sandbox {
     static S: OnceLock<Sandbox> = OnceLock::new();
-    S.get_or_init(|| Sandbox::start(&options()).expect("start the source sandbox"))
+    S.get_or_init(|| Sandbox::start(&SandboxOptions { tcp: true, ..options() }).expect("start the source sandbox"))
 }
 
-/// The shared target server: tests restore into it under their own database names.
+/// The shared target server: tests restore into it under their own database names. It
+/// listens on TCP too, for the tests of password logins over TCP.
 pub fn target() -> &'static Sandbox {
     static T: OnceLock<Sandbox> = OnceLock::new();
-    T.get_or_init(|| Sandbox::start(&options()).expect("start the target sandbox"))
+    T.get_or_init(|| Sandbox::start(&SandboxOptions { tcp: true, ..options() }).expect("start the target sandbox"))
 }
 
 pub fn repo_root() -> PathBuf {

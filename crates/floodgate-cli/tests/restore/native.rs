@@ -249,7 +249,7 @@ fn dump_reads_the_same_rows_whatever_the_login() {
          CREATE USER IF NOT EXISTS 'dump_ed'@'127.0.0.1' IDENTIFIED VIA ed25519 USING PASSWORD('ed secret');
          GRANT ALL ON *.* TO 'dump_ed'@'127.0.0.1';",
     );
-    let port = source().port().to_string();
+    let port = source().port().expect("the source listens on TCP").to_string();
     // Each table's rows as written: its chunks decompressed in order. (How a table is cut
     // into chunks follows the server's statistics, which InnoDB may refresh between dumps.)
     let tables = |dir: &Path| -> Vec<(String, String, Vec<u8>)> {

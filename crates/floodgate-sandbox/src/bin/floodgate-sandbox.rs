@@ -1,7 +1,10 @@
 //! `floodgate-sandbox`: run a throwaway server for scripts.
 //!
-//! Starts a server, writes `SOCKET=`, `PORT=`, `DIR=` and `PID=` lines to `--env-file` (or
-//! stdout), then holds the server until its standard input closes. Scripts keep a pipe to
+//! Starts a server, writes `SOCKET=`, `DIR=`, `PID=` and `USER=` lines to `--env-file` (or
+//! stdout), `PORT=` with `--tcp` and `DEFAULTS=` (an option file with the password) for a
+//! server that needs a password (MySQL), then holds the server until its standard input
+//! closes. `USER` logs in over the socket without a password (MariaDB's `unix_socket`) when
+//! the script runs as the operating-system account of that name. Scripts keep a pipe to
 //! it open and the server, with every file, disappears when the script ends, however it ends:
 //!
 //! ```sh
@@ -15,7 +18,10 @@ use std::path::PathBuf;
 use floodgate_sandbox::{Sandbox, SandboxOptions};
 
 fn usage() -> ! {
-    eprintln!("usage: floodgate-sandbox [--env-file FILE] [--buffer-pool SIZE] [--binlog] [--server-binary PATH] [-- SERVER-ARGS...]");
+    eprintln!(
+        "usage: floodgate-sandbox [--env-file FILE] [--buffer-pool SIZE] [--binlog] [--tcp] \
+         [--secure-file-priv DIR] [--server-binary PATH] [-- SERVER-ARGS...]"
+    );
     std::process::exit(2)
 }
 
@@ -29,6 +35,8 @@ fn main() {
             "--buffer-pool" => options.buffer_pool = args.next().unwrap_or_else(|| usage()),
             "--server-binary" => options.server_binary = Some(args.next().unwrap_or_else(|| usage()).into()),
             "--binlog" => options.binlog = true,
+            "--tcp" => options.tcp = true,
+            "--secure-file-priv" => options.secure_file_priv = Some(args.next().unwrap_or_else(|| usage()).into()),
             "--" => options.extra_args.extend(args.by_ref()),
             _ => usage(),
         }
@@ -40,13 +48,13 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let env = format!(
-        "SOCKET={}\nPORT={}\nDIR={}\nPID={}\n",
-        sandbox.socket().display(),
-        sandbox.port(),
-        sandbox.dir().display(),
-        sandbox.server_pid().unwrap_or_default()
-    );
+    let env = match env_lines(&sandbox) {
+        Ok(env) => env,
+        Err(e) => {
+            eprintln!("floodgate-sandbox: {e}");
+            std::process::exit(1);
+        }
+    };
     let written = match &env_file {
         Some(path) => {
             let tmp = path.with_extension("tmp");
@@ -69,4 +77,22 @@ fn main() {
         }
     }
     drop(sandbox);
+}
+
+/// What a script needs to reach the server, as `KEY=value` lines.
+fn env_lines(sandbox: &Sandbox) -> Result<String, floodgate_sandbox::SandboxError> {
+    let mut env = format!(
+        "SOCKET={}\nDIR={}\nPID={}\nUSER={}\n",
+        sandbox.socket().display(),
+        sandbox.dir().display(),
+        sandbox.server_pid().unwrap_or_default(),
+        sandbox.user()
+    );
+    if let Some(port) = sandbox.port() {
+        env.push_str(&format!("PORT={port}\n"));
+    }
+    if let Some(file) = sandbox.client_option_file()? {
+        env.push_str(&format!("DEFAULTS={}\n", file.display()));
+    }
+    Ok(env)
 }
