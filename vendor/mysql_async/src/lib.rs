@@ -451,6 +451,8 @@ mod local_infile_handler;
 mod opts;
 mod query;
 mod queryable;
+// floodgate patch.
+mod server_key;
 
 type BoxFuture<'a, T> = futures_core::future::BoxFuture<'a, Result<T>>;
 
@@ -488,6 +490,10 @@ pub use self::queryable::transaction::IsolationLevel;
 #[doc(inline)]
 #[cfg(any(feature = "rustls", feature = "native-tls-tls"))]
 pub use self::opts::ClientIdentity;
+
+#[doc(inline)]
+#[cfg(feature = "rustls-tls")]
+pub use self::opts::RustlsClientConfig;
 
 #[doc(inline)]
 pub use self::opts::{

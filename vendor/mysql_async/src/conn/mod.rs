@@ -10,7 +10,6 @@ use futures_util::FutureExt;
 
 use mysql_common::{
     constants::{DEFAULT_MAX_ALLOWED_PACKET, UTF8MB4_GENERAL_CI, UTF8_GENERAL_CI},
-    crypto,
     io::ParseBuf,
     packets::{
         AuthPlugin, AuthSwitchRequest, CommonOkPacket, ErrPacket, HandshakePacket,
@@ -736,18 +735,36 @@ impl Conn {
                     if self.is_secure() || self.is_socket() {
                         self.write_packet(pass).await?;
                     } else {
+                        // floodgate patch: the key given, or the server's only when allowed
+                        // (a man in the middle would hand over his own and read the
+                        // password); parsed and used without panicking.
                         if self.inner.server_key.is_none() {
-                            self.write_bytes(&[0x02][..]).await?;
-                            let packet = self.read_packet().await?;
-                            self.inner.server_key = Some(packet[1..].to_vec());
+                            self.inner.server_key =
+                                self.inner.opts.server_public_key().map(<[u8]>::to_vec);
+                        }
+                        let server_key = match self.inner.server_key.clone() {
+                            Some(key) => key,
+                            None if self.inner.opts.get_server_public_key() => {
+                                self.write_bytes(&[0x02][..]).await?;
+                                let packet = self.read_packet().await?;
+                                let key = packet.get(1..).unwrap_or_default().to_vec();
+                                self.inner.server_key = Some(key.clone());
+                                key
+                            }
+                            None => return Err(DriverError::ServerPublicKeyRequired.into()),
+                        };
+                        let nonce = &self.inner.nonce;
+                        if nonce.is_empty() {
+                            return Err(DriverError::UnexpectedPacket {
+                                payload: packet.to_vec(),
+                            }
+                            .into());
                         }
                         for (i, byte) in pass.as_mut().iter_mut().enumerate() {
-                            *byte ^= self.inner.nonce[i % self.inner.nonce.len()];
+                            *byte ^= nonce[i % nonce.len()];
                         }
-                        let encrypted_pass = crypto::encrypt(
-                            &pass,
-                            self.inner.server_key.as_deref().expect("unreachable"),
-                        );
+                        let encrypted_pass =
+                            crate::server_key::encrypt_password(&pass, &server_key)?;
                         self.write_bytes(&encrypted_pass).await?;
                     };
                     self.drop_packet().await?;

@@ -177,6 +177,18 @@ pub enum DriverError {
 
     #[error("mysql_clear_password must be enabled on the client side")]
     CleartextPluginDisabled,
+
+    /// floodgate patch.
+    #[error(
+        "caching_sha2_password needs the password sent in full, and this connection is neither \
+         TLS nor a Unix socket: give the server's RSA public key (server_public_key), allow \
+         requesting it from the server (get_server_public_key), or connect over TLS"
+    )]
+    ServerPublicKeyRequired,
+
+    /// floodgate patch.
+    #[error("the server's RSA public key is not usable: {}", reason)]
+    BadServerPublicKey { reason: String },
 }
 
 #[derive(Debug, Error)]

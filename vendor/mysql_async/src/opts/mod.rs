@@ -14,6 +14,8 @@ pub use native_tls_opts::ClientIdentity;
 
 #[cfg(feature = "rustls-tls")]
 pub use rustls_opts::ClientIdentity;
+#[cfg(feature = "rustls-tls")]
+pub use rustls_opts::RustlsClientConfig;
 
 use percent_encoding::percent_decode;
 use rand::Rng;
@@ -220,9 +222,31 @@ pub struct SslOpts {
     skip_domain_validation: bool,
     accept_invalid_certs: bool,
     tls_hostname_override: Option<Cow<'static, str>>,
+    // floodgate patch: a complete rustls configuration, used as it is.
+    #[cfg(feature = "rustls-tls")]
+    rustls_client_config: Option<RustlsClientConfig>,
 }
 
 impl SslOpts {
+    /// floodgate patch: connect with this rustls configuration as it is (its roots, client
+    /// identity and certificate verifier); every other TLS setting of `SslOpts` but the
+    /// host name override is then ignored.
+    #[cfg(feature = "rustls-tls")]
+    pub fn with_rustls_client_config(
+        mut self,
+        config: Option<std::sync::Arc<rustls::ClientConfig>>,
+    ) -> Self {
+        self.rustls_client_config = config.map(RustlsClientConfig);
+        self
+    }
+
+    /// floodgate patch: the rustls configuration given to
+    /// [`SslOpts::with_rustls_client_config`].
+    #[cfg(feature = "rustls-tls")]
+    pub fn rustls_client_config(&self) -> Option<&std::sync::Arc<rustls::ClientConfig>> {
+        self.rustls_client_config.as_ref().map(|c| &c.0)
+    }
+
     #[cfg(any(feature = "native-tls-tls", feature = "rustls-tls"))]
     pub fn with_client_identity(mut self, identity: Option<ClientIdentity>) -> Self {
         self.client_identity = identity;
@@ -564,7 +588,7 @@ pub(crate) struct InnerOpts {
 /// Mysql connection options.
 ///
 /// Build one with [`OptsBuilder`].
-#[derive(Clone, Eq, PartialEq, Debug)]
+#[derive(Clone, Eq, PartialEq)]
 pub(crate) struct MysqlOpts {
     /// User (defaults to `None`).
     user: Option<String>,
@@ -668,6 +692,15 @@ pub(crate) struct MysqlOpts {
     /// Sending passwords as cleartext may be a security problem in some configurations. Please
     /// consider using TLS or encrypted tunnels for server connection.
     enable_cleartext_plugin: bool,
+
+    /// floodgate patch: the server's RSA public key (PEM) for `caching_sha2_password`'s
+    /// full authentication outside TLS and Unix sockets (defaults to `None`).
+    server_public_key: Option<Vec<u8>>,
+
+    /// floodgate patch: whether the server's RSA public key may be requested from the
+    /// server itself when `server_public_key` is `None` (defaults to `false`: a man in the
+    /// middle could hand over his own key and read the password).
+    get_server_public_key: bool,
 }
 
 /// Mysql connection options.
@@ -1087,6 +1120,16 @@ impl Opts {
         self.inner.mysql_opts.enable_cleartext_plugin
     }
 
+    /// floodgate patch: the server's RSA public key (PEM), if given.
+    pub fn server_public_key(&self) -> Option<&[u8]> {
+        self.inner.mysql_opts.server_public_key.as_deref()
+    }
+
+    /// floodgate patch: whether the server's RSA public key may be requested from the server.
+    pub fn get_server_public_key(&self) -> bool {
+        self.inner.mysql_opts.get_server_public_key
+    }
+
     pub(crate) fn get_capabilities(&self) -> CapabilityFlags {
         let mut out = CapabilityFlags::CLIENT_PROTOCOL_41
             | CapabilityFlags::CLIENT_SECURE_CONNECTION
@@ -1143,6 +1186,8 @@ impl Default for MysqlOpts {
             secure_auth: true,
             client_found_rows: false,
             enable_cleartext_plugin: false,
+            server_public_key: None,
+            get_server_public_key: false,
         }
     }
 }
@@ -1482,6 +1527,22 @@ impl OptsBuilder {
         self.opts.enable_cleartext_plugin = enable_cleartext_plugin;
         self
     }
+
+    /// floodgate patch: the server's RSA public key (PEM, `PUBLIC KEY` or `RSA PUBLIC KEY`)
+    /// that encrypts the password for `caching_sha2_password`'s full authentication over a
+    /// connection that is neither TLS nor a Unix socket (`mysql --server-public-key-path`).
+    pub fn server_public_key(mut self, pem: Option<Vec<u8>>) -> Self {
+        self.opts.server_public_key = pem;
+        self
+    }
+
+    /// floodgate patch: allow requesting the server's RSA public key from the server when no
+    /// key is given (`mysql --get-server-public-key`). Off by default: without a key, such a
+    /// login fails with [`crate::DriverError::ServerPublicKeyRequired`].
+    pub fn get_server_public_key(mut self, allow: bool) -> Self {
+        self.opts.get_server_public_key = allow;
+        self
+    }
 }
 
 impl From<OptsBuilder> for Opts {
@@ -1598,6 +1659,37 @@ impl ChangeUserOpts {
 impl Default for ChangeUserOpts {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// floodgate patch: as derived, but the password hidden (a `Conn` or `Opts` printed in a
+/// log would show it).
+impl fmt::Debug for MysqlOpts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MysqlOpts")
+            .field("user", &self.user)
+            .field("pass", &self.pass.as_ref().map(|_| "..."))
+            .field("db_name", &self.db_name)
+            .field("tcp_keepalive", &self.tcp_keepalive)
+            .field("tcp_nodelay", &self.tcp_nodelay)
+            .field("local_infile_handler", &self.local_infile_handler)
+            .field("pool_opts", &self.pool_opts)
+            .field("conn_ttl", &self.conn_ttl)
+            .field("init", &self.init)
+            .field("setup", &self.setup)
+            .field("stmt_cache_size", &self.stmt_cache_size)
+            .field("ssl_opts", &self.ssl_opts)
+            .field("prefer_socket", &self.prefer_socket)
+            .field("socket", &self.socket)
+            .field("compression", &self.compression)
+            .field("max_allowed_packet", &self.max_allowed_packet)
+            .field("wait_timeout", &self.wait_timeout)
+            .field("secure_auth", &self.secure_auth)
+            .field("client_found_rows", &self.client_found_rows)
+            .field("enable_cleartext_plugin", &self.enable_cleartext_plugin)
+            .field("server_public_key", &self.server_public_key.as_ref().map(|_| "..."))
+            .field("get_server_public_key", &self.get_server_public_key)
+            .finish()
     }
 }
 

@@ -3,9 +3,34 @@
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs1KeyDer};
 use rustls_pemfile::{certs, rsa_private_keys};
 
-use std::{borrow::Cow, path::Path};
+use std::{borrow::Cow, path::Path, sync::Arc};
 
 use super::PathOrBuf;
+
+/// floodgate patch: a rustls `ClientConfig` inside `SslOpts`, which derives `Eq` and `Hash`:
+/// two are the same configuration only if they are the same allocation.
+#[derive(Clone)]
+pub struct RustlsClientConfig(pub Arc<rustls::ClientConfig>);
+
+impl PartialEq for RustlsClientConfig {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for RustlsClientConfig {}
+
+impl std::hash::Hash for RustlsClientConfig {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        std::ptr::hash(Arc::as_ptr(&self.0), state)
+    }
+}
+
+impl std::fmt::Debug for RustlsClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RustlsClientConfig(..)")
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ClientIdentity {

@@ -35,6 +35,10 @@ impl SslOpts {
     }
 
     pub(crate) async fn build_tls_connector(&self) -> Result<TlsConnector> {
+        // floodgate patch: a complete configuration is used as it is.
+        if let Some(config) = self.rustls_client_config() {
+            return Ok(TlsConnector::from(config.clone()));
+        }
         let mut root_store = RootCertStore::empty();
         if !self.disable_built_in_roots() {
             root_store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().map(|x| x.to_owned()));
