@@ -5,6 +5,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use floodgate_conn::SslMode;
 
 use crate::secret::Secret;
 
@@ -80,6 +81,31 @@ pub struct ConnArgs {
     /// Read [client] options from this file instead of ~/.my.cnf.
     #[arg(long, value_name = "FILE")]
     pub defaults_file: Option<PathBuf>,
+    /// TLS over TCP: DISABLED, PREFERRED (the default: TLS when the server offers it),
+    /// REQUIRED, VERIFY_CA (signed by --ssl-ca), VERIFY_IDENTITY (and issued for the host).
+    #[arg(long, value_name = "MODE", value_parser = parse_ssl_mode)]
+    pub ssl_mode: Option<SslMode>,
+    /// CA certificates (PEM) the server's certificate must be signed by; alone it means
+    /// --ssl-mode VERIFY_CA, as in the mysql client.
+    #[arg(long, value_name = "FILE")]
+    pub ssl_ca: Option<PathBuf>,
+    /// Client certificate (PEM), for accounts that REQUIRE X509.
+    #[arg(long, value_name = "FILE")]
+    pub ssl_cert: Option<PathBuf>,
+    /// Private key (PEM) of --ssl-cert.
+    #[arg(long, value_name = "FILE")]
+    pub ssl_key: Option<PathBuf>,
+    /// The server's RSA public key (PEM) for caching_sha2_password logins without TLS.
+    #[arg(long, value_name = "FILE")]
+    pub server_public_key_path: Option<PathBuf>,
+    /// Ask the server for its RSA public key for caching_sha2_password logins without TLS
+    /// (a man in the middle could send his own: only on a network you trust).
+    #[arg(long)]
+    pub get_server_public_key: bool,
+}
+
+fn parse_ssl_mode(text: &str) -> Result<SslMode, String> {
+    text.parse()
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -281,6 +307,20 @@ impl ConnArgs {
             || self.password_prompt
             || self.socket.is_some()
             || self.defaults_file.is_some()
+    }
+
+    /// The TLS flag given, if any: they say how to reach a server, not which one.
+    pub fn tls_flag(&self) -> Option<&'static str> {
+        [
+            (self.ssl_mode.is_some(), "--ssl-mode"),
+            (self.ssl_ca.is_some(), "--ssl-ca"),
+            (self.ssl_cert.is_some(), "--ssl-cert"),
+            (self.ssl_key.is_some(), "--ssl-key"),
+            (self.server_public_key_path.is_some(), "--server-public-key-path"),
+            (self.get_server_public_key, "--get-server-public-key"),
+        ]
+        .into_iter()
+        .find_map(|(given, flag)| given.then_some(flag))
     }
 }
 

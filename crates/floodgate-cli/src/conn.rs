@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use floodgate_format::ErrorClass;
 
-use crate::failure::{OrFail, Result};
-use floodgate_conn::ConnectOptions;
+use crate::failure::{Failure, OrFail, Result};
+use floodgate_conn::{ConnectOptions, SslMode, TlsOptions};
 
 use crate::args::ConnArgs;
 use crate::secret::Secret;
@@ -22,6 +22,12 @@ struct ClientSection {
     user: Option<String>,
     password: Option<Secret>,
     socket: Option<PathBuf>,
+    ssl_mode: Option<String>,
+    ssl_ca: Option<PathBuf>,
+    ssl_cert: Option<PathBuf>,
+    ssl_key: Option<PathBuf>,
+    server_public_key_path: Option<PathBuf>,
+    get_server_public_key: Option<bool>,
 }
 
 fn parse_option_file(text: &str) -> ClientSection {
@@ -36,8 +42,11 @@ fn parse_option_file(text: &str) -> ClientSection {
         if !in_client || line.starts_with('#') || line.starts_with(';') {
             continue;
         }
-        let Some((k, v)) = line.split_once('=') else {
-            continue;
+        // A boolean option may be written bare: `get-server-public-key` means it is on.
+        let (k, v) = match line.split_once('=') {
+            Some(kv) => kv,
+            None if line.replace('_', "-") == "get-server-public-key" => (line, "1"),
+            None => continue,
         };
         let v = v.trim().trim_matches(|c| c == '"' || c == '\'').to_string();
         match k.trim().replace('_', "-").as_str() {
@@ -46,10 +55,21 @@ fn parse_option_file(text: &str) -> ClientSection {
             "user" => out.user = Some(v),
             "password" => out.password = Some(Secret::from(v)),
             "socket" => out.socket = Some(PathBuf::from(v)),
+            "ssl-mode" => out.ssl_mode = Some(v),
+            "ssl-ca" => out.ssl_ca = Some(PathBuf::from(v)),
+            "ssl-cert" => out.ssl_cert = Some(PathBuf::from(v)),
+            "ssl-key" => out.ssl_key = Some(PathBuf::from(v)),
+            "server-public-key-path" => out.server_public_key_path = Some(PathBuf::from(v)),
+            "get-server-public-key" => out.get_server_public_key = Some(is_on(&v)),
             _ => {}
         }
     }
     out
+}
+
+/// How option files spell a boolean that is on.
+fn is_on(value: &str) -> bool {
+    matches!(value.to_ascii_lowercase().as_str(), "1" | "on" | "true" | "yes")
 }
 
 fn option_file(explicit: Option<&Path>) -> Result<ClientSection> {
@@ -82,6 +102,7 @@ fn ignored(path: &Path) -> ClientSection {
 /// Resolves the target connection from flags, option file and environment.
 pub fn resolve(args: &ConnArgs) -> Result<ConnectOptions> {
     let file = option_file(args.defaults_file.as_deref())?;
+    let tls = tls_options(args, &file)?;
     let mut password = args
         .password
         .as_ref()
@@ -100,6 +121,29 @@ pub fn resolve(args: &ConnArgs) -> Result<ConnectOptions> {
         user: args.user.clone().or(file.user),
         password,
         socket: args.socket.clone().or(file.socket),
+        tls,
+    })
+}
+
+/// `--ssl-*` and the server's RSA key, flags over the option file. A mode given anywhere is
+/// kept; without one, a CA means VERIFY_CA, as in the mysql client.
+fn tls_options(args: &ConnArgs, file: &ClientSection) -> Result<TlsOptions> {
+    let file_mode = file.ssl_mode.as_deref().map(|v| {
+        v.parse::<SslMode>()
+            .map_err(|why| Failure::new(ErrorClass::Usage, format!("ssl-mode in the option file: {why}")))
+    });
+    let given = match args.ssl_mode {
+        Some(mode) => Some(mode),
+        None => file_mode.transpose()?,
+    };
+    let ca = args.ssl_ca.clone().or_else(|| file.ssl_ca.clone());
+    Ok(TlsOptions {
+        mode: SslMode::implied(given, ca.is_some()),
+        ca,
+        cert: args.ssl_cert.clone().or_else(|| file.ssl_cert.clone()),
+        key: args.ssl_key.clone().or_else(|| file.ssl_key.clone()),
+        server_public_key_path: args.server_public_key_path.clone().or_else(|| file.server_public_key_path.clone()),
+        get_server_public_key: args.get_server_public_key || file.get_server_public_key.unwrap_or(false),
     })
 }
 
@@ -129,5 +173,33 @@ mod tests {
             assert_eq!(world_writable(&file), ignored, "{mode:o}");
         }
         assert!(!world_writable(dir.path()), "a directory is not an option file");
+    }
+
+    #[test]
+    fn reads_tls_keys_and_bare_booleans() {
+        let s = parse_option_file(
+            "[client]\nssl-mode = verify_identity\nssl_ca=/etc/ca.pem\nssl-cert=/c.pem\nssl-key='/k.pem'\n\
+             get-server-public-key\nserver-public-key-path=/rsa.pem\n",
+        );
+        assert_eq!(s.ssl_mode.as_deref(), Some("verify_identity"));
+        assert_eq!(s.ssl_ca, Some(PathBuf::from("/etc/ca.pem")));
+        assert_eq!((s.ssl_cert, s.ssl_key), (Some(PathBuf::from("/c.pem")), Some(PathBuf::from("/k.pem"))));
+        assert_eq!(s.get_server_public_key, Some(true));
+        assert_eq!(s.server_public_key_path, Some(PathBuf::from("/rsa.pem")));
+    }
+
+    #[test]
+    fn a_mode_anywhere_wins_over_the_ca_implying_verify_ca() {
+        let file = parse_option_file("[client]\nssl-ca=/etc/ca.pem\n");
+        let tls = tls_options(&ConnArgs::default(), &file).unwrap();
+        assert_eq!(tls.mode, SslMode::VerifyCa);
+        let args = ConnArgs { ssl_mode: Some(SslMode::Required), ..Default::default() };
+        assert_eq!(tls_options(&args, &file).unwrap().mode, SslMode::Required);
+        let file = parse_option_file("[client]\nssl-mode=DISABLED\n");
+        let args = ConnArgs { ssl_ca: Some("/ca.pem".into()), ..Default::default() };
+        assert_eq!(tls_options(&args, &file).unwrap().mode, SslMode::Disabled);
+        let bad = parse_option_file("[client]\nssl-mode=maybe\n");
+        let err = tls_options(&ConnArgs::default(), &bad).unwrap_err();
+        assert_eq!(err.exit_code(), 2, "{}", err.message());
     }
 }

@@ -71,6 +71,12 @@ fn options(args: &DrillArgs) -> Result<DrillOptions> {
         if args.overwrite {
             usage("--overwrite is for a server given with connection flags; a sandbox starts empty");
         }
+        if let Some(flag) = args.conn.tls_flag() {
+            usage(&format!(
+                "{flag} is for a server given with connection flags (-h, -P, -S ...); the drill's own sandbox \
+                 is reached over its Unix socket"
+            ));
+        }
         let mut sandbox = SandboxOptions::fast_ingest();
         sandbox.server_binary.clone_from(&args.server_binary);
         if let Some(bytes) = args.buffer_pool {

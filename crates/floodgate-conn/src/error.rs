@@ -37,6 +37,20 @@ pub enum ConnError {
     /// The server went away and did not come back within the wait allowed.
     #[error("{0}")]
     Gone(String),
+    /// The TLS options cannot be used as given (a verifying mode without a CA, a certificate
+    /// without its key, a file that cannot be read): a usage error, before any connection.
+    #[error("{0}")]
+    TlsSettings(String),
+    /// The connection could not be secured as `--ssl-mode` asks (the server offers no TLS,
+    /// its certificate fails the check, it refused the handshake), or the server refused a
+    /// connection in clear. Never retried: trying again would meet the same certificate.
+    #[error("cannot connect to {target}: {reason}")]
+    Tls {
+        /// user@host:port, never the password.
+        target: String,
+        /// What failed, naming the certificate problem and the option to look at.
+        reason: String,
+    },
 }
 
 impl ConnError {
@@ -62,7 +76,7 @@ impl ConnError {
         match self {
             ConnError::Connect { source, .. } | ConnError::Sql { source, .. } => retry::transient(source),
             ConnError::Wire { source, .. } => retry::wire_transient(source),
-            ConnError::Refused(_) | ConnError::Gone(_) => None,
+            ConnError::Refused(_) | ConnError::Gone(_) | ConnError::TlsSettings(_) | ConnError::Tls { .. } => None,
         }
     }
 
@@ -85,9 +99,12 @@ impl Classify for ConnError {
         match self {
             _ if self.transient().is_some() => ErrorClass::Transient,
             ConnError::Refused(_) => ErrorClass::Refused,
-            ConnError::Connect { .. } | ConnError::Sql { .. } | ConnError::Wire { .. } | ConnError::Gone(_) => {
-                ErrorClass::Failed
-            }
+            ConnError::TlsSettings(_) => ErrorClass::Usage,
+            ConnError::Connect { .. }
+            | ConnError::Sql { .. }
+            | ConnError::Wire { .. }
+            | ConnError::Gone(_)
+            | ConnError::Tls { .. } => ErrorClass::Failed,
         }
     }
 }

@@ -3,9 +3,13 @@
 use std::path::PathBuf;
 
 use floodgate_wire::Endpoint;
-use mysql_async::{Opts, OptsBuilder};
+use mysql_async::{Opts, OptsBuilder, SslOpts};
 
-/// Where and how to connect: the `mysql` client's `-h -P -u -p -S` in one struct.
+use crate::tls::{self, Plan, TlsOptions};
+use crate::Result;
+
+/// Where and how to connect: the `mysql` client's `-h -P -u -p -S` and `--ssl-*` in one
+/// struct.
 #[derive(Clone, Default)]
 pub struct ConnectOptions {
     /// Host name or address; None or "localhost" means the Unix socket.
@@ -18,6 +22,8 @@ pub struct ConnectOptions {
     pub password: Option<String>,
     /// Unix socket path.
     pub socket: Option<PathBuf>,
+    /// `--ssl-mode` and friends; TCP only (a Unix socket is local and never encrypted).
+    pub tls: TlsOptions,
 }
 
 impl std::fmt::Debug for ConnectOptions {
@@ -28,6 +34,7 @@ impl std::fmt::Debug for ConnectOptions {
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "<hidden>"))
             .field("socket", &self.socket)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -71,22 +78,43 @@ impl ConnectOptions {
         }
     }
 
+    /// The host name or address a TCP connection goes to (what a certificate must name).
+    pub fn host_name(&self) -> String {
+        match self.endpoint() {
+            Endpoint::Tcp { host, .. } => host,
+            Endpoint::Unix(sock) => sock.display().to_string(),
+        }
+    }
+
     /// The user name to log in as.
     pub fn user_name(&self) -> String {
         self.user.clone().unwrap_or_else(login_name)
     }
 
-    pub(crate) fn opts(&self) -> Opts {
+    /// What a connection does about TLS: nothing over a Unix socket, else as `--ssl-mode`
+    /// says (the files it names are read here).
+    pub(crate) fn tls_plan(&self) -> Result<Plan> {
+        match self.endpoint() {
+            Endpoint::Unix(_) => Ok(Plan::Off),
+            Endpoint::Tcp { .. } => tls::plan(&self.tls),
+        }
+    }
+
+    /// mysql_async's options, with TLS configured by `tls` (None: in clear).
+    pub(crate) fn opts(&self, tls: Option<&std::sync::Arc<rustls::ClientConfig>>) -> Result<Opts> {
         let b = OptsBuilder::default()
             .user(Some(self.user_name()))
             .pass(self.password.clone())
             .prefer_socket(false)
-            .tcp_nodelay(true);
+            .tcp_nodelay(true)
+            .server_public_key(tls::server_public_key(&self.tls)?)
+            .get_server_public_key(self.tls.get_server_public_key)
+            .ssl_opts(tls.map(|config| SslOpts::default().with_rustls_client_config(Some(config.clone()))));
         let b = match self.endpoint() {
             Endpoint::Unix(sock) => b.socket(Some(sock.to_string_lossy().into_owned())),
             Endpoint::Tcp { host, port } => b.ip_or_hostname(host).tcp_port(port),
         };
-        Opts::from(b)
+        Ok(Opts::from(b))
     }
 }
 

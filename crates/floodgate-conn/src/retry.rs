@@ -64,7 +64,7 @@ pub fn wire_transient(e: &WireError) -> Option<Transient> {
     match e {
         WireError::Server { code, .. } => by_code(*code),
         WireError::Io(_) | WireError::Closed => Some(Transient::Reconnect),
-        WireError::Protocol(_) | WireError::Unsupported(_) => None,
+        WireError::Protocol(_) | WireError::Unsupported(_) | WireError::NoTls | WireError::Tls(_) => None,
     }
 }
 

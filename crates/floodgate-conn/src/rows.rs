@@ -34,11 +34,13 @@ impl<'a> RowConnector<'a> {
         RowConnector { server, use_wire: true }
     }
 
-    /// A new connection with `session` run on it.
+    /// A new connection with `session` run on it, through TLS as `--ssl-mode` says (either
+    /// client: rows never travel in clear when TLS was asked for).
     pub async fn connect(&mut self, session: &[String]) -> Result<RowConn> {
         if self.use_wire {
             let s = self.server;
-            match floodgate_wire::Conn::connect(&s.endpoint(), &s.user_name(), s.password.as_deref()).await {
+            let tls = s.tls_plan()?.for_wire(&s.host_name())?;
+            match floodgate_wire::Conn::connect(&s.endpoint(), &tls, &s.user_name(), s.password.as_deref()).await {
                 Ok(mut conn) => {
                     for statement in session {
                         conn.execute(statement).await.map_err(wire(format!("session setup `{statement}`")))?;
@@ -49,7 +51,10 @@ impl<'a> RowConnector<'a> {
                     tracing::info!("rows are read through mysql_async: floodgate-wire does not speak {why}");
                     self.use_wire = false;
                 }
-                Err(e) => return Err(wire(format!("connecting to {}", s.describe()))(e)),
+                Err(e) => {
+                    return Err(crate::tls::failure(s, &e)
+                        .unwrap_or_else(|| wire(format!("connecting to {}", s.describe()))(e)))
+                }
             }
         }
         Ok(RowConn::Driver(connect(self.server, session).await?))

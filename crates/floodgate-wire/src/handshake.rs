@@ -11,6 +11,7 @@ use crate::WireError;
 pub(crate) const CLIENT_LONG_PASSWORD: u32 = 1;
 pub(crate) const CLIENT_LONG_FLAG: u32 = 1 << 2;
 pub(crate) const CLIENT_PROTOCOL_41: u32 = 1 << 9;
+pub(crate) const CLIENT_SSL: u32 = 1 << 11;
 pub(crate) const CLIENT_TRANSACTIONS: u32 = 1 << 13;
 pub(crate) const CLIENT_SECURE_CONNECTION: u32 = 1 << 15;
 pub(crate) const CLIENT_PLUGIN_AUTH: u32 = 1 << 19;
@@ -81,13 +82,26 @@ pub(crate) fn negotiated(server: u32) -> u32 {
     WANTED & server
 }
 
-/// HandshakeResponse41.
-pub(crate) fn response(capabilities: u32, user: &str, auth: &[u8], plugin: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64 + user.len() + auth.len());
+/// The 32 bytes both the SSL request and HandshakeResponse41 start with: capabilities, the
+/// largest packet, the character set, and zeros.
+fn fixed_part(capabilities: u32, out: &mut Vec<u8>) {
     out.extend_from_slice(&capabilities.to_le_bytes());
     out.extend_from_slice(&(1u32 << 24).to_le_bytes());
     out.push(CHARSET_UTF8MB4);
     out.extend_from_slice(&[0; 23]);
+}
+
+/// SSLRequest: the start of HandshakeResponse41, after which the TLS handshake begins.
+pub(crate) fn ssl_request(capabilities: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32);
+    fixed_part(capabilities | CLIENT_SSL, &mut out);
+    out
+}
+
+/// HandshakeResponse41.
+pub(crate) fn response(capabilities: u32, user: &str, auth: &[u8], plugin: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + user.len() + auth.len());
+    fixed_part(capabilities, &mut out);
     out.extend_from_slice(user.as_bytes());
     out.push(0);
     if capabilities & CLIENT_PLUGIN_AUTH_LENENC_DATA != 0 {

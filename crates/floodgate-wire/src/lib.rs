@@ -7,9 +7,11 @@
 //! machine where the dump and the server share the cores. Here a row is a slice of one
 //! read-ahead buffer and its fields are slices of that.
 //!
-//! What it leaves to a full driver: TLS, compression, prepared statements, and any login
-//! other than `mysql_native_password` and `caching_sha2_password` (the fast path; the full
-//! exchange only over a Unix socket, where the password may travel as it is). Those end in
+//! It speaks TLS (rustls, configured by the caller: see [`Tls`]) so rows never travel in
+//! clear when TLS was asked for. What it leaves to a full driver: compression, prepared
+//! statements, and any login other than `mysql_native_password` and
+//! `caching_sha2_password` (the fast path; the full exchange only over TLS or a Unix socket,
+//! where the password may travel as it is: the RSA exchange is the driver's). Those end in
 //! [`WireError::Unsupported`] before anything has run, so the caller can connect with the
 //! driver instead.
 
@@ -18,11 +20,14 @@ mod handshake;
 mod packet;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
+pub use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::ServerName;
 
 use crate::cursor::{Cursor, LenencField};
-use crate::handshake::{CLIENT_DEPRECATE_EOF, CLIENT_PLUGIN_AUTH_LENENC_DATA};
+use crate::handshake::{CLIENT_DEPRECATE_EOF, CLIENT_PLUGIN_AUTH_LENENC_DATA, CLIENT_SSL};
 use crate::packet::{Packets, MAX_PAYLOAD};
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +42,50 @@ pub enum WireError {
     Protocol(String),
     #[error("not spoken by floodgate's row reader: {0}")]
     Unsupported(String),
+    /// TLS was required and the server's greeting does not offer it.
+    #[error("the server does not offer TLS")]
+    NoTls,
+    /// The TLS handshake failed (the certificate, or the server refused ours); the rustls
+    /// error is inside the I/O error.
+    #[error("TLS handshake: {0}")]
+    Tls(#[source] std::io::Error),
+}
+
+/// What to do about TLS on a connection.
+#[derive(Clone, Debug)]
+pub enum Tls {
+    /// Stay in clear.
+    Off,
+    /// TLS when the server offers it, clear otherwise.
+    Preferred(TlsConnect),
+    /// TLS, or fail with [`WireError::NoTls`].
+    Required(TlsConnect),
+}
+
+/// How to make the TLS handshake: the configuration (roots, client identity, the
+/// certificate checks) and the name the server's certificate is checked against.
+#[derive(Clone)]
+pub struct TlsConnect {
+    pub config: Arc<rustls::ClientConfig>,
+    pub server_name: ServerName<'static>,
+}
+
+impl std::fmt::Debug for TlsConnect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsConnect").field("server_name", &self.server_name).finish_non_exhaustive()
+    }
+}
+
+impl Tls {
+    /// The handshake to make, given whether the server offers TLS.
+    fn choose(&self, offered: bool) -> Result<Option<&TlsConnect>, WireError> {
+        match self {
+            Tls::Off => Ok(None),
+            Tls::Preferred(connect) => Ok(offered.then_some(connect)),
+            Tls::Required(connect) if offered => Ok(Some(connect)),
+            Tls::Required(_) => Err(WireError::NoTls),
+        }
+    }
 }
 
 /// Where the server listens.
@@ -73,31 +122,57 @@ enum Response {
 }
 
 impl Conn {
-    /// Connects and logs in as `user`.
-    pub async fn connect(endpoint: &Endpoint, user: &str, password: Option<&str>) -> Result<Conn, WireError> {
-        let (stream, secure): (Box<dyn Stream>, bool) = match endpoint {
-            Endpoint::Unix(path) => (Box::new(tokio::net::UnixStream::connect(path).await?), true),
+    /// Connects and logs in as `user`. A Unix socket never uses TLS: it is local.
+    pub async fn connect(
+        endpoint: &Endpoint,
+        tls: &Tls,
+        user: &str,
+        password: Option<&str>,
+    ) -> Result<Conn, WireError> {
+        let password = password.unwrap_or_default().as_bytes();
+        match endpoint {
+            Endpoint::Unix(path) => {
+                let stream = Box::new(tokio::net::UnixStream::connect(path).await?);
+                Conn::handshake_with(stream, true, &Tls::Off, user, password).await
+            }
             Endpoint::Tcp { host, port } => {
                 let s = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
                 s.set_nodelay(true)?;
-                (Box::new(s), false)
+                Conn::handshake_with(Box::new(s), false, tls, user, password).await
             }
-        };
-        Conn::handshake(stream, secure, user, password.unwrap_or_default().as_bytes()).await
+        }
     }
 
-    /// Logs in over `stream`. `secure` says whether the password may be sent as it is (a
-    /// Unix socket), which `caching_sha2_password`'s full exchange needs.
+    /// Logs in over `stream` without TLS. `secure` says whether the password may be sent as
+    /// it is (a Unix socket), which `caching_sha2_password`'s full exchange needs.
     pub async fn handshake(
         stream: Box<dyn Stream>,
         secure: bool,
         user: &str,
         password: &[u8],
     ) -> Result<Conn, WireError> {
+        Conn::handshake_with(stream, secure, &Tls::Off, user, password).await
+    }
+
+    /// Logs in over `stream`, first switching to TLS as `tls` says.
+    pub async fn handshake_with(
+        stream: Box<dyn Stream>,
+        secure: bool,
+        tls: &Tls,
+        user: &str,
+        password: &[u8],
+    ) -> Result<Conn, WireError> {
         let mut packets = Packets::new(stream);
         packets.read().await?;
         let greeting = handshake::parse_greeting(packets.payload())?;
-        let capabilities = handshake::negotiated(greeting.capabilities);
+        let mut capabilities = handshake::negotiated(greeting.capabilities);
+        let (mut packets, secure) = match tls.choose(greeting.capabilities & CLIENT_SSL != 0)? {
+            None => (packets, secure),
+            Some(connect) => {
+                capabilities |= CLIENT_SSL;
+                (start_tls(packets, capabilities, connect).await?, true)
+            }
+        };
         let mut plugin = greeting.plugin.clone();
         let mut scramble = greeting.scramble.clone();
         let auth = match handshake::auth_data(&plugin, password, &scramble) {
@@ -140,7 +215,7 @@ impl Conn {
                     }
                     _ => {
                         return Err(WireError::Unsupported(
-                            "caching_sha2_password's full exchange outside a Unix socket (needs TLS or RSA)".into(),
+                            "caching_sha2_password's full exchange outside TLS and Unix sockets (RSA)".into(),
                         ))
                     }
                 },
@@ -250,6 +325,19 @@ impl Conn {
         while rows.next().await?.is_some() {}
         Ok(rows.conn.last_status)
     }
+}
+
+/// Sends the SSL request and makes the TLS handshake; the login continues through it.
+async fn start_tls(
+    mut packets: Packets<Box<dyn Stream>>,
+    capabilities: u32,
+    connect: &TlsConnect,
+) -> Result<Packets<Box<dyn Stream>>, WireError> {
+    packets.write(&handshake::ssl_request(capabilities)).await?;
+    let (stream, seq) = packets.into_stream()?;
+    let connector = tokio_rustls::TlsConnector::from(connect.config.clone());
+    let stream = connector.connect(connect.server_name.clone(), stream).await.map_err(WireError::Tls)?;
+    Ok(Packets::resume(Box::new(stream), seq))
 }
 
 /// A result set being read. Dropping it early is allowed: the connection reads the rest
@@ -482,6 +570,58 @@ mod tests {
         server.extend(frame(&[denied], 2));
         let err = run(server).unwrap_err().to_string();
         assert!(err.contains("1045") && err.contains("Access denied"), "{err}");
+    }
+
+    fn tls_connect() -> TlsConnect {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        TlsConnect { config: Arc::new(config), server_name: ServerName::try_from("db.example").unwrap() }
+    }
+
+    fn log_in(server: Vec<u8>, tls: &Tls) -> Result<Conn, WireError> {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        rt.block_on(async {
+            let stream = Box::new(tokio::io::join(std::io::Cursor::new(server), tokio::io::sink()));
+            Conn::handshake_with(stream, false, tls, "root", b"secret").await
+        })
+    }
+
+    /// Sets CLIENT_SSL in a greeting's lower capability half.
+    fn offering_tls(mut greeting: Vec<u8>) -> Vec<u8> {
+        let at = greeting.iter().position(|&b| b == 0).unwrap() + 1 + 4 + 8 + 1;
+        greeting[at + 1] |= (CLIENT_SSL >> 8) as u8;
+        greeting
+    }
+
+    #[test]
+    fn tls_required_of_a_server_without_it_fails_before_the_login() {
+        let server = frame(&[mariadb_greeting()], 0);
+        assert!(matches!(log_in(server.clone(), &Tls::Required(tls_connect())), Err(WireError::NoTls)));
+        // PREFERRED goes on in clear: the login's reply (an error here) is read.
+        let mut denied = server;
+        let mut err = vec![0xFF];
+        err.extend_from_slice(&1045u16.to_le_bytes());
+        err.extend_from_slice(b"#28000Access denied");
+        denied.extend(frame(&[err], 2));
+        assert!(matches!(log_in(denied, &Tls::Preferred(tls_connect())), Err(WireError::Server { code: 1045, .. })));
+    }
+
+    #[test]
+    fn bytes_before_the_tls_handshake_are_refused() {
+        // A man in the middle appends a forged reply to the greeting, hoping it is read as if
+        // it had come through TLS.
+        let mut server = frame(&[offering_tls(mariadb_greeting())], 0);
+        server.extend(frame(&[ok()], 2));
+        let got = log_in(server, &Tls::Required(tls_connect()));
+        assert!(
+            matches!(&got, Err(WireError::Protocol(m)) if m.contains("before the TLS handshake")),
+            "{:?}",
+            got.err()
+        );
     }
 
     #[test]

@@ -44,7 +44,27 @@ pub(crate) struct Packets<S> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Packets<S> {
     pub(crate) fn new(io: S) -> Self {
-        Packets { io, buf: vec![0; READ_AHEAD], start: 0, end: 0, big: Vec::new(), current: Current::None, seq: 0 }
+        Packets::resume(io, 0)
+    }
+
+    /// Packets over `io`, the next one numbered `seq`: an exchange that continues on a new
+    /// stream (the login, after the TLS handshake).
+    pub(crate) fn resume(io: S, seq: u8) -> Self {
+        Packets { io, buf: vec![0; READ_AHEAD], start: 0, end: 0, big: Vec::new(), current: Current::None, seq }
+    }
+
+    /// The stream, and the sequence number of the next packet, to continue on another stream
+    /// layered over it. Bytes read ahead and not consumed would be lost, or worse: bytes a man
+    /// in the middle sent in clear before the TLS handshake, that would read as if they came
+    /// through it. So there must be none.
+    pub(crate) fn into_stream(self) -> Result<(S, u8), WireError> {
+        if self.start != self.end {
+            return Err(WireError::Protocol(format!(
+                "{} bytes arrived before the TLS handshake, unasked",
+                self.end - self.start
+            )));
+        }
+        Ok((self.io, self.seq))
     }
 
     /// A command starts a new exchange: its first packet has sequence number 0.
