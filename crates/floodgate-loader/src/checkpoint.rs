@@ -10,6 +10,11 @@
 //!   statement that may have run without being recorded.
 //! * `floodgate.restore` holds the identity of the backup being restored; a different backup
 //!   against the same checkpoints is refused.
+//! * `floodgate.runs` fences off earlier runs: each run writes its own token there before it
+//!   reads anything, and a chunk commits only while the token is still its run's (the
+//!   checkpoint row reads it under a shared lock). Taking over waits for the commits an
+//!   earlier run has in flight (a killed client's last COMMIT may still be executing on the
+//!   server), and any later one fails; so what a run reads at start stays true.
 
 use std::collections::{HashMap, HashSet};
 
@@ -29,6 +34,8 @@ pub struct Ledger {
     pub schema: CheckpointSchema,
     /// The backup's identity.
     pub backup: String,
+    /// This run's token in `floodgate.runs`: its chunks commit only while it is there.
+    pub token: String,
 }
 
 impl Ledger {
@@ -38,7 +45,14 @@ impl Ledger {
     }
 }
 
-const TABLES: [&str; 3] = [
+/// `floodgate.runs`: which run owns each backup's restore (see the module's fence).
+const RUNS: &str = "CREATE TABLE IF NOT EXISTS {schema}.runs (
+       backup VARBINARY(128) NOT NULL PRIMARY KEY,
+       token VARBINARY(32) NOT NULL
+     ) ENGINE=InnoDB";
+
+const TABLES: [&str; 4] = [
+    RUNS,
     "CREATE TABLE IF NOT EXISTS {schema}.restore (
        backup VARBINARY(128) NOT NULL PRIMARY KEY,
        source TEXT NOT NULL,
@@ -130,14 +144,16 @@ pub struct Checkpoints {
 }
 
 impl Checkpoints {
-    /// Reads the checkpoints of `backup` (and which other restores are unfinished). Changes
-    /// nothing.
+    /// Reads the checkpoints of `backup` (and which other restores are unfinished), once this
+    /// run has taken the restore of `backup` over from any earlier run (the fence): nothing
+    /// an earlier run still has in flight can change them after they are read.
     pub async fn read(conn: &mut Conn, ledger: Ledger) -> Result<Checkpoints> {
         let backup = ledger.backup.clone();
         let mut cp = Checkpoints { ledger, ..Default::default() };
         if !schema_exists(conn, &cp.ledger.schema).await? {
             return Ok(cp);
         }
+        take_over(conn, &cp.ledger).await?;
         let restores: Vec<(Vec<u8>, String, String, Option<String>)> = conn
             .query(format!(
                 "SELECT backup, source, CAST(started_at AS CHAR), CAST(completed_at AS CHAR) FROM {}",
@@ -293,6 +309,33 @@ async fn schema_exists(conn: &mut Conn, schema: &CheckpointSchema) -> Result<boo
     Ok(n.unwrap_or(0) == 3)
 }
 
+/// Makes this run the owner of the backup's restore: writes its token over an earlier run's,
+/// which waits (a row lock) for every chunk commit that run has in flight, and makes any
+/// later one fail.
+async fn take_over(conn: &mut Conn, ledger: &Ledger) -> Result<()> {
+    let schema = quote(ledger.schema.name());
+    conn.query_drop(RUNS.replace("{schema}", &schema))
+        .await
+        .map_err(LoadError::sql("creating the checkpoint tables"))?;
+    autocommit(
+        conn,
+        &format!(
+            "INSERT INTO {} (backup, token) VALUES (?, ?) ON DUPLICATE KEY UPDATE token = VALUES(token)",
+            ledger.table("runs")
+        ),
+        (&ledger.backup, &ledger.token),
+    )
+    .await
+    .map_err(LoadError::sql("taking the restore over from an earlier run"))
+}
+
+/// A token no other run has: what this run writes in `floodgate.runs`.
+pub fn new_token() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+    let seed = format!("{}:{nanos}", std::process::id());
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(seed.as_bytes()))
+}
+
 fn text(bytes: Vec<u8>) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
@@ -308,6 +351,7 @@ pub async fn begin(conn: &mut Conn, checkpoints: &Checkpoints, source: &str) -> 
             .await
             .map_err(LoadError::sql("creating the checkpoint tables"))?;
     }
+    take_over(conn, ledger).await?;
 
     autocommit(
         conn,
@@ -357,18 +401,34 @@ pub async fn commit_chunk(
     content: Option<&str>,
 ) -> Result<()> {
     let content = content.map(|c| hex_literal(c.as_bytes())).unwrap_or_else(|| "NULL".into());
+    let backup = hex_literal(ledger.backup.as_bytes());
+    // The fence: rows_loaded is NULL, which the column refuses (and the COMMIT after it never
+    // runs), unless this run still owns the restore; the shared lock holds off a takeover
+    // until the COMMIT.
+    let rows_if_owner = format!(
+        "(SELECT IF(token = {}, {rows}, NULL) FROM {} WHERE backup = {backup} LOCK IN SHARE MODE)",
+        hex_literal(ledger.token.as_bytes()),
+        ledger.table("runs"),
+    );
     let statement = format!(
         "INSERT INTO {} (backup, db, tbl, chunk, rows_loaded, content, loaded_at) \
-         VALUES ({}, {}, {}, {chunk}, {rows}, {content}, NOW(6)); COMMIT",
+         VALUES ({backup}, {}, {}, {chunk}, {rows_if_owner}, {content}, NOW(6)); COMMIT",
         ledger.table("chunks"),
-        hex_literal(ledger.backup.as_bytes()),
         hex_literal(db.as_bytes()),
         hex_literal(table.as_bytes()),
     );
-    conn.query_drop(statement)
-        .await
-        .map_err(LoadError::sql(format!("{}: recording and committing chunk {chunk}", qualified(db, table))))
+    let what = format!("{}: recording and committing chunk {chunk}", qualified(db, table));
+    conn.query_drop(statement).await.map_err(|e| match &e {
+        mysql_async::Error::Server(se) if se.code == ER_BAD_NULL_ERROR => LoadError::Refused(format!(
+            "{what}: another floodgate run has taken this restore over (it resumed it); this run stops, and its \
+             uncommitted chunk is not loaded"
+        )),
+        _ => LoadError::sql(what)(e),
+    })
 }
+
+/// "Column cannot be null": the fence in [`commit_chunk`] refused the commit.
+const ER_BAD_NULL_ERROR: u16 = 1048;
 
 /// `X'…'`: any bytes as a literal, no quoting rules to get wrong.
 fn hex_literal(bytes: &[u8]) -> String {
@@ -469,7 +529,7 @@ pub async fn finish(conn: &mut Conn, ledger: &Ledger, keep: bool) -> Result<()> 
         let statement = format!("UPDATE {} SET completed_at = NOW(6) WHERE backup = ?", ledger.table("restore"));
         return autocommit(conn, &statement, (&ledger.backup,)).await.map_err(LoadError::sql(context));
     }
-    for table in ["chunks", "steps", "restore"] {
+    for table in ["chunks", "steps", "runs", "restore"] {
         autocommit(conn, &format!("DELETE FROM {} WHERE backup = ?", ledger.table(table)), (&ledger.backup,))
             .await
             .map_err(LoadError::sql(context))?;
@@ -538,7 +598,7 @@ pub async fn discard(conn: &mut Conn, schema: &CheckpointSchema) -> Result<Vec<S
         dropped.push(name);
     }
     // Every restore's checkpoints go; the schema itself only when nothing else is kept in it.
-    for table in ["chunks", "steps", "restore"] {
+    for table in ["chunks", "steps", "runs", "restore"] {
         conn.query_drop(format!("DELETE FROM {}", schema.table(table)))
             .await
             .map_err(LoadError::sql("--restart: clearing the checkpoints"))?;

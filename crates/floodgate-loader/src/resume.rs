@@ -24,7 +24,11 @@ pub async fn prepare(
             progress.notice(format!("--restart: dropped what the unfinished restore created: {}", dropped.join(", ")));
         }
     }
-    let ledger = checkpoint::Ledger { schema: options.checkpoint_schema.clone(), backup: identity.to_string() };
+    let ledger = checkpoint::Ledger {
+        schema: options.checkpoint_schema.clone(),
+        backup: identity.to_string(),
+        token: checkpoint::new_token(),
+    };
     let checkpoints = Checkpoints::read(conn, ledger).await?;
     if options.resume && !checkpoints.is_resume() {
         return Err(LoadError::Refused(
