@@ -35,6 +35,16 @@ pub(crate) async fn open(
     Ok((conn, server, init))
 }
 
+/// The largest packet new connections to the target accept: no statement larger than this
+/// can run there, so none is held in memory either.
+pub(crate) async fn max_allowed_packet(conn: &mut Conn) -> Result<u64> {
+    let packet: Option<u64> = conn
+        .query_first("SELECT @@GLOBAL.max_allowed_packet")
+        .await
+        .map_err(LoadError::sql("reading max_allowed_packet"))?;
+    Ok(packet.unwrap_or(u64::MAX))
+}
+
 /// Refuses a target that will not take LOAD DATA LOCAL INFILE, which every source but a
 /// directory of plain INSERT files needs.
 pub(crate) async fn check_local_infile(conn: &mut Conn) -> Result<()> {
