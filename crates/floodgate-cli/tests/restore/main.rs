@@ -6,6 +6,7 @@
 mod bad_input;
 mod common;
 mod consistency;
+mod crafted;
 mod differential;
 mod mydumper;
 mod mysqldump;
