@@ -129,31 +129,58 @@ fn an_endless_statement_on_stdin_is_refused_at_the_limit_in_bounded_memory() {
     fails_at_once(&w, &["larger than 4194304 bytes", "the target's max_allowed_packet"]);
 }
 
-/// A mydumper chunk file replaced by a small zstd file that expands to one endless INSERT
-/// (a string that never closes) is refused at the statement limit; no row of its table
-/// commits.
+/// A mydumper chunk file replaced by a small compressed file that expands to one endless
+/// INSERT (a string that never closes) is refused at the statement limit; no row of its
+/// table commits. zstd: a 1 MB file of 32 GB; gzip: 200 KB of 200 MB (deflate tops out near
+/// 1,000:1).
 #[test]
 fn an_endless_statement_in_a_compressed_mydumper_chunk_is_refused_in_bounded_memory() {
-    let dir = tempfile::tempdir().unwrap();
-    let from = repo_root().join("fixtures/mydumper-modern/sql-zstd");
-    for e in std::fs::read_dir(&from).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
+    let head = b"/*!40101 SET NAMES binary*/;\nINSERT INTO `bulk` VALUES (400,'";
+    let zstd = ("sql-zstd", "awkward.bulk.00002.sql.zst", zstd_bomb(head, b'x', BOMB_BLOCKS));
+    let gzip = ("sql-gz", "awkward.bulk.00002.sql.gz", gzip_of_endless_string(head, 200 << 20));
+    for (fixture, victim, bomb) in [zstd, gzip] {
+        let dir = tempfile::tempdir().unwrap();
+        for e in std::fs::read_dir(repo_root().join("fixtures/mydumper-modern").join(fixture)).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
+        }
+        std::fs::write(dir.path().join(victim), bomb).unwrap();
+        let fresh = floodgate_sandbox::Sandbox::start(&options()).unwrap();
+        let w = restore_watched(&fresh, dir.path(), &["-t", "2"]);
+        fails_at_once(&w, &[victim, "is larger than", "bytes read without its end"]);
+        // Rows 400..799 live in chunk 2.
+        let exists = sql(
+            &fresh,
+            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'awkward' AND TABLE_NAME = 'bulk'",
+        );
+        if exists.trim() == "1" {
+            assert_eq!(sql(&fresh, "SELECT COUNT(*) FROM awkward.bulk WHERE id BETWEEN 400 AND 799").trim(), "0");
+        }
     }
-    let victim = dir.path().join("awkward.bulk.00002.sql.zst");
-    let bomb = zstd_bomb(b"/*!40101 SET NAMES binary*/;\nINSERT INTO `bulk` VALUES (400,'", b'x', BOMB_BLOCKS);
-    std::fs::write(&victim, bomb).unwrap();
-    let fresh = floodgate_sandbox::Sandbox::start(&options()).unwrap();
-    let w = restore_watched(&fresh, dir.path(), &["-t", "2"]);
-    fails_at_once(&w, &["awkward.bulk.00002.sql.zst", "is larger than", "bytes read without its end"]);
-    // Rows 400..799 live in chunk 2.
-    let exists = sql(
-        &fresh,
-        "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'awkward' AND TABLE_NAME = 'bulk'",
-    );
-    if exists.trim() == "1" {
-        assert_eq!(sql(&fresh, "SELECT COUNT(*) FROM awkward.bulk WHERE id BETWEEN 400 AND 799").trim(), "0");
-    }
+}
+
+/// `head` and then `len` bytes of `x`, through the real `gzip -1`, streamed (never whole in
+/// memory or on disk uncompressed).
+fn gzip_of_endless_string(head: &[u8], len: usize) -> Vec<u8> {
+    let mut gzip = std::process::Command::new("gzip")
+        .arg("-1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run gzip");
+    let mut stdin = gzip.stdin.take().unwrap();
+    let head = head.to_vec();
+    let writer = std::thread::spawn(move || {
+        stdin.write_all(&head).unwrap();
+        let block = vec![b'x'; 1 << 20];
+        for _ in 0..len / block.len() {
+            stdin.write_all(&block).unwrap();
+        }
+    });
+    let out = gzip.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(out.status.success());
+    out.stdout
 }
 
 /// A genuine statement larger than the budget's share is refused with advice that works:
