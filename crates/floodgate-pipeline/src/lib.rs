@@ -460,62 +460,88 @@ fn produce_verified(
     rows: &AtomicU64,
     tx: &mpsc::Sender<Result<Bytes, PipelineError>>,
 ) -> Result<(), PipelineError> {
-    let err = |offset: Option<u64>, reason: String, integrity: bool| PipelineError {
+    let err = |offset: Option<u64>, reason: String| PipelineError {
         file: path.to_path_buf(),
         offset,
         reason,
-        integrity,
+        integrity: true,
     };
-    let file =
-        std::fs::File::open(path).map_err(|e| err(None, e.to_string(), e.kind() == std::io::ErrorKind::NotFound))?;
-    let on_disk = file.metadata().map_err(|e| err(None, e.to_string(), false))?.len();
-    if on_disk != check.compressed_bytes {
-        let reason = format!("{on_disk} bytes on disk, the manifest says {}: not read", check.compressed_bytes);
-        return Err(err(None, reason, true));
-    }
-    let stored = AtMost::new(std::io::BufReader::with_capacity(256 * 1024, file), check.compressed_bytes, "bytes");
-    let mut hashing = HashingReader::new(stored);
-    let mut counter = RowCounter::default();
-    let send = |block: Vec<u8>, counter: &mut RowCounter| {
-        rows.fetch_add(counter.count(&block), Ordering::Relaxed);
-        tx.blocking_send(Ok(Bytes::from(block))).is_ok()
-    };
-    // The last block read waits here until the hash is known.
-    let mut held: Option<Vec<u8>> = None;
+    let mut hashing = HashingReader::new(open_as_declared(path, check.compressed_bytes)?);
+    let mut out = OneBehind { tx, rows, counter: RowCounter::default(), held: None };
     let mut offset = 0u64;
     {
         let decoder = zstd::stream::read::Decoder::with_buffer(std::io::BufReader::new(&mut hashing))
-            .map_err(|e| err(Some(0), format!("not a zstd file: {e}"), true))?;
+            .map_err(|e| err(Some(0), format!("not a zstd file: {e}")))?;
         let mut decoded = AtMost::new(decoder, check.bytes, "decompressed bytes");
         loop {
             let block = fill_block(&mut decoded, block_size, offset == 0)
-                .map_err(|(at, e)| err(Some(offset + at), format!("cannot decompress: {e}"), true))?;
+                .map_err(|(at, e)| err(Some(offset + at), format!("cannot decompress: {e}")))?;
             if block.is_empty() {
                 break;
             }
             offset += block.len() as u64;
-            if let Some(previous) = held.replace(block) {
-                if !send(previous, &mut counter) {
-                    return Ok(()); // the loader stopped listening
-                }
+            if !out.push(block) {
+                return Ok(()); // the loader stopped listening
             }
         }
     }
     // Anything after the last frame was not read by the decoder: hash it too.
-    std::io::copy(&mut hashing, &mut std::io::sink()).map_err(|e| err(None, e.to_string(), true))?;
+    std::io::copy(&mut hashing, &mut std::io::sink()).map_err(|e| err(None, e.to_string()))?;
     let actual = hashing.hex();
     if actual != check.sha256 {
-        let reason = format!("SHA-256 is {actual}, the manifest says {}: the file is corrupt", check.sha256);
-        return Err(err(None, reason, true));
+        return Err(err(None, format!("SHA-256 is {actual}, the manifest says {}: the file is corrupt", check.sha256)));
     }
     if offset != check.bytes {
-        let reason = format!("decompresses to {offset} bytes, the manifest says {}", check.bytes);
-        return Err(err(None, reason, true));
+        return Err(err(None, format!("decompresses to {offset} bytes, the manifest says {}", check.bytes)));
     }
-    if let Some(last) = held {
-        send(last, &mut counter);
-    }
+    out.release();
     Ok(())
+}
+
+/// Opens a native chunk whose manifest says it holds `declared` bytes: a file of another
+/// size is refused before a byte is read, and reading stops one byte past `declared`
+/// whatever the file becomes meanwhile.
+fn open_as_declared(path: &Path, declared: u64) -> Result<AtMost<std::io::BufReader<std::fs::File>>, PipelineError> {
+    let err =
+        |reason: String, integrity: bool| PipelineError { file: path.to_path_buf(), offset: None, reason, integrity };
+    let file = std::fs::File::open(path).map_err(|e| err(e.to_string(), e.kind() == std::io::ErrorKind::NotFound))?;
+    let on_disk = file.metadata().map_err(|e| err(e.to_string(), false))?.len();
+    if on_disk != declared {
+        return Err(err(format!("{on_disk} bytes on disk, the manifest says {declared}: not read"), true));
+    }
+    Ok(AtMost::new(std::io::BufReader::with_capacity(256 * 1024, file), declared, "bytes"))
+}
+
+/// Hands a chunk's blocks to its loader one behind: the block read last waits until the
+/// whole file is known to be right ([`OneBehind::release`]), so a bad chunk never reaches
+/// the server whole.
+struct OneBehind<'a> {
+    tx: &'a mpsc::Sender<Result<Bytes, PipelineError>>,
+    rows: &'a AtomicU64,
+    counter: RowCounter,
+    held: Option<Vec<u8>>,
+}
+
+impl OneBehind<'_> {
+    /// Holds `block` and sends the one held before; false when the loader stopped listening.
+    fn push(&mut self, block: Vec<u8>) -> bool {
+        match self.held.replace(block) {
+            Some(previous) => self.send(previous),
+            None => true,
+        }
+    }
+
+    /// Sends the block held back: the file checked out.
+    fn release(mut self) {
+        if let Some(last) = self.held.take() {
+            self.send(last);
+        }
+    }
+
+    fn send(&mut self, block: Vec<u8>) -> bool {
+        self.rows.fetch_add(self.counter.count(&block), Ordering::Relaxed);
+        self.tx.blocking_send(Ok(Bytes::from(block))).is_ok()
+    }
 }
 
 fn produce_bytes(
