@@ -116,8 +116,10 @@ fn bench(c: &mut Criterion) {
     // parsing and the per-row content digest; throughput in decompressed bytes.
     let sha = sha2::Sha256::digest(&zst).iter().map(|b| format!("{b:02x}")).collect::<String>();
     let rows = RowCounter::default().count(&tsv);
+    let check =
+        floodgate_format::RowsCheck { sha256: sha, rows, bytes: tsv.len() as u64, compressed_bytes: zst.len() as u64 };
     g.bench_function("verify_chunk", |b| {
-        b.iter(|| floodgate_pipeline::verify::check_stored(&zst[..], &sha, rows).unwrap().rows)
+        b.iter(|| floodgate_pipeline::verify::check_stored(&zst[..], &check).unwrap().rows)
     });
     g.throughput(Throughput::Bytes(zst.len() as u64));
     g.bench_function("sha256", |b| b.iter(|| sha2::Sha256::digest(black_box(&zst))));

@@ -281,7 +281,7 @@ fn verify(args: VerifyArgs) -> Result<()> {
 }
 
 fn print_dump(dump: &floodgate_format::mysqldump::DumpSource, into: Option<String>) -> Result<()> {
-    let summary = floodgate_format::mysqldump::scan(dump, into, false)?.summary;
+    let summary = floodgate_format::mysqldump::scan(dump, into, false, inspect_limit())?.summary;
     println!("format: mysqldump");
     println!("source: {}", dump.name());
     println!("compression: {:?}", dump.compression);
@@ -294,12 +294,19 @@ fn print_dump(dump: &floodgate_format::mysqldump::DumpSource, into: Option<Strin
     Ok(())
 }
 
+/// `inspect` reads a dump as a restore with the default options would: a statement that
+/// restore refuses for its size is refused here too.
+fn inspect_limit() -> floodgate_format::split::StatementLimit {
+    let defaults = RestoreOptions::default();
+    floodgate_format::split::StatementLimit::for_budget(defaults.memory_budget, defaults.threads)
+}
+
 fn inspect(args: InspectArgs) -> Result<()> {
     match floodgate_format::open(&args.source)? {
         Backup::Directory(plan) if args.json => println!("{}", to_json(&plan)?),
         Backup::Directory(plan) => print_plan(&plan, true),
         Backup::Dump(dump) if args.json => {
-            let summary = floodgate_format::mysqldump::scan(&dump, None, false)?.summary;
+            let summary = floodgate_format::mysqldump::scan(&dump, None, false, inspect_limit())?.summary;
             println!("{}", to_json(&serde_json::json!({"format": "mysqldump", "source": dump, "summary": summary}))?);
         }
         Backup::Dump(dump) => print_dump(&dump, None)?,

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use floodgate_format::mysqldump::{self, Completeness};
 use floodgate_format::objects::{object_change, ExpectedObjects, ObjectKind};
+use floodgate_format::split::StatementLimit;
 use floodgate_format::{Backup, RestorePlan};
 use sha2::{Digest, Sha256};
 
@@ -27,8 +28,10 @@ pub struct Prepared {
 }
 
 /// Opens `path`, records its identity, and reads what the restore must produce. `into`
-/// names the database of a mysqldump file made without `--databases`.
-pub fn prepare(path: &Path, into: Option<String>) -> Result<Prepared> {
+/// names the database of a mysqldump file made without `--databases`; a statement of it
+/// larger than `limit` is refused (the server is not started yet, so its max_allowed_packet
+/// is not known: the restore applies that).
+pub fn prepare(path: &Path, into: Option<String>, limit: StatementLimit) -> Result<Prepared> {
     if path == Path::new("-") {
         return Err(DrillError::Refused(
             "a drill needs a backup on disk: standard input can be read only once, and the drill reads a \
@@ -52,7 +55,7 @@ pub fn prepare(path: &Path, into: Option<String>) -> Result<Prepared> {
         }
         Backup::Dump(dump) => {
             info.format = Some("mysqldump".into());
-            let scan = mysqldump::scan(dump, into, true)?;
+            let scan = mysqldump::scan(dump, into, true, limit)?;
             info.databases = scan.summary.databases.len() as u64;
             info.tables = scan.summary.tables.len() as u64;
             info.identity_sha256 = scan.sha256;

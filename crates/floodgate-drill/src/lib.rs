@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 
 use floodgate_conn::server::user_databases;
 use floodgate_conn::ConnectOptions;
+use floodgate_format::split::StatementLimit;
 use floodgate_format::Backup;
 use floodgate_format::Classify;
 use floodgate_loader::{Progress, RestoreOptions, RestoreReport, VerifyMode};
@@ -200,7 +201,8 @@ impl Run {
         let queries = options.verify_queries.as_deref().map(VerifyQueries::read).transpose()?;
         let prepared = {
             let (path, into) = (backup.to_path_buf(), options.into.clone());
-            let reading = tokio::task::spawn_blocking(move || backup::prepare(&path, into));
+            let limit = StatementLimit::for_budget(options.memory_budget, options.threads);
+            let reading = tokio::task::spawn_blocking(move || backup::prepare(&path, into, limit));
             tokio::select! {
                 joined = reading => joined.map_err(|e| DrillError::Internal(format!("starting the sandbox: {e}")))??,
                 signal = wait(interrupt) => return Err(DrillError::Interrupted { signal }),

@@ -65,6 +65,41 @@ pub fn open(path: &Path) -> Result<Box<dyn Read + Send>> {
     decoder(file).map_err(|e| FormatError::io(path, e))
 }
 
+/// A reader that yields at most `limit` bytes of `inner`: a byte more is an error
+/// (`InvalidData`) at once, so a file or a decompressed stream larger than its manifest
+/// declares stops there instead of running on (a zstd or gzip bomb expands ~32,000:1).
+#[derive(Debug)]
+pub struct AtMost<R> {
+    inner: R,
+    limit: u64,
+    left: u64,
+    /// What is counted, for the error: "decompressed bytes", "bytes on disk".
+    what: &'static str,
+}
+
+impl<R: Read> AtMost<R> {
+    /// Wraps `inner`.
+    pub fn new(inner: R, limit: u64, what: &'static str) -> Self {
+        AtMost { inner, limit, left: limit, what }
+    }
+}
+
+impl<R: Read> Read for AtMost<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        // One byte past the limit is enough to know it is passed.
+        let room = usize::try_from(self.left.saturating_add(1)).unwrap_or(usize::MAX).min(buf.len());
+        let n = self.inner.read(&mut buf[..room])?;
+        if n as u64 > self.left {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("more than the {} {} the manifest declares", self.limit, self.what),
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
 /// Appends `data` as one zstd frame of raw (stored) blocks: valid zstd that any decoder
 /// reads, at the cost of a copy. `floodgate dump --compress-level 0` writes these, for disks
 /// fast enough that compressing costs more time than it saves.
@@ -124,6 +159,20 @@ mod tests {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(&data).unwrap();
         roundtrip(&data, gz.finish().unwrap());
+    }
+
+    /// A stream longer than its limit fails on the first byte past it; one exactly as long
+    /// reads to its end.
+    #[test]
+    fn at_most_stops_one_byte_past_the_limit() {
+        let data = vec![7u8; 1000];
+        let mut out = Vec::new();
+        AtMost::new(&data[..], 1000, "bytes").read_to_end(&mut out).unwrap();
+        assert_eq!(out.len(), 1000);
+        let mut short = AtMost::new(&data[..], 999, "decompressed bytes");
+        let err = std::io::copy(&mut short, &mut std::io::sink()).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+        assert!(err.to_string().contains("more than the 999 decompressed bytes"), "{err}");
     }
 
     #[test]

@@ -74,26 +74,37 @@ pub fn open(source: &Path) -> Result<Backup> {
     mysqldump::detect(source).map(Backup::Dump)
 }
 
+/// Most statement bytes (text plus bookkeeping) [`read_statements`] holds from one file.
+pub const SCHEMA_FILE_LIMIT: usize = 64 << 20;
+
 /// Reads every statement of a small SQL file (schema and post-data files), decompressing it
-/// if needed. Files over 256 MiB are refused: those are data, which streams instead.
+/// if needed. These are held whole, so a file whose statements take more than
+/// [`SCHEMA_FILE_LIMIT`] is refused as it is read (a decompression bomb stops there); data
+/// files stream instead. Each statement is counted with its bookkeeping: a file of millions
+/// of tiny statements costs far more than its bytes.
 pub fn read_statements(file: &SqlFile, terminator: split::Terminator) -> Result<Vec<split::Statement>> {
-    use std::io::Read;
-    const LIMIT: u64 = 256 << 20;
-    let mut text = Vec::new();
-    compress::open(&file.path)?
-        .take(LIMIT + 1)
-        .read_to_end(&mut text)
-        .map_err(|e| FormatError::corrupt(&file.path, None, format!("cannot decompress: {e}")))?;
-    if text.len() as u64 > LIMIT {
-        return Err(FormatError::corrupt(&file.path, None, "schema file larger than 256 MiB"));
+    let corrupt = |offset: Option<u64>, reason: String| FormatError::corrupt(&file.path, offset, reason);
+    let reader = split::StatementReader::new(compress::open(&file.path)?, terminator, SCHEMA_FILE_LIMIT);
+    let mut statements = Vec::new();
+    let mut held = 0usize;
+    for s in reader {
+        let s = s.map_err(|e| match e {
+            split::ReadError::Io { offset, source } => corrupt(Some(offset), format!("cannot decompress: {source}")),
+            split::ReadError::Split(e) => corrupt(None, e.to_string()),
+        })?;
+        held += s.text.len() + std::mem::size_of::<split::Statement>();
+        if held > SCHEMA_FILE_LIMIT {
+            return Err(corrupt(
+                Some(s.offset),
+                format!("a schema file holding more than {} MiB of statements", SCHEMA_FILE_LIMIT >> 20),
+            ));
+        }
+        statements.push(s);
     }
-    let statements =
-        split::split_all(&text, terminator).map_err(|e| FormatError::corrupt(&file.path, None, e.to_string()))?;
     if let Some(last) = statements.last().filter(|s| !s.terminated) {
-        return Err(FormatError::corrupt(
-            &file.path,
+        return Err(corrupt(
             Some(last.offset),
-            "the last statement has no terminating `;`: the file is truncated",
+            "the last statement has no terminating `;`: the file is truncated".into(),
         ));
     }
     Ok(statements)

@@ -125,13 +125,20 @@ pub struct Chunk {
     pub rows: Option<RowsCheck>,
 }
 
-/// What a native chunk must be: its compressed bytes' SHA-256 and its row count.
+/// What a native chunk must be, as its manifest declares it: its size as stored and
+/// decompressed, its compressed bytes' SHA-256 and its row count. The sizes bound what
+/// reading it may cost: a file larger than declared is refused before it is read, and
+/// decompression stops at the declared size (a decompression bomb ends there).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RowsCheck {
     /// Lower-case hex SHA-256 of the file as stored.
     pub sha256: String,
     /// Rows in the chunk.
     pub rows: u64,
+    /// Bytes once decompressed.
+    pub bytes: u64,
+    /// Bytes as stored.
+    pub compressed_bytes: u64,
 }
 
 impl Chunk {

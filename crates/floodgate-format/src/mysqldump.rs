@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use crate::compress::{self, Compression};
 use crate::ident;
 use crate::objects::{object_change, ExpectedObjects};
-use crate::split::{self, Statement, Terminator};
+use crate::split::{self, Statement, StatementLimit, Terminator};
 use crate::sqltext::{self, identifier, keyword, skip_ws};
 use crate::{FormatError, Result};
 
@@ -567,22 +567,33 @@ pub struct DumpScan {
 }
 
 /// Reads the whole dump once: classifies every statement ([`Scanner`]), checks it is whole
-/// ([`completeness`]) and, with `hash`, hashes the stored bytes. Errors name the byte offset.
-pub fn scan(source: &DumpSource, into: Option<String>, hash: bool) -> Result<DumpScan> {
+/// ([`completeness`]) and, with `hash`, hashes the stored bytes. A statement larger than
+/// `limit` is refused where it passes it. Errors name the byte offset.
+pub fn scan(source: &DumpSource, into: Option<String>, hash: bool, limit: StatementLimit) -> Result<DumpScan> {
     let name = source.name();
     let corrupt = |offset: Option<u64>, reason: String| FormatError::corrupt(Path::new(&name), offset, reason);
     let hasher = std::sync::Arc::new(std::sync::Mutex::new(hash.then(<sha2::Sha256 as sha2::Digest>::new)));
     let stored = Hashing { inner: source.open_raw()?, hash: hasher.clone() };
     let ends = std::sync::Arc::new(Ends::default());
     let raw = compress::decoder(stored).map_err(|e| corrupt(Some(0), format!("cannot decompress: {e}")))?;
-    let mut statements = split::StatementReader::new(ends.reader(raw), Terminator::Delimiter, 1 << 30);
+    let mut statements = split::StatementReader::new(ends.reader(raw), Terminator::Delimiter, limit.bytes);
     let mut scanner = Scanner::new(into);
-    while let Some(s) = statements.next_statement().map_err(|e| corrupt(None, e.to_string()))? {
+    while let Some(s) = statements.next_statement().map_err(|e| corrupt(None, read_error(e, &limit)))? {
         scanner.next(s, &name)?;
     }
     let completeness = ends.check(&name)?;
     let sha256 = hasher.lock().ok().and_then(|mut h| h.take()).map(|h| hex(&sha2::Digest::finalize(h)));
     Ok(DumpScan { summary: scanner.summary, completeness, sha256 })
+}
+
+/// A read error for a message; a statement over the limit says what the limit is.
+fn read_error(e: split::ReadError, limit: &StatementLimit) -> String {
+    match e {
+        split::ReadError::Split(too_large @ split::SplitError::TooLarge { .. }) => {
+            format!("{too_large}: the limit is {}", limit.explain())
+        }
+        other => other.to_string(),
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {

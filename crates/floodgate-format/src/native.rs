@@ -14,6 +14,7 @@
 use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::Xxh3;
 
 use crate::model::*;
 use crate::{FormatError, Result};
@@ -124,6 +125,18 @@ pub struct ChunkEntry {
     pub last_key: Option<String>,
 }
 
+impl ChunkEntry {
+    /// What the chunk's file must be.
+    pub fn check(&self) -> RowsCheck {
+        RowsCheck {
+            sha256: self.sha256.clone(),
+            rows: self.rows,
+            bytes: self.bytes,
+            compressed_bytes: self.compressed_bytes,
+        }
+    }
+}
+
 /// Percent-encodes a name for use as a path component: every byte outside
 /// `[A-Za-z0-9_-]`, and a leading `.`, becomes `%XX`.
 pub fn encode_name(name: &str) -> String {
@@ -195,7 +208,8 @@ impl ContentDigest {
     }
 
     /// Adds every row of a rows-file block; `state` carries an unfinished last row (and a
-    /// pending backslash) between blocks. Returns the rows completed.
+    /// pending backslash) between blocks. Returns the rows completed. A row that spans blocks
+    /// is hashed as it arrives, never held: a crafted chunk of one endless row costs no memory.
     pub fn add_rows(&mut self, block: &[u8], state: &mut RowState) -> u64 {
         let mut rows = 0;
         let mut start = 0;
@@ -216,33 +230,42 @@ impl ContentDigest {
                 i = at + 2;
                 continue;
             }
-            if state.partial.is_empty() {
-                self.add_row(&block[start..at]);
-            } else {
-                state.partial.extend_from_slice(&block[start..at]);
-                self.add_row(&state.partial);
-                state.partial.clear();
+            match state.partial.take() {
+                None => self.add_row(&block[start..at]),
+                Some(mut begun) => {
+                    begun.update(&block[start..at]);
+                    self.0 = self.0.wrapping_add(begun.digest128());
+                }
             }
             rows += 1;
             start = at + 1;
             i = at + 1;
         }
-        state.partial.extend_from_slice(&block[start..]);
+        if start < block.len() {
+            state.partial.get_or_insert_with(Xxh3::new).update(&block[start..]);
+        }
         rows
     }
 }
 
-/// The part of a row not yet ended, between blocks of a rows file.
-#[derive(Debug, Clone, Default)]
+/// The part of a row not yet ended, between blocks of a rows file: its hash so far (XXH3's
+/// streaming form gives the same digest as hashing the whole row at once).
+#[derive(Clone, Default)]
 pub struct RowState {
-    partial: Vec<u8>,
+    partial: Option<Xxh3>,
     escaped: bool,
+}
+
+impl std::fmt::Debug for RowState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RowState").field("partial", &self.partial.is_some()).field("escaped", &self.escaped).finish()
+    }
 }
 
 impl RowState {
     /// True when the input so far ended at a row boundary.
     pub fn at_row_end(&self) -> bool {
-        self.partial.is_empty() && !self.escaped
+        self.partial.is_none() && !self.escaped
     }
 }
 
@@ -272,12 +295,7 @@ pub fn read(dir: &Path) -> Result<RestorePlan> {
                         format!("{} bytes on disk, the manifest says {}", f.bytes, c.compressed_bytes),
                     ));
                 }
-                chunks.push(Chunk {
-                    index: i as u64,
-                    file: f,
-                    data_files: Vec::new(),
-                    rows: Some(RowsCheck { sha256: c.sha256.clone(), rows: c.rows }),
-                });
+                chunks.push(Chunk { index: i as u64, file: f, data_files: Vec::new(), rows: Some(c.check()) });
             }
             if total != t.rows {
                 return Err(FormatError::corrupt(
@@ -324,10 +342,21 @@ pub fn read(dir: &Path) -> Result<RestorePlan> {
     })
 }
 
+/// The largest manifest.json read: about 200,000 chunk entries, some 12 TiB of 64 MiB
+/// chunks. It is held whole (and parsed), so a crafted one must not be read without limit.
+pub const MANIFEST_LIMIT: u64 = 64 << 20;
+
 /// Reads and checks manifest.json. A directory without one is an unfinished dump.
 pub fn read_manifest(path: &Path) -> Result<Manifest> {
-    let text = match std::fs::read(path) {
-        Ok(t) => t,
+    let text = match read_manifest_bytes(path) {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            return Err(FormatError::corrupt(
+                path,
+                None,
+                format!("larger than {} MiB: not a manifest floodgate wrote", MANIFEST_LIMIT >> 20),
+            ))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(FormatError::corrupt(
                 path,
@@ -345,13 +374,24 @@ pub fn read_manifest(path: &Path) -> Result<Manifest> {
     Ok(manifest)
 }
 
-/// True if `dir` has a manifest.json naming this format.
+/// The manifest's bytes, or None when it is larger than [`MANIFEST_LIMIT`].
+fn read_manifest_bytes(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let mut text = Vec::new();
+    std::fs::File::open(path)?.take(MANIFEST_LIMIT + 1).read_to_end(&mut text)?;
+    Ok((text.len() as u64 <= MANIFEST_LIMIT).then_some(text))
+}
+
+/// True if `dir` has a manifest.json naming this format, or one too large to be read (which
+/// [`read_manifest`] then refuses by name rather than calling the directory no backup).
 pub fn looks_like(dir: &Path) -> bool {
-    let path = dir.join(MANIFEST);
-    std::fs::read(&path)
-        .ok()
-        .and_then(|t| serde_json::from_slice::<serde_json::Value>(&t).ok())
-        .is_some_and(|v| v.get("format").and_then(|f| f.as_str()) == Some(FORMAT))
+    match read_manifest_bytes(&dir.join(MANIFEST)) {
+        Ok(Some(text)) => serde_json::from_slice::<serde_json::Value>(&text)
+            .ok()
+            .is_some_and(|v| v.get("format").and_then(|f| f.as_str()) == Some(FORMAT)),
+        Ok(None) => true,
+        Err(_) => false,
+    }
 }
 
 /// RFC 3339 UTC for seconds since the epoch (Howard Hinnant's civil-from-days): the

@@ -46,13 +46,15 @@ pub enum SplitError {
         /// Where it starts.
         start: u64,
     },
-    /// A statement is larger than the configured limit (the server would refuse it anyway).
-    #[error("statement starting at byte {start} is larger than {limit} bytes")]
+    /// A statement is larger than the configured limit ([`StatementLimit`]).
+    #[error("the statement at byte {start} is larger than {limit} bytes ({read} bytes read without its end)")]
     TooLarge {
         /// Where it starts.
         start: u64,
         /// The limit.
         limit: usize,
+        /// Bytes of it read when the limit was passed.
+        read: u64,
     },
     /// A `DELIMITER` command with no delimiter.
     #[error("DELIMITER command without a delimiter at byte {at}")]
@@ -60,6 +62,68 @@ pub enum SplitError {
         /// Where the command is.
         at: u64,
     },
+}
+
+/// The largest statement accepted, and what set that size. A statement is held whole in
+/// memory on its way to the server, so an endless one (a damaged or hostile file with no
+/// delimiter for gigabytes) must be refused at a size the memory budget can hold; and the
+/// target refuses one larger than its `max_allowed_packet` anyway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatementLimit {
+    /// The size in bytes.
+    pub bytes: usize,
+    /// What set it, for the error that names it.
+    pub set_by: LimitSetBy,
+}
+
+/// What set a [`StatementLimit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitSetBy {
+    /// Its share of `--memory-budget` (bytes) with this many loader connections.
+    MemoryBudget {
+        /// The budget, in bytes.
+        budget: usize,
+        /// Loader connections.
+        loaders: usize,
+    },
+    /// The target's `max_allowed_packet`.
+    MaxAllowedPacket,
+}
+
+impl StatementLimit {
+    /// The share of `budget` one statement may take with `loaders` connections:
+    /// `budget / (2 × loaders + 4)`. Each loader may hold a statement twice (its text and its
+    /// LOAD DATA rows), and the splitter, the batch handed on, the chunk queue and the
+    /// packet being sent once each (docs/DECISIONS.md, "The largest statement").
+    pub fn for_budget(budget: usize, loaders: usize) -> Self {
+        let loaders = loaders.max(1);
+        StatementLimit { bytes: budget / (2 * loaders + 4), set_by: LimitSetBy::MemoryBudget { budget, loaders } }
+    }
+
+    /// The smaller of this limit and the target's `max_allowed_packet`.
+    pub fn with_max_allowed_packet(self, packet: u64) -> Self {
+        match usize::try_from(packet) {
+            Ok(packet) if packet < self.bytes => StatementLimit { bytes: packet, set_by: LimitSetBy::MaxAllowedPacket },
+            _ => self,
+        }
+    }
+
+    /// What the limit is and how to raise it, for an error message.
+    pub fn explain(&self) -> String {
+        match self.set_by {
+            LimitSetBy::MemoryBudget { budget, loaders } => format!(
+                "{} bytes, the share of --memory-budget ({} MiB) one statement may take with {loaders} loader \
+                 connection(s); if the backup is genuine, raise --memory-budget",
+                self.bytes,
+                budget >> 20
+            ),
+            LimitSetBy::MaxAllowedPacket => format!(
+                "{} bytes, the target's max_allowed_packet (the server would refuse a larger statement); if the \
+                 backup is genuine, raise max_allowed_packet on the target",
+                self.bytes
+            ),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +161,8 @@ pub struct Splitter {
     in_conditional: bool,
     /// The current statement has something besides whitespace and comments.
     has_content: bool,
+    /// The scan waits for the end of a `DELIMITER` line.
+    awaiting_line: bool,
     max_statement: usize,
 }
 
@@ -115,6 +181,7 @@ impl Splitter {
             state_start: 0,
             in_conditional: false,
             has_content: false,
+            awaiting_line: false,
             max_statement,
         }
     }
@@ -122,12 +189,41 @@ impl Splitter {
     /// Adds input and appends every statement it completes to `out`.
     pub fn push(&mut self, input: &[u8], out: &mut Vec<Statement>) -> Result<(), SplitError> {
         self.compact();
-        self.buf.extend_from_slice(input);
+        self.append(input);
+        self.awaiting_line = false;
         self.scan(false, out)?;
-        if self.buf.len() - self.start > self.max_statement {
-            return Err(SplitError::TooLarge { start: self.base + self.start as u64, limit: self.max_statement });
+        // Bytes before the scan position belong to the statement; those after it are a few
+        // undecided bytes (a delimiter or comment start cut by the read), or a `DELIMITER`
+        // line waiting for its end, which counts whole.
+        let counted = if self.awaiting_line { self.buf.len() } else { self.pos };
+        self.check_size(counted)
+    }
+
+    /// Refuses the statement (with its leading comments, which are held with it) when the
+    /// bytes from its start to `end` pass the limit. Checked wherever a statement ends and
+    /// after every read, so the outcome does not depend on how the input was cut.
+    fn check_size(&self, end: usize) -> Result<(), SplitError> {
+        let size = end - self.start;
+        if size <= self.max_statement {
+            return Ok(());
         }
-        Ok(())
+        // Name where its text starts, as a statement's offset does, not its leading comments.
+        let lead = leading_noise(&self.buf[self.start..end.min(self.buf.len())]);
+        let start = self.base + (self.start + lead) as u64;
+        Err(SplitError::TooLarge { start, limit: self.max_statement, read: size as u64 })
+    }
+
+    /// Appends `input` to the buffer. The buffer doubles as it grows, but never past the
+    /// statement limit plus this input: doubling a buffer of 40 MiB to 80 MiB for a statement
+    /// refused at 64 MiB would hold more than the limit promises.
+    fn append(&mut self, input: &[u8]) {
+        let needed = self.buf.len() + input.len();
+        if needed > self.buf.capacity() {
+            let ceiling = self.max_statement.saturating_add(input.len());
+            let target = self.buf.capacity().saturating_mul(2).min(ceiling).max(needed);
+            self.buf.reserve_exact(target - self.buf.len());
+        }
+        self.buf.extend_from_slice(input);
     }
 
     /// Ends the input: returns the last statement if text without a delimiter remains, or an
@@ -151,11 +247,8 @@ impl Splitter {
         if self.in_conditional {
             return Err(SplitError::Unterminated { what: "a /*! conditional comment */", start: self.state_start });
         }
-        if self.has_content {
-            let end = self.buf.len();
-            self.emit(end, end, false, out);
-        }
-        Ok(())
+        let end = self.buf.len();
+        self.emit(end, end, false, out)
     }
 
     /// True when bytes after `at` are needed to decide and the input may still bring them.
@@ -255,7 +348,7 @@ impl Splitter {
                 Some(false) => {}
             }
         }
-        if let Some(done) = self.try_terminator(eof, out) {
+        if let Some(done) = self.try_terminator(eof, out)? {
             return Ok(done);
         }
         let start = self.base + pos as u64;
@@ -328,35 +421,35 @@ impl Splitter {
 
     /// Ends the statement if a terminator starts at the scan position.
     /// Returns None when there is none, Some(false) when more input is needed.
-    fn try_terminator(&mut self, eof: bool, out: &mut Vec<Statement>) -> Option<bool> {
+    fn try_terminator(&mut self, eof: bool, out: &mut Vec<Statement>) -> Result<Option<bool>, SplitError> {
         let pos = self.pos;
         match self.terminator {
             Terminator::Delimiter => {
                 let d = self.delimiter.len();
                 let avail = &self.buf[pos..];
                 if avail.len() < d && self.delimiter.starts_with(avail) && !eof {
-                    return Some(false);
+                    return Ok(Some(false));
                 }
                 if !avail.starts_with(&self.delimiter) {
-                    return None;
+                    return Ok(None);
                 }
-                self.emit(pos, pos + d, true, out);
-                Some(true)
+                self.emit(pos, pos + d, true, out)?;
+                Ok(Some(true))
             }
             Terminator::SemicolonNewline => {
                 if self.buf[pos] != b';' {
-                    return None;
+                    return Ok(None);
                 }
                 if self.short(pos, 3, eof) {
-                    return Some(false);
+                    return Ok(Some(false));
                 }
                 let next = &self.buf[pos + 1..];
                 let line_end = next.is_empty() || next[0] == b'\n' || next.starts_with(b"\r\n");
                 if !line_end {
-                    return None;
+                    return Ok(None);
                 }
-                self.emit(pos, pos + 1, true, out);
-                Some(true)
+                self.emit(pos, pos + 1, true, out)?;
+                Ok(Some(true))
             }
         }
     }
@@ -378,13 +471,18 @@ impl Splitter {
             return Ok(Some(false));
         }
         let Some(nl) = avail.iter().position(|&c| c == b'\n') else {
-            return Ok(if eof { self.set_delimiter(avail.len()).map(Some)? } else { None });
+            if eof {
+                return self.set_delimiter(avail.len()).map(Some);
+            }
+            self.awaiting_line = true;
+            return Ok(None);
         };
         self.set_delimiter(nl + 1).map(Some)
     }
 
     fn set_delimiter(&mut self, line_len: usize) -> Result<bool, SplitError> {
         let pos = self.pos;
+        self.check_size(pos + line_len)?;
         let line = &self.buf[pos + 9..pos + line_len];
         let token: Vec<u8> =
             line.iter().copied().skip_while(u8::is_ascii_whitespace).take_while(|c| !c.is_ascii_whitespace()).collect();
@@ -405,17 +503,29 @@ impl Splitter {
         self.pos = upto;
     }
 
-    /// Drops the bytes of finished statements from the buffer.
+    /// Drops the bytes of finished statements from the buffer, and gives back the memory a
+    /// large statement left behind once the buffer holds far less.
     fn compact(&mut self) {
+        const KEEP: usize = 1 << 20;
         if self.start > 0 {
             self.buf.drain(..self.start);
             self.base += self.start as u64;
             self.pos -= self.start;
             self.start = 0;
         }
+        if self.buf.capacity() > KEEP && self.buf.len() < self.buf.capacity() / 4 {
+            self.buf.shrink_to(self.buf.len().max(KEEP));
+        }
     }
 
-    fn emit(&mut self, end: usize, resume: usize, terminated: bool, out: &mut Vec<Statement>) {
+    fn emit(
+        &mut self,
+        end: usize,
+        resume: usize,
+        terminated: bool,
+        out: &mut Vec<Statement>,
+    ) -> Result<(), SplitError> {
+        self.check_size(end)?;
         if self.has_content {
             let raw = &self.buf[self.start..end];
             let lead = leading_noise(raw);
@@ -429,6 +539,7 @@ impl Splitter {
         self.has_content = false;
         self.in_conditional = false;
         self.discard(resume);
+        Ok(())
     }
 }
 
@@ -644,8 +755,55 @@ mod tests {
         assert!(matches!(err, SplitError::TooLarge { .. }));
     }
 
+    /// An endless statement is refused once it passes the limit, and the buffer never grew
+    /// past the limit plus one read on the way (doubling would have reached twice the limit).
+    #[test]
+    fn an_endless_statement_is_refused_at_the_limit_without_doubling_past_it() {
+        let limit = 10 << 20;
+        let mut s = Splitter::new(Terminator::Delimiter, limit);
+        let mut out = Vec::new();
+        s.push(b"SELECT 1;\nINSERT INTO t VALUES ('", &mut out).unwrap();
+        let read = vec![b'x'; 100_000];
+        let mut largest = 0;
+        let err = loop {
+            match s.push(&read, &mut out) {
+                Ok(()) => largest = largest.max(s.buf.capacity()),
+                Err(e) => break e,
+            }
+        };
+        assert!(largest <= limit + read.len(), "the buffer grew to {largest} bytes");
+        assert!(
+            matches!(err, SplitError::TooLarge { start: 10, limit: l, read } if l == limit && read as usize > limit),
+            "{err:?}"
+        );
+        assert_eq!(out.len(), 1);
+    }
+
+    /// After a large statement the buffer gives its memory back.
+    #[test]
+    fn the_buffer_shrinks_after_a_large_statement() {
+        let mut s = Splitter::new(Terminator::Delimiter, usize::MAX);
+        let mut out = Vec::new();
+        let mut big = b"INSERT INTO t VALUES ('".to_vec();
+        big.resize(32 << 20, b'x');
+        big.extend_from_slice(b"');\n");
+        s.push(&big, &mut out).unwrap();
+        s.push(b"SELECT 1;\n", &mut out).unwrap();
+        assert_eq!(out.len(), 2);
+        assert!(s.buf.capacity() <= 1 << 20, "{} bytes kept", s.buf.capacity());
+    }
+
     fn split_in_pieces(input: &[u8], cuts: &[usize], t: Terminator) -> Result<Vec<Statement>, SplitError> {
-        let mut s = Splitter::new(t, usize::MAX);
+        split_in_pieces_within(input, cuts, t, usize::MAX)
+    }
+
+    fn split_in_pieces_within(
+        input: &[u8],
+        cuts: &[usize],
+        t: Terminator,
+        limit: usize,
+    ) -> Result<Vec<Statement>, SplitError> {
+        let mut s = Splitter::new(t, limit);
         let mut out = Vec::new();
         let mut last = 0;
         let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
@@ -694,6 +852,25 @@ mod tests {
         fn never_panics_on_bytes(input in prop::collection::vec(any::<u8>(), 0..512)) {
             let _ = split_all(&input, Terminator::Delimiter);
             let _ = split_all(&input, Terminator::SemicolonNewline);
+        }
+
+        /// Whether a statement passes the limit does not depend on how the input was cut
+        /// into reads either (the size checked after each read counts only bytes known to
+        /// belong to the statement).
+        #[test]
+        fn reads_do_not_change_what_the_limit_refuses(input in sqlish(), cuts in prop::collection::vec(any::<usize>(), 0..8), limit in 0usize..64) {
+            for t in [Terminator::Delimiter, Terminator::SemicolonNewline] {
+                let whole = split_in_pieces_within(&input, &[], t, limit);
+                let pieces = split_in_pieces_within(&input, &cuts, t, limit);
+                match (&whole, &pieces) {
+                    (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
+                    (Err(_), Err(_)) => {}
+                    _ => prop_assert!(false, "{:?}: whole {:?}, in pieces {:?}", t, whole, pieces),
+                }
+                if let Ok(statements) = &whole {
+                    prop_assert!(statements.iter().all(|s| s.text.len() <= limit));
+                }
+            }
         }
 
         #[test]

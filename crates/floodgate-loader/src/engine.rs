@@ -128,8 +128,10 @@ pub async fn restore(
     checkpoint::begin(&mut control, &checkpoints, &name).await?;
     phases.checks = started.elapsed().as_secs_f64();
 
-    let pipeline = Pipeline::new(PipelineConfig::for_budget(options.threads, options.memory_budget))
-        .map_err(|e| LoadError::Refused(format!("cannot start the pipeline threads: {e}")))?;
+    let config = PipelineConfig::for_budget(options.threads, options.memory_budget)
+        .with_max_allowed_packet(server.max_allowed_packet);
+    let pipeline =
+        Pipeline::new(config).map_err(|e| LoadError::Refused(format!("cannot start the pipeline threads: {e}")))?;
     let (complete_tx, complete_rx) = mpsc::unbounded_channel();
     let session = Arc::new(Session {
         target,

@@ -21,6 +21,9 @@ pub enum LoadError {
         /// The pipeline's error, naming the file.
         source: PipelineError,
     },
+    /// The dump stream could not be read (its file and offset are named).
+    #[error(transparent)]
+    Stream(PipelineError),
     /// The target is not fit for this restore (and nothing was changed).
     #[error("{0}")]
     Refused(String),
@@ -67,7 +70,7 @@ impl Classify for LoadError {
         match self {
             LoadError::Server(e) => e.class(),
             LoadError::Format(e) => e.class(),
-            LoadError::Chunk { source, .. } => source.class(),
+            LoadError::Chunk { source, .. } | LoadError::Stream(source) => source.class(),
             LoadError::Refused(_) => ErrorClass::Refused,
             LoadError::Integrity { .. } => ErrorClass::Integrity,
             LoadError::TooLarge(_) => ErrorClass::Failed,

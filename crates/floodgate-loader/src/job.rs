@@ -168,7 +168,7 @@ async fn load_rows(
         "LOAD DATA LOCAL INFILE 'floodgate-chunk' INTO TABLE {name} CHARACTER SET binary \
          FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ({list})"
     );
-    let stream = session.pipeline.bytes_verified(&file.path, &check.sha256);
+    let stream = session.pipeline.bytes_verified(&file.path, check);
     let rows = stream_into_load(conn, stream, statement.as_bytes(), &at, &file.name()).await?;
     if rows != check.rows {
         return Err(LoadError::Integrity {

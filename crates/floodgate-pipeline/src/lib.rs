@@ -20,7 +20,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use floodgate_format::split::{ReadError, Statement, StatementReader, Terminator};
+use floodgate_format::compress::AtMost;
+use floodgate_format::split::{
+    LimitSetBy, ReadError, SplitError, Statement, StatementLimit, StatementReader, Terminator,
+};
+use floodgate_format::RowsCheck;
 use tokio::sync::mpsc;
 
 /// A failure while reading a backup file.
@@ -47,13 +51,23 @@ impl floodgate_format::Classify for PipelineError {
 }
 
 impl PipelineError {
-    fn from_read(file: &Path, e: ReadError) -> Self {
+    fn from_read(file: &Path, e: ReadError, limit: &StatementLimit) -> Self {
         match e {
             ReadError::Io { offset, source } => PipelineError {
                 file: file.to_path_buf(),
                 offset: Some(offset),
                 integrity: is_corruption(&source),
                 reason: format!("cannot read: {source}"),
+            },
+            // Names its own offset and size; the limit says where it comes from. Over the
+            // memory budget's share it is taken for damage (an endless statement); over the
+            // target's max_allowed_packet it may as well be a genuine statement the target
+            // is set up too small for, so it is a plain failure, not a verdict on the backup.
+            ReadError::Split(too_large @ SplitError::TooLarge { .. }) => PipelineError {
+                file: file.to_path_buf(),
+                offset: None,
+                reason: format!("{too_large}: the limit is {}", limit.explain()),
+                integrity: !matches!(limit.set_by, LimitSetBy::MaxAllowedPacket),
             },
             ReadError::Split(s) => PipelineError {
                 file: file.to_path_buf(),
@@ -80,8 +94,9 @@ pub struct PipelineConfig {
     pub block_size: usize,
     /// Blocks buffered per stream.
     pub queue_depth: usize,
-    /// Largest SQL statement accepted (the server's max_allowed_packet caps it anyway).
-    pub max_statement: usize,
+    /// Largest SQL statement accepted: a share of the budget, or the target's
+    /// max_allowed_packet when that is smaller ([`PipelineConfig::with_max_allowed_packet`]).
+    pub statement_limit: StatementLimit,
 }
 
 impl PipelineConfig {
@@ -90,7 +105,20 @@ impl PipelineConfig {
         let block_size = 1 << 20;
         let streams = 2 * connections.max(1);
         let queue_depth = (memory_budget / (streams * block_size)).clamp(2, 16);
-        PipelineConfig { threads: streams, block_size, queue_depth, max_statement: 1 << 30 }
+        let statement_limit = StatementLimit::for_budget(memory_budget, connections);
+        PipelineConfig { threads: streams, block_size, queue_depth, statement_limit }
+    }
+
+    /// Caps the statement limit at the target's `max_allowed_packet`: the server refuses a
+    /// larger statement anyway, so holding one that large is memory spent on a failure.
+    pub fn with_max_allowed_packet(mut self, packet: u64) -> Self {
+        self.statement_limit = self.statement_limit.with_max_allowed_packet(packet);
+        self
+    }
+
+    /// Bytes of statement batches a stream may hold ahead of its reader.
+    fn batch_bytes_ahead(&self) -> usize {
+        self.queue_depth * self.block_size
     }
 }
 
@@ -107,8 +135,114 @@ impl std::fmt::Debug for Pipeline {
     }
 }
 
-/// Statements of one SQL file, in order, batched.
-pub type StatementStream = mpsc::Receiver<Result<Vec<Statement>, PipelineError>>;
+/// Statements of one SQL file, in order, batched. The channel bounds how many batches wait,
+/// and a batch may hold one statement of up to the statement limit, so the bytes waiting are
+/// bounded too ([`ByteGate`]): a batch is given back when the reader asks for the next one.
+pub struct StatementStream {
+    batches: mpsc::Receiver<Result<Vec<Statement>, PipelineError>>,
+    gate: Arc<ByteGate>,
+    /// Bytes of the batch handed out last.
+    handed_out: usize,
+}
+
+impl StatementStream {
+    /// The next batch; None at the end. An error ends the stream.
+    pub async fn recv(&mut self) -> Option<Result<Vec<Statement>, PipelineError>> {
+        self.gate.leave(std::mem::take(&mut self.handed_out));
+        let item = self.batches.recv().await;
+        if let Some(Ok(batch)) = &item {
+            self.handed_out = batch_bytes(batch);
+        }
+        item
+    }
+}
+
+impl Drop for StatementStream {
+    fn drop(&mut self) {
+        self.gate.close();
+    }
+}
+
+fn batch_bytes(batch: &[Statement]) -> usize {
+    batch.iter().map(|s| s.text.len()).sum()
+}
+
+/// Bytes of statement batches between a producer and its reader. The producer waits until a
+/// batch fits (one always fits when nothing else is out), and stops once the reader is gone.
+struct ByteGate {
+    state: std::sync::Mutex<GateState>,
+    changed: std::sync::Condvar,
+    capacity: usize,
+}
+
+#[derive(Default)]
+struct GateState {
+    out: usize,
+    closed: bool,
+}
+
+impl ByteGate {
+    fn new(capacity: usize) -> Self {
+        ByteGate { state: Default::default(), changed: std::sync::Condvar::new(), capacity }
+    }
+
+    /// Waits until `bytes` more fit; false once the reader is gone.
+    fn enter(&self, bytes: usize) -> bool {
+        let Ok(mut state) = self.state.lock() else { return false };
+        while !state.closed && state.out > 0 && state.out + bytes > self.capacity {
+            state = match self.changed.wait(state) {
+                Ok(s) => s,
+                Err(_) => return false,
+            };
+        }
+        if state.closed {
+            return false;
+        }
+        state.out += bytes;
+        true
+    }
+
+    fn leave(&self, bytes: usize) {
+        if bytes == 0 {
+            return;
+        }
+        if let Ok(mut state) = self.state.lock() {
+            state.out = state.out.saturating_sub(bytes);
+        }
+        self.changed.notify_all();
+    }
+
+    fn close(&self) {
+        if let Ok(mut state) = self.state.lock() {
+            state.closed = true;
+        }
+        self.changed.notify_all();
+    }
+}
+
+/// The sending half of a [`StatementStream`].
+struct BatchSender {
+    tx: mpsc::Sender<Result<Vec<Statement>, PipelineError>>,
+    gate: Arc<ByteGate>,
+}
+
+impl BatchSender {
+    /// A stream and its sender, holding at most `bytes_ahead` bytes of batches (or one batch).
+    fn channel(config: &PipelineConfig) -> (BatchSender, StatementStream) {
+        let (tx, batches) = mpsc::channel(config.queue_depth);
+        let gate = Arc::new(ByteGate::new(config.batch_bytes_ahead()));
+        (BatchSender { tx, gate: gate.clone() }, StatementStream { batches, gate, handed_out: 0 })
+    }
+
+    /// Sends a batch once it fits; false when the reader stopped listening.
+    fn send(&self, batch: Vec<Statement>) -> bool {
+        self.gate.enter(batch_bytes(&batch)) && self.tx.blocking_send(Ok(batch)).is_ok()
+    }
+
+    fn fail(&self, e: PipelineError) {
+        let _ = self.tx.blocking_send(Err(e));
+    }
+}
 
 /// Raw bytes of one data file, decompressed, plus the number of rows seen so far.
 pub struct ByteStream {
@@ -138,13 +272,13 @@ impl Pipeline {
     /// A statement left without a terminator at the end of the file means the file was cut
     /// short, and is reported as an error.
     pub fn statements(&self, path: &Path, terminator: Terminator) -> StatementStream {
-        let (tx, rx) = mpsc::channel(self.config.queue_depth);
+        let (tx, rx) = BatchSender::channel(&self.config);
         let path = path.to_path_buf();
         let config = self.config;
         self.pool.spawn(move || {
             let result = produce_statements(&path, terminator, config, &tx);
             if let Err(e) = result {
-                let _ = tx.blocking_send(Err(e));
+                tx.fail(e);
             }
         });
         rx
@@ -164,7 +298,7 @@ impl Pipeline {
         on_read: Box<dyn Fn(u64) + Send>,
         ends: Option<Arc<floodgate_format::mysqldump::Ends>>,
     ) -> StatementStream {
-        let (tx, rx) = mpsc::channel(self.config.queue_depth);
+        let (tx, rx) = BatchSender::channel(&self.config);
         let config = self.config;
         self.pool.spawn(move || {
             let counted = CountingReader { inner: raw, on_read };
@@ -180,25 +314,27 @@ impl Pipeline {
                     None => send_statements(&name, reader, terminator, config, &tx, true),
                 });
             if let Err(e) = result {
-                let _ = tx.blocking_send(Err(e));
+                tx.fail(e);
             }
         });
         rx
     }
 
-    /// Like [`Pipeline::bytes`], for a file that must hash to `sha256` (lower-case hex, of the
-    /// file as stored). The hash is checked as the last block is read: on a mismatch the
-    /// stream ends with an integrity error instead of ending cleanly, so the loader rolls the
-    /// chunk back before it commits.
-    pub fn bytes_verified(&self, path: &Path, sha256: &str) -> ByteStream {
+    /// Like [`Pipeline::bytes`], for a native chunk that must be what `check` declares. A
+    /// file of another size on disk is refused before it is read; decompression stops at
+    /// the declared size (a decompression bomb is an integrity error at once); the last
+    /// block is held back until the file's SHA-256 is known, so on a mismatch the server
+    /// never receives the whole chunk, and the stream ends with an integrity error instead
+    /// of ending cleanly, so the loader rolls the chunk back before it commits.
+    pub fn bytes_verified(&self, path: &Path, check: &RowsCheck) -> ByteStream {
         let (tx, rx) = mpsc::channel(self.config.queue_depth);
         let rows = Arc::new(AtomicU64::new(0));
         let counter = rows.clone();
         let path = path.to_path_buf();
-        let expected = sha256.to_ascii_lowercase();
+        let check = RowsCheck { sha256: check.sha256.to_ascii_lowercase(), ..check.clone() };
         let block_size = self.config.block_size;
         self.pool.spawn(move || {
-            if let Err(e) = produce_verified(&path, &expected, block_size, &counter, &tx) {
+            if let Err(e) = produce_verified(&path, &check, block_size, &counter, &tx) {
                 let _ = tx.blocking_send(Err(e));
             }
         });
@@ -235,7 +371,7 @@ fn produce_statements(
     path: &Path,
     terminator: Terminator,
     config: PipelineConfig,
-    tx: &mpsc::Sender<Result<Vec<Statement>, PipelineError>>,
+    tx: &BatchSender,
 ) -> Result<(), PipelineError> {
     let reader = floodgate_format::compress::open(path).map_err(|e| PipelineError {
         file: path.to_path_buf(),
@@ -251,13 +387,14 @@ fn send_statements(
     reader: Box<dyn Read + Send>,
     terminator: Terminator,
     config: PipelineConfig,
-    tx: &mpsc::Sender<Result<Vec<Statement>, PipelineError>>,
+    tx: &BatchSender,
     allow_unterminated: bool,
 ) -> Result<(), PipelineError> {
-    let mut statements = StatementReader::new(reader, terminator, config.max_statement);
+    let limit = config.statement_limit;
+    let mut statements = StatementReader::new(reader, terminator, limit.bytes);
     let mut batch = Vec::new();
     let mut batch_bytes = 0;
-    while let Some(s) = statements.next_statement().map_err(|e| PipelineError::from_read(path, e))? {
+    while let Some(s) = statements.next_statement().map_err(|e| PipelineError::from_read(path, e, &limit))? {
         if !s.terminated && !allow_unterminated {
             return Err(PipelineError {
                 file: path.to_path_buf(),
@@ -270,13 +407,13 @@ fn send_statements(
         batch.push(s);
         if batch_bytes >= config.block_size {
             batch_bytes = 0;
-            if tx.blocking_send(Ok(std::mem::take(&mut batch))).is_err() {
+            if !tx.send(std::mem::take(&mut batch)) {
                 return Ok(()); // the loader stopped listening
             }
         }
     }
     if !batch.is_empty() {
-        let _ = tx.blocking_send(Ok(batch));
+        tx.send(batch);
     }
     Ok(())
 }
@@ -323,45 +460,93 @@ impl<R: Read> Read for HashingReader<R> {
 
 fn produce_verified(
     path: &Path,
-    expected: &str,
+    check: &RowsCheck,
     block_size: usize,
     rows: &AtomicU64,
     tx: &mpsc::Sender<Result<Bytes, PipelineError>>,
 ) -> Result<(), PipelineError> {
-    let err = |offset: Option<u64>, reason: String, integrity: bool| PipelineError {
+    let err = |offset: Option<u64>, reason: String| PipelineError {
         file: path.to_path_buf(),
         offset,
         reason,
-        integrity,
+        integrity: true,
     };
-    let file =
-        std::fs::File::open(path).map_err(|e| err(None, e.to_string(), e.kind() == std::io::ErrorKind::NotFound))?;
-    let mut hashing = HashingReader::new(std::io::BufReader::with_capacity(256 * 1024, file));
-    let mut counter = RowCounter::default();
+    let mut hashing = HashingReader::new(open_as_declared(path, check.compressed_bytes)?);
+    let mut out = OneBehind { tx, rows, counter: RowCounter::default(), held: None };
     let mut offset = 0u64;
     {
-        let mut decoder = zstd::stream::read::Decoder::with_buffer(std::io::BufReader::new(&mut hashing))
-            .map_err(|e| err(Some(0), format!("not a zstd file: {e}"), true))?;
+        let decoder = zstd::stream::read::Decoder::with_buffer(std::io::BufReader::new(&mut hashing))
+            .map_err(|e| err(Some(0), format!("not a zstd file: {e}")))?;
+        let mut decoded = AtMost::new(decoder, check.bytes, "decompressed bytes");
         loop {
-            let block = fill_block(&mut decoder, block_size, offset == 0)
-                .map_err(|(at, e)| err(Some(offset + at), format!("cannot decompress: {e}"), true))?;
+            let block = fill_block(&mut decoded, block_size, offset == 0)
+                .map_err(|(at, e)| err(Some(offset + at), format!("cannot decompress: {e}")))?;
             if block.is_empty() {
                 break;
             }
             offset += block.len() as u64;
-            rows.fetch_add(counter.count(&block), Ordering::Relaxed);
-            if tx.blocking_send(Ok(Bytes::from(block))).is_err() {
-                return Ok(());
+            if !out.push(block) {
+                return Ok(()); // the loader stopped listening
             }
         }
     }
     // Anything after the last frame was not read by the decoder: hash it too.
-    std::io::copy(&mut hashing, &mut std::io::sink()).map_err(|e| err(None, e.to_string(), true))?;
+    std::io::copy(&mut hashing, &mut std::io::sink()).map_err(|e| err(None, e.to_string()))?;
     let actual = hashing.hex();
-    if actual != expected {
-        return Err(err(None, format!("SHA-256 is {actual}, the manifest says {expected}: the file is corrupt"), true));
+    if actual != check.sha256 {
+        return Err(err(None, format!("SHA-256 is {actual}, the manifest says {}: the file is corrupt", check.sha256)));
     }
+    if offset != check.bytes {
+        return Err(err(None, format!("decompresses to {offset} bytes, the manifest says {}", check.bytes)));
+    }
+    out.release();
     Ok(())
+}
+
+/// Opens a native chunk whose manifest says it holds `declared` bytes: a file of another
+/// size is refused before a byte is read, and reading stops one byte past `declared`
+/// whatever the file becomes meanwhile.
+fn open_as_declared(path: &Path, declared: u64) -> Result<AtMost<std::io::BufReader<std::fs::File>>, PipelineError> {
+    let err =
+        |reason: String, integrity: bool| PipelineError { file: path.to_path_buf(), offset: None, reason, integrity };
+    let file = std::fs::File::open(path).map_err(|e| err(e.to_string(), e.kind() == std::io::ErrorKind::NotFound))?;
+    let on_disk = file.metadata().map_err(|e| err(e.to_string(), false))?.len();
+    if on_disk != declared {
+        return Err(err(format!("{on_disk} bytes on disk, the manifest says {declared}: not read"), true));
+    }
+    Ok(AtMost::new(std::io::BufReader::with_capacity(256 * 1024, file), declared, "bytes"))
+}
+
+/// Hands a chunk's blocks to its loader one behind: the block read last waits until the
+/// whole file is known to be right ([`OneBehind::release`]), so a bad chunk never reaches
+/// the server whole.
+struct OneBehind<'a> {
+    tx: &'a mpsc::Sender<Result<Bytes, PipelineError>>,
+    rows: &'a AtomicU64,
+    counter: RowCounter,
+    held: Option<Vec<u8>>,
+}
+
+impl OneBehind<'_> {
+    /// Holds `block` and sends the one held before; false when the loader stopped listening.
+    fn push(&mut self, block: Vec<u8>) -> bool {
+        match self.held.replace(block) {
+            Some(previous) => self.send(previous),
+            None => true,
+        }
+    }
+
+    /// Sends the block held back: the file checked out.
+    fn release(mut self) {
+        if let Some(last) = self.held.take() {
+            self.send(last);
+        }
+    }
+
+    fn send(&mut self, block: Vec<u8>) -> bool {
+        self.rows.fetch_add(self.counter.count(&block), Ordering::Relaxed);
+        self.tx.blocking_send(Ok(Bytes::from(block))).is_ok()
+    }
 }
 
 fn produce_bytes(
@@ -522,6 +707,133 @@ mod tests {
             }
         }
         assert!(err.unwrap().integrity);
+    }
+
+    /// A zstd frame of `blocks` RLE blocks of 128 KiB of `byte` each (4 bytes per block).
+    pub(crate) fn rle_bomb(byte: u8, blocks: usize) -> Vec<u8> {
+        let mut out = vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, 7 << 3];
+        for i in 0..blocks {
+            let last = u32::from(i + 1 == blocks);
+            out.extend_from_slice(&(last | 1 << 1 | (128 << 10) << 3).to_le_bytes()[..3]);
+            out.push(byte);
+        }
+        out
+    }
+
+    pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+        let mut h = HashingReader::new(bytes);
+        std::io::copy(&mut h, &mut std::io::sink()).unwrap();
+        h.hex()
+    }
+
+    /// Everything a verified stream gives: its blocks' bytes, then its error if any.
+    async fn drain(mut s: ByteStream) -> (u64, Option<PipelineError>) {
+        let mut got = 0;
+        while let Some(item) = s.blocks.recv().await {
+            match item {
+                Ok(b) => got += b.len() as u64,
+                Err(e) => return (got, Some(e)),
+            }
+        }
+        (got, None)
+    }
+
+    fn written(dir: &tempfile::TempDir, stored: &[u8]) -> PathBuf {
+        let path = dir.path().join("000000.tsv.zst");
+        std::fs::write(&path, stored).unwrap();
+        path
+    }
+
+    /// A decompression bomb (32 GB from a 1 MB file) stops one byte past the declared size,
+    /// as an integrity error; none of it is handed on past what was declared.
+    #[tokio::test]
+    async fn a_bomb_stops_one_byte_past_the_declared_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let bomb = rle_bomb(b'x', 250_000);
+        let path = written(&dir, &bomb);
+        let check =
+            RowsCheck { sha256: sha256_hex(&bomb), rows: 1, bytes: 3 << 20, compressed_bytes: bomb.len() as u64 };
+        let p = Pipeline::new(PipelineConfig::for_budget(1, 16 << 20)).unwrap();
+        let (got, err) = drain(p.bytes_verified(&path, &check)).await;
+        let err = err.expect("an error");
+        assert!(err.integrity, "{err}");
+        assert!(err.to_string().contains("more than the 3145728 decompressed bytes the manifest declares"), "{err}");
+        assert!(got < 3 << 20, "{got} bytes handed on");
+    }
+
+    /// A file whose size on disk is not the declared one is refused before it is read.
+    #[tokio::test]
+    async fn a_file_larger_on_disk_than_declared_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = b"1\ta\n".repeat(1000);
+        let stored = zstd_bytes(&data);
+        let path = written(&dir, &stored);
+        let check = RowsCheck {
+            sha256: sha256_hex(&stored),
+            rows: 1000,
+            bytes: data.len() as u64,
+            compressed_bytes: stored.len() as u64 - 1,
+        };
+        let p = Pipeline::new(PipelineConfig::for_budget(1, 16 << 20)).unwrap();
+        let (got, err) = drain(p.bytes_verified(&path, &check)).await;
+        assert_eq!(got, 0);
+        let err = err.expect("an error");
+        assert!(err.integrity && err.to_string().contains(&format!("{} bytes on disk", stored.len())), "{err}");
+        let good = RowsCheck { compressed_bytes: stored.len() as u64, ..check };
+        let (got, err) = drain(p.bytes_verified(&path, &good)).await;
+        assert!(err.is_none(), "{err:?}");
+        assert_eq!(got, data.len() as u64);
+    }
+
+    /// The last block of a chunk is handed on only once the file's SHA-256 is known to be
+    /// right: on a mismatch the server never gets the whole chunk.
+    #[tokio::test]
+    async fn the_last_block_waits_for_the_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = b"12345\tabcdefghi\n".repeat(200_000); // 3.2 MB: four blocks
+        let stored = zstd_bytes(&data);
+        let path = written(&dir, &stored);
+        let check = RowsCheck {
+            sha256: "0".repeat(64),
+            rows: 200_000,
+            bytes: data.len() as u64,
+            compressed_bytes: stored.len() as u64,
+        };
+        let p = Pipeline::new(PipelineConfig::for_budget(1, 16 << 20)).unwrap();
+        let (got, err) = drain(p.bytes_verified(&path, &check)).await;
+        assert!(err.expect("an error").to_string().contains("SHA-256 is"));
+        assert_eq!(got, 3 << 20, "every block but the last");
+        let good = RowsCheck { sha256: sha256_hex(&stored), ..check };
+        let stream = p.bytes_verified(&path, &good);
+        let rows = stream.rows.clone();
+        let (got, err) = drain(stream).await;
+        assert!(err.is_none(), "{err:?}");
+        assert_eq!(got, data.len() as u64);
+        assert_eq!(rows.load(Ordering::Relaxed), 200_000);
+    }
+
+    /// A statement stream holds at most its share of bytes ahead of its reader, whatever
+    /// the size of its statements: the reader gets each batch only after the previous one is
+    /// given back, once they pass the share.
+    #[tokio::test]
+    async fn a_statement_stream_holds_a_bounded_number_of_bytes_ahead() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.t.00000.sql");
+        let big = format!("INSERT INTO t VALUES ('{}');\n", "x".repeat(3 << 20));
+        std::fs::write(&path, big.repeat(12)).unwrap();
+        let config = PipelineConfig::for_budget(1, 64 << 20);
+        assert_eq!(config.batch_bytes_ahead(), 16 << 20, "depth 16 of 1 MiB blocks");
+        let p = Pipeline::new(config).unwrap();
+        let mut rx = p.statements(&path, Terminator::SemicolonNewline);
+        let mut seen = 0;
+        while let Some(batch) = rx.recv().await {
+            seen += batch.unwrap().len();
+            // Held: the batch handed out, plus what waits behind it.
+            let out = rx.gate.state.lock().unwrap().out;
+            assert!(out <= config.batch_bytes_ahead(), "{out} bytes out");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(seen, 12);
     }
 
     fn zstd_bytes(data: &[u8]) -> Vec<u8> {

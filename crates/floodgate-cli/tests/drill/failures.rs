@@ -147,3 +147,52 @@ fn false_verify_query_fails_with_exit_3_naming_it() {
         .collect();
     assert_eq!(results, [true, false]);
 }
+
+/// A native chunk replaced by a zstd bomb (1 MB that decompresses to 32 GB) fails the drill
+/// at once with exit 3, naming the file, in bounded memory (floodgate's own: the sandbox
+/// server is another process): with the manifest untouched, its size on disk gives it away
+/// before the sandbox starts; with the manifest rewritten to the bomb's size and SHA-256,
+/// decompression stops one byte past the chunk's declared uncompressed size.
+#[test]
+fn a_zstd_bomb_in_place_of_a_native_chunk_fails_the_drill_at_once_in_bounded_memory() {
+    let db = "drill_bomb";
+    load_awkward(db);
+    let tmp = tempfile::tempdir().unwrap();
+    let backup = native_dump(db, tmp.path());
+    let manifest_path = backup.join("manifest.json");
+    let mut manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    let tables = manifest["databases"][0]["tables"].as_array_mut().unwrap();
+    let chunk = &mut tables.iter_mut().find(|t| t["name"] == "bulk").unwrap()["chunks"][0];
+    let victim = backup.join(chunk["file"].as_str().unwrap());
+    let name = victim.file_name().unwrap().to_string_lossy().into_owned();
+    let bomb = zstd_bomb(b"", b'x', 250_000);
+    std::fs::write(&victim, &bomb).unwrap();
+    let b = backup.display().to_string();
+    let args = ["drill", &b, "--progress", "plain", "--buffer-pool", "128M"];
+    let drill_watched = |needles: &[&str]| {
+        let w = floodgate_watched(&args, None, std::time::Duration::from_secs(180));
+        let err = stderr(&w.out);
+        assert_eq!(w.out.status.code(), Some(3), "{err}");
+        for n in needles {
+            assert!(err.contains(n), "expected {n:?} in: {err}");
+        }
+        if let Some(dir) = sandbox_dir_in(&err) {
+            nothing_left(&dir);
+        }
+        assert!(w.peak_rss_mib < 300.0, "peak RSS {:.0} MiB", w.peak_rss_mib);
+        w.seconds
+    };
+
+    let on_disk = format!("{} bytes on disk", bomb.len());
+    let seconds = drill_watched(&[&name, &on_disk]);
+    assert!(seconds < 30.0, "took {seconds:.1}s");
+
+    chunk["compressed_bytes"] = bomb.len().into();
+    chunk["sha256"] = sha256_hex(&bomb).into();
+    let declared = chunk["bytes"].as_u64().unwrap();
+    std::fs::write(&manifest_path, serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
+    let past = format!("more than the {declared} decompressed bytes the manifest declares");
+    // Most of this is starting the sandbox; the bomb itself is refused in milliseconds.
+    let seconds = drill_watched(&[&name, &past]);
+    assert!(seconds < 90.0, "took {seconds:.1}s");
+}

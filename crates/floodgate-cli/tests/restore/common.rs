@@ -160,3 +160,107 @@ pub fn run_mydumper(args: &[&str], out_dir: &Path) -> Output {
     }
     panic!("mydumper {args:?} hung three times");
 }
+
+/// A zstd frame that decompresses to `prefix` and then `blocks` × 128 KiB of `byte`: RLE
+/// blocks are 4 bytes each and expand 32,768:1, so 250,000 of them (1 MB) give 32 GB. Its
+/// window is 128 KiB, so decoding it needs little memory: what it costs is up to the reader.
+pub fn zstd_bomb(prefix: &[u8], byte: u8, blocks: usize) -> Vec<u8> {
+    const BLOCK: u32 = 128 << 10;
+    assert!(prefix.len() <= BLOCK as usize && blocks > 0);
+    // Magic; frame header: no content size, not single segment; window 2^(10 + 7) bytes.
+    let mut out = vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, 7 << 3];
+    if !prefix.is_empty() {
+        // A raw block: not last, type 0, its size.
+        out.extend_from_slice(&((prefix.len() as u32) << 3).to_le_bytes()[..3]);
+        out.extend_from_slice(prefix);
+    }
+    for i in 0..blocks {
+        let last = u32::from(i + 1 == blocks);
+        // An RLE block: type 1, regenerated size BLOCK, one byte of content.
+        out.extend_from_slice(&(last | 1 << 1 | BLOCK << 3).to_le_bytes()[..3]);
+        out.push(byte);
+    }
+    out
+}
+
+/// The lower-case hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let mut hashing = floodgate_pipeline::HashingReader::new(bytes);
+    std::io::copy(&mut hashing, &mut std::io::sink()).unwrap();
+    hashing.hex()
+}
+
+/// A floodgate run watched from outside.
+pub struct Watched {
+    pub out: Output,
+    /// The process's own peak resident memory (VmHWM in /proc/PID/status, sampled every
+    /// 10 ms until it exits): not that of a sandbox server it starts, which `/usr/bin/time`
+    /// would count in (the sandbox's guardian reaps the server, and floodgate the guardian).
+    pub peak_rss_mib: f64,
+    pub seconds: f64,
+}
+
+/// Runs floodgate with `args`, its standard input written by `feed` (in a thread) when
+/// given, killing it after `deadline`.
+pub fn floodgate_watched(
+    args: &[&str],
+    feed: Option<Box<dyn FnOnce(std::process::ChildStdin) + Send>>,
+    deadline: std::time::Duration,
+) -> Watched {
+    use std::io::Read;
+    let started = std::time::Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_floodgate"))
+        .args(args)
+        .env("FLOODGATE_PROGRESS_INTERVAL", "0.2")
+        .stdin(if feed.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run floodgate");
+    let pid = child.id();
+    let feeder = feed.map(|f| {
+        let stdin = child.stdin.take().unwrap();
+        std::thread::spawn(move || f(stdin))
+    });
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr_text = drain(Box::new(child.stderr.take().unwrap()));
+    let mut peak_kib = 0u64;
+    let status = loop {
+        peak_kib = peak_kib.max(vm_hwm_kib(pid).unwrap_or(0));
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > deadline {
+            eprintln!("floodgate {args:?} still runs after {deadline:?}: killed");
+            child.kill().unwrap();
+            break child.wait().unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    if let Some(f) = feeder {
+        f.join().unwrap();
+    }
+    let out = Output { status, stdout: stdout.join().unwrap(), stderr: stderr_text.join().unwrap() };
+    let peak_rss_mib = peak_kib as f64 / 1024.0;
+    eprintln!(
+        "floodgate {args:?} -> {:?} in {seconds:.1}s, peak RSS {peak_rss_mib:.0} MiB\n--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Watched { out, peak_rss_mib, seconds }
+}
+
+/// VmHWM (peak resident set) of a live process, in KiB.
+fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}

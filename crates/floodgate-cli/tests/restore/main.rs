@@ -6,6 +6,7 @@
 mod bad_input;
 mod common;
 mod consistency;
+mod crafted;
 mod credentials;
 mod differential;
 mod mydumper;

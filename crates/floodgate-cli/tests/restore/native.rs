@@ -7,7 +7,7 @@ use std::process::Command;
 use crate::common::*;
 
 /// `floodgate dump` of `db` from the source into a new directory.
-fn dump(db: &str, extra: &[&str]) -> (tempfile::TempDir, PathBuf) {
+pub(crate) fn dump(db: &str, extra: &[&str]) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("backup");
     let socket = source().socket().display().to_string();
@@ -19,16 +19,16 @@ fn dump(db: &str, extra: &[&str]) -> (tempfile::TempDir, PathBuf) {
     (dir, out)
 }
 
-fn manifest(dir: &Path) -> serde_json::Value {
+pub(crate) fn manifest(dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap()
 }
 
-fn write_manifest(dir: &Path, m: &serde_json::Value) {
+pub(crate) fn write_manifest(dir: &Path, m: &serde_json::Value) {
     std::fs::write(dir.join("manifest.json"), serde_json::to_vec_pretty(m).unwrap()).unwrap();
 }
 
 /// The chunk files of `table` in the manifest.
-fn chunk_files(dir: &Path, table: &str) -> Vec<PathBuf> {
+pub(crate) fn chunk_files(dir: &Path, table: &str) -> Vec<PathBuf> {
     let m = manifest(dir);
     let t = m["databases"][0]["tables"].as_array().unwrap().iter().find(|t| t["name"] == table).unwrap().clone();
     t["chunks"].as_array().unwrap().iter().map(|c| dir.join(c["file"].as_str().unwrap())).collect()

@@ -66,7 +66,9 @@ fn a_statement_larger_than_max_allowed_packet_is_named_not_retried() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
-        err.contains("larger than the target's max_allowed_packet (1048576)") && err.contains("big.sql at byte"),
+        err.contains("larger than 1048576 bytes")
+            && err.contains("the target's max_allowed_packet")
+            && err.contains("big.sql"),
         "{err}"
     );
     assert!(!err.contains("retrying"), "not retried as a lost connection: {err}");

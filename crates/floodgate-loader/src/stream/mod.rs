@@ -111,7 +111,7 @@ pub(crate) async fn load(work: &mut Work<'_>, stream: Stream) -> Result<Loaded> 
     let mut driver = Driver { work, source: stream.source, next_table: 0 };
     driver.run(seq.start()).await?;
     while let Some(batch) = statements.recv().await {
-        let batch = batch.map_err(|source| LoadError::Chunk { table: "(dump)".into(), source })?;
+        let batch = batch.map_err(LoadError::Stream)?;
         for s in batch {
             let item = seq.classify(s)?;
             if let Some(db) = seq.needs(&item) {
