@@ -1,7 +1,7 @@
 //! The backup model and the readers that build it.
 //!
 //! `floodgate-format` turns a backup into what a restore needs: a directory (floodgate's
-//! native format, mydumper's two layouts) into a [`RestorePlan`] of databases, tables, their
+//! native format, mydumper's two layouts, MySQL Shell's dumps) into a [`RestorePlan`] of databases, tables, their
 //! chunk files and the post-data objects; a mysqldump / mariadb-dump stream into classified
 //! statements ([`mysqldump::Scanner`]). It also holds the pieces every reader shares: the SQL
 //! statement [`split`]ter, the CREATE TABLE [`ddl`] rewriter that defers secondary indexes,
@@ -22,21 +22,24 @@ pub mod mydumper;
 pub mod mysqldump;
 pub mod native;
 pub mod objects;
+pub mod shell;
 pub mod split;
 pub mod sqltext;
 
 pub use class::{Classify, ErrorClass};
 pub use error::{FormatError, Result};
 pub use model::{
-    Chunk, Database, Format, Position, RestorePlan, RowsCheck, Selection, SessionSettings, SqlFile, Table, View,
+    Chunk, Database, Delimited, Dialect, Format, Position, RestorePlan, RowsCheck, Selection, SessionSettings, SqlFile,
+    Table, View,
 };
 
 use std::path::Path;
 
 /// A backup, as detected.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // one per run: boxing buys nothing
 pub enum Backup {
-    /// A directory of files, fully described up front (mydumper).
+    /// A directory of files, fully described up front (native, mydumper, MySQL Shell).
     Directory(RestorePlan),
     /// One stream of SQL statements (mysqldump, mariadb-dump), read once, in order.
     Dump(mysqldump::DumpSource),
@@ -60,6 +63,9 @@ pub fn open(source: &Path) -> Result<Backup> {
             return native::read_manifest(&source.join(native::MANIFEST))
                 .and_then(|_| native::read(source))
                 .map(Backup::Directory);
+        }
+        if shell::looks_like(source) {
+            return shell::read(source).map(Backup::Directory);
         }
         if mydumper::looks_like(source)? {
             return mydumper::read(source).map(Backup::Directory);

@@ -17,6 +17,11 @@ pub enum Format {
     },
     /// floodgate's own format, `floodgate/1`.
     Native,
+    /// A MySQL Shell dump (`util.dumpInstance`, `dumpSchemas`, `dumpTables`).
+    MysqlShell {
+        /// The dump format's version (`1.0.0` to `2.0.x`).
+        version: String,
+    },
 }
 
 /// The two generations of mydumper's metadata file.
@@ -34,7 +39,7 @@ impl Format {
     pub fn terminator(&self) -> Terminator {
         match self {
             Format::Mydumper { .. } => Terminator::SemicolonNewline,
-            Format::Native => Terminator::Delimiter,
+            Format::Native | Format::MysqlShell { .. } => Terminator::Delimiter,
         }
     }
 
@@ -69,6 +74,7 @@ impl Format {
             Format::Mydumper { layout: MydumperLayout::Legacy } => "mydumper (legacy layout)",
             Format::Mydumper { layout: MydumperLayout::Modern } => "mydumper",
             Format::Native => "floodgate/1",
+            Format::MysqlShell { .. } => "MySQL Shell",
         }
     }
 }
@@ -123,6 +129,37 @@ pub struct Chunk {
     /// For rows files (floodgate's native chunks): the file holds LOAD DATA rows, not SQL,
     /// and must hash and count to these values.
     pub rows: Option<RowsCheck>,
+    /// For delimited data files (MySQL Shell's chunks): the file holds rows in this dialect,
+    /// not SQL.
+    pub delimited: Option<Delimited>,
+}
+
+/// A data file of delimited rows, loaded with one LOAD DATA in its own dialect.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Delimited {
+    /// Bytes once decompressed, as the dump recorded them (its `.idx`, its `@.done.json`):
+    /// a file that decompresses to more is refused there, to fewer is truncated.
+    pub bytes: u64,
+    /// The partition it holds (`INTO TABLE t PARTITION (p)`).
+    pub partition: Option<String>,
+    /// How its rows are written.
+    pub dialect: Dialect,
+}
+
+/// How a table's data files are written: fields, their order and how each is decoded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Dialect {
+    /// The fields of each row, in order.
+    pub columns: Vec<String>,
+    /// Columns written encoded, with the function that decodes them (`FROM_BASE64`, `UNHEX`).
+    pub decode: Vec<(String, String)>,
+    /// The character set of the file's text.
+    pub charset: String,
+    pub fields_terminated_by: String,
+    pub fields_enclosed_by: String,
+    pub fields_optionally_enclosed: bool,
+    pub fields_escaped_by: String,
+    pub lines_terminated_by: String,
 }
 
 /// What a native chunk must be, as its manifest declares it: its size as stored and
@@ -213,6 +250,10 @@ pub struct RestorePlan {
     pub position: Option<Position>,
     /// Databases in name order.
     pub databases: Vec<Database>,
+    /// Scripts run before anything else (MySQL Shell's `@.sql`).
+    pub before: Vec<SqlFile>,
+    /// Scripts run after everything else (MySQL Shell's `@.post.sql`).
+    pub after: Vec<SqlFile>,
 }
 
 impl RestorePlan {

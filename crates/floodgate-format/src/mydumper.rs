@@ -114,6 +114,8 @@ pub fn read(dir: &Path) -> Result<RestorePlan> {
         session: SessionSettings { sql_mode: metadata.sql_mode, time_zone: None, charset: None },
         position: metadata.position,
         databases,
+        before: Vec::new(),
+        after: Vec::new(),
     })
 }
 
@@ -419,7 +421,7 @@ fn build_database(db_file: &str, files: DbFiles, meta: &Metadata) -> Result<Data
             .into_iter()
             .map(|(part, sub, file)| {
                 let data_files = matching_dat(&file, &tf.dat);
-                Chunk { index: part * 100_000 + sub, file, data_files, rows: None }
+                Chunk { index: part * 100_000 + sub, file, data_files, rows: None, delimited: None }
             })
             .collect();
         tables.push(Table {

@@ -295,7 +295,13 @@ pub fn read(dir: &Path) -> Result<RestorePlan> {
                         format!("{} bytes on disk, the manifest says {}", f.bytes, c.compressed_bytes),
                     ));
                 }
-                chunks.push(Chunk { index: i as u64, file: f, data_files: Vec::new(), rows: Some(c.check()) });
+                chunks.push(Chunk {
+                    index: i as u64,
+                    file: f,
+                    data_files: Vec::new(),
+                    rows: Some(c.check()),
+                    delimited: None,
+                });
             }
             if total != t.rows {
                 return Err(FormatError::corrupt(
@@ -339,6 +345,8 @@ pub fn read(dir: &Path) -> Result<RestorePlan> {
             gtid_executed: manifest.source.gtid_executed.clone(),
         }),
         databases,
+        before: Vec::new(),
+        after: Vec::new(),
     })
 }
 

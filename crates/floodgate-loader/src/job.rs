@@ -5,7 +5,9 @@
 //! * [`Body::File`]: a mydumper chunk file, INSERTs (converted to LOAD DATA rows when the
 //!   file is large enough) or LOAD DATA statements with their `.dat` payloads;
 //! * [`Body::Dump`]: consecutive INSERTs cut from a mysqldump stream, converted to LOAD
-//!   DATA rows ahead of the transaction.
+//!   DATA rows ahead of the transaction;
+//! * [`Body::Delimited`]: a MySQL Shell data file, rows in its own dialect, streamed to one
+//!   LOAD DATA that decodes its encoded columns, checked against the size the dump recorded.
 //!
 //! Any error leaves the transaction uncommitted: the worker drops or rolls back the
 //! connection, so no row of a failed chunk stays.
@@ -15,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use floodgate_format::ident::{qualified, quote};
 use floodgate_format::mysqldump::DumpSource;
 use floodgate_format::split::{Statement, Terminator};
-use floodgate_format::{Chunk, RowsCheck, SqlFile};
+use floodgate_format::{Chunk, Delimited, RowsCheck, SqlFile};
 use floodgate_pipeline::PipelineError;
 use futures::StreamExt;
 use mysql_async::prelude::Queryable;
@@ -52,6 +54,8 @@ pub(crate) enum Body {
     /// Consecutive INSERTs of a dump stream; `content` is the digest of their text, recorded
     /// with the chunk and compared on every later read; `names` the dump's character set.
     Dump { text: DumpText, content: String, names: String },
+    /// A data file of delimited rows.
+    Delimited { file: SqlFile, delimited: Delimited },
 }
 
 /// Where a dump chunk's statements are.
@@ -89,6 +93,7 @@ pub(crate) enum Ready {
     Rows { file: SqlFile, check: RowsCheck, columns: Vec<String> },
     File { chunk: Chunk, terminator: Terminator, convert: bool },
     Pieces { spec: Arc<TableSpec>, pieces: Vec<Piece>, content: String },
+    Delimited { file: SqlFile, delimited: Delimited },
 }
 
 impl Body {
@@ -97,6 +102,7 @@ impl Body {
         Ok(match self {
             Body::Rows { file, check, columns } => Ready::Rows { file, check, columns },
             Body::File { chunk, terminator, convert } => Ready::File { chunk, terminator, convert },
+            Body::Delimited { file, delimited } => Ready::Delimited { file, delimited },
             Body::Dump { text, content, names } => {
                 let spec = session.tables.spec(table, &names, conn).await?;
                 let (encoder, digest) = (spec.clone(), content.clone());
@@ -142,6 +148,9 @@ impl Ready {
                     .await?;
                 (outcome, Some(content.as_str()))
             }
+            Ready::Delimited { file, delimited } => {
+                (load_delimited(session, conn, (&db, &name), file, delimited).await?, None)
+            }
         };
         crate::failpoint::hit("data.load").await;
         checkpoint::commit_chunk(conn, session.ledger(), (&db, &name, number), outcome.rows, content).await?;
@@ -169,13 +178,36 @@ async fn load_rows(
          FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ({list})"
     );
     let stream = session.pipeline.bytes_verified(&file.path, check);
-    let rows = stream_into_load(conn, stream, statement.as_bytes(), &at, &file.name()).await?;
+    let rows = stream_into_load(conn, stream, statement.as_bytes(), &at, &file.name(), true).await?;
     if rows != check.rows {
         return Err(LoadError::Integrity {
             context: at,
             reason: format!("{rows} rows loaded, the manifest says {}", check.rows),
         });
     }
+    Ok(Outcome { rows, inserts: 0, loads: 1 })
+}
+
+/// A delimited data file: one LOAD DATA in the file's own dialect, its encoded columns
+/// decoded as they load. The stream stops at the size the dump recorded and fails if the
+/// file is shorter, so a damaged file never commits.
+async fn load_delimited(
+    session: &Session,
+    conn: &mut Conn,
+    (db, table): (&str, &str),
+    file: &SqlFile,
+    delimited: &Delimited,
+) -> Result<Outcome> {
+    let name = qualified(db, table);
+    let at = format!("{name}: {}", file.path.display());
+    conn.query_drop("START TRANSACTION").await.map_err(LoadError::sql(format!("{at}: starting a transaction")))?;
+    let statement = sql::delimited_load(db, table, delimited);
+    let stream = session.pipeline.bytes_sized(&file.path, delimited.bytes);
+    // Rows are counted by unescaped line ends, which holds when a backslash escapes every
+    // line end inside a value; without an escape character only the server's count is known.
+    let counted =
+        !delimited.dialect.fields_escaped_by.is_empty() && delimited.dialect.lines_terminated_by.ends_with('\n');
+    let rows = stream_into_load(conn, stream, statement.as_bytes(), &at, &file.name(), counted).await?;
     Ok(Outcome { rows, inserts: 0, loads: 1 })
 }
 
@@ -263,7 +295,7 @@ async fn load_data(session: &Session, conn: &mut Conn, chunk: &Chunk, text: &[u8
         integrity(format!("LOAD DATA names `{requested}`, which is not this chunk's data file; refusing to send it"))
     })?;
     let stream = session.pipeline.bytes(&file.path);
-    stream_into_load(conn, stream, &sql::with_binary_charset(text), at, &file.name()).await
+    stream_into_load(conn, stream, &sql::with_binary_charset(text), at, &file.name(), true).await
 }
 
 /// Runs `statement` (a LOAD DATA LOCAL) with `stream` as its file, and checks every row sent
@@ -274,6 +306,7 @@ async fn stream_into_load(
     statement: &[u8],
     at: &str,
     file_name: &str,
+    counted: bool,
 ) -> Result<u64> {
     let integrity = |reason: String| LoadError::Integrity { context: at.to_string(), reason };
     let rows_sent = stream.rows.clone();
@@ -304,7 +337,10 @@ async fn stream_into_load(
     let affected = conn.affected_rows();
     let info = conn.info().into_owned();
     let warnings = sql::data_warnings(conn).await?;
-    let expected = rows_sent.load(std::sync::atomic::Ordering::Relaxed);
+    let expected = match counted {
+        true => rows_sent.load(std::sync::atomic::Ordering::Relaxed),
+        false => affected,
+    };
     let skipped = info_number(&info, "Skipped:").unwrap_or(0);
     if affected != expected || skipped > 0 || !warnings.is_empty() {
         return Err(integrity(format!(

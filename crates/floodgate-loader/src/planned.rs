@@ -32,6 +32,9 @@ pub const DEFER_MIN_BYTES: u64 = 4 << 20;
 pub(crate) async fn load(work: &mut Work<'_>, plan: &RestorePlan, existing: &Existing) -> Result<Loaded> {
     let started = std::time::Instant::now();
     work.session.progress.set_phase(Phase::Schema);
+    let first: Vec<Script> = plan.before.iter().map(|f| opening_script(plan, f)).collect::<Result<_>>()?;
+    let definers = work.session.options.definers.clone();
+    crate::post::run_in_order(work.control, &work.session.checkpoints, &first, &definers).await?;
     create_databases(work, plan, existing).await?;
     let referenced = referenced_columns(plan)?;
     let mut ids = Vec::new();
@@ -74,7 +77,10 @@ async fn create_databases(work: &mut Work<'_>, plan: &RestorePlan, existing: &Ex
         checkpoint::record_step(conn, &ledger, (step::DATABASE, &db.name, ""), None).await?;
         match &db.create {
             Some(file) => {
-                for s in floodgate_format::read_statements(file, plan.format.terminator())? {
+                // Only the database's own statements: MySQL Shell's schema script goes on
+                // with the routines and events, which wait for after the data.
+                let statements = floodgate_format::read_statements(file, plan.format.terminator())?;
+                for s in statements.into_iter().filter(|s| is_database_statement(&s.text)) {
                     conn.query_drop(&s.text[..]).await.map_err(LoadError::sql(format!(
                         "{} at byte {}",
                         file.path.display(),
@@ -132,6 +138,16 @@ async fn create_table(
     work.ddl.create(CreateJob { table: id, statements, file, intent: None }).await
 }
 
+/// `CREATE DATABASE` (or `SCHEMA`) and the session statements around it.
+fn is_database_statement(text: &[u8]) -> bool {
+    creates_database(text) || head_words(text, 1).first().is_some_and(|w| w == "SET")
+}
+
+fn creates_database(text: &[u8]) -> bool {
+    let words = head_words(text, 2);
+    words.first().is_some_and(|w| w == "CREATE") && words.get(1).is_some_and(|w| w == "DATABASE" || w == "SCHEMA")
+}
+
 fn session_statement(text: String) -> Statement {
     Statement { offset: 0, text: text.into_bytes(), terminated: true }
 }
@@ -165,11 +181,12 @@ async fn queue_chunks(
             Progress::add(&session.progress.chunks_done, 1);
             continue;
         }
-        let body = match &chunk.rows {
-            Some(check) => {
+        let body = match (&chunk.rows, &chunk.delimited) {
+            (Some(check), _) => {
                 Body::Rows { file: chunk.file.clone(), check: check.clone(), columns: table.columns.clone() }
             }
-            None => Body::File {
+            (None, Some(delimited)) => Body::Delimited { file: chunk.file.clone(), delimited: delimited.clone() },
+            (None, None) => Body::File {
                 chunk: chunk.clone(),
                 terminator,
                 convert: chunk.bytes() >= session.options.convert_min_bytes,
@@ -234,13 +251,25 @@ fn post_data(plan: &RestorePlan) -> Result<PostData> {
             post.trigger_files += 1;
         }
     }
+    for file in &plan.after {
+        post.last.push(opening_script(plan, file)?);
+    }
     Ok(post)
+}
+
+/// A script that opens or closes the backup, in no database.
+fn opening_script(plan: &RestorePlan, file: &SqlFile) -> Result<Script> {
+    let statements = floodgate_format::read_statements(file, plan.format.terminator())?;
+    let key = file.path.strip_prefix(&plan.root).unwrap_or(&file.path).to_string_lossy().into_owned();
+    Ok(Script::classified(key, String::new(), file.path.display().to_string(), None, statements).all_in(Pass::Routines))
 }
 
 /// A post-data file's statements, as the dump tool meant them (see
 /// [`floodgate_format::Format::restore_post_statement`]).
 fn script(plan: &RestorePlan, db: &str, file: &SqlFile) -> Result<Script> {
     let mut statements = floodgate_format::read_statements(file, plan.format.terminator())?;
+    // The database exists by now (MySQL Shell's schema script opens with its CREATE).
+    statements.retain(|s| !creates_database(&s.text));
     for s in &mut statements {
         if let std::borrow::Cow::Owned(fixed) = plan.format.restore_post_statement(&s.text) {
             s.text = fixed;

@@ -131,6 +131,8 @@ pub(crate) struct PostData {
     /// Files of routines and events, and of triggers, for the report.
     pub routine_files: usize,
     pub trigger_files: usize,
+    /// Scripts run after every pass, as the backup ends (MySQL Shell's `@.post.sql`).
+    pub last: Vec<Script>,
 }
 
 /// What the post-data phase did.
@@ -160,7 +162,26 @@ pub(crate) async fn apply(
             runner.run(script, &unit).await?;
         }
     }
-    Ok(Applied { views: runner.views.len() })
+    let views = runner.views.len();
+    run_in_order(runner.conn, checkpoints, &post.last, definers).await?;
+    Ok(Applied { views })
+}
+
+/// Runs every statement of `scripts` in order (each recorded once it ran): scripts that
+/// open or close a backup (MySQL Shell's `@.sql`, `@.post.sql`).
+pub(crate) async fn run_in_order(
+    conn: &mut Conn,
+    checkpoints: &Checkpoints,
+    scripts: &[Script],
+    definers: &DefinerRule,
+) -> Result<()> {
+    let mut runner = Runner { conn, checkpoints, definers, at: None, views: BTreeSet::new() };
+    for script in scripts {
+        for unit in script.units(Pass::Routines) {
+            runner.run(script, &unit).await?;
+        }
+    }
+    Ok(())
 }
 
 struct Runner<'a> {

@@ -219,3 +219,89 @@ mod tests {
         assert_eq!(with_binary_charset(kept), kept.to_vec());
     }
 }
+
+/// The LOAD DATA of a delimited data file, in its own dialect: every field into its column,
+/// encoded ones through a user variable and their decoder (`FROM_BASE64(@c)`), the text read
+/// in the file's character set (LOAD DATA ignores SET NAMES). Plain INTO: each chunk is its
+/// own transaction, so a duplicate key is an error, never a silent overwrite.
+pub fn delimited_load(db: &str, table: &str, d: &floodgate_format::Delimited) -> String {
+    use floodgate_format::ident::{qualified, quote};
+    let dialect = &d.dialect;
+    let decoded = |c: &str| dialect.decode.iter().find(|(col, _)| col == c).map(|(_, how)| how.as_str());
+    let fields: Vec<String> = dialect
+        .columns
+        .iter()
+        .map(|c| match decoded(c) {
+            Some(_) => format!("@{}", quote(c)),
+            None => quote(c),
+        })
+        .collect();
+    let sets: Vec<String> =
+        dialect.decode.iter().map(|(c, how)| format!("{} = {how}(@{})", quote(c), quote(c))).collect();
+    let partition = d.partition.as_ref().map(|p| format!(" PARTITION ({})", quote(p))).unwrap_or_default();
+    let enclosed = match (dialect.fields_enclosed_by.is_empty(), dialect.fields_optionally_enclosed) {
+        (true, _) => String::new(),
+        (false, true) => format!(" OPTIONALLY ENCLOSED BY {}", literal(&dialect.fields_enclosed_by)),
+        (false, false) => format!(" ENCLOSED BY {}", literal(&dialect.fields_enclosed_by)),
+    };
+    let mut statement = format!(
+        "LOAD DATA LOCAL INFILE 'floodgate-chunk' INTO TABLE {}{partition} CHARACTER SET {} \
+         FIELDS TERMINATED BY {}{enclosed} ESCAPED BY {} LINES STARTING BY '' TERMINATED BY {} ({})",
+        qualified(db, table),
+        literal(&dialect.charset),
+        literal(&dialect.fields_terminated_by),
+        literal(&dialect.fields_escaped_by),
+        literal(&dialect.lines_terminated_by),
+        fields.join(", "),
+    );
+    if !sets.is_empty() {
+        statement.push_str(" SET ");
+        statement.push_str(&sets.join(", "));
+    }
+    statement
+}
+
+/// A string literal for any text: quotes, backslashes and control bytes escaped.
+fn literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('\'');
+    for c in text.chars() {
+        match c {
+            '\'' => out.push_str("\\'"),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\0' => out.push_str("\\0"),
+            '\u{1a}' => out.push_str("\\Z"),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+#[cfg(test)]
+mod delimited_tests {
+    use floodgate_format::{Delimited, Dialect};
+
+    #[test]
+    fn a_shell_data_file_loads_in_its_dialect_with_its_columns_decoded() {
+        let dialect = Dialect {
+            columns: vec!["id".into(), "img".into(), "it's".into()],
+            decode: vec![("img".into(), "FROM_BASE64".into())],
+            charset: "utf8mb4".into(),
+            fields_terminated_by: ",".into(),
+            fields_enclosed_by: "\"".into(),
+            fields_optionally_enclosed: true,
+            fields_escaped_by: "\\".into(),
+            lines_terminated_by: "\r\n".into(),
+        };
+        let d = Delimited { bytes: 0, partition: Some("p0".into()), dialect };
+        assert_eq!(
+            super::delimited_load("s", "t", &d),
+            "LOAD DATA LOCAL INFILE 'floodgate-chunk' INTO TABLE `s`.`t` PARTITION (`p0`) CHARACTER SET 'utf8mb4' \
+             FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '\\\\' LINES STARTING BY '' \
+             TERMINATED BY '\\r\\n' (`id`, @`img`, `it's`) SET `img` = FROM_BASE64(@`img`)"
+        );
+    }
+}

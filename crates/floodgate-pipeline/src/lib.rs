@@ -341,6 +341,24 @@ impl Pipeline {
         ByteStream { blocks: rx, rows }
     }
 
+    /// Like [`Pipeline::bytes`], for a data file the dump says decompresses to `declared`
+    /// bytes (MySQL Shell's `.idx`): decompression stops one byte past it (a bomb is an
+    /// integrity error at once), and a file that ends short of it (truncated) ends the stream
+    /// with an integrity error instead of its last block, so the chunk is never committed.
+    pub fn bytes_sized(&self, path: &Path, declared: u64) -> ByteStream {
+        let (tx, rx) = mpsc::channel(self.config.queue_depth);
+        let rows = Arc::new(AtomicU64::new(0));
+        let counter = rows.clone();
+        let path = path.to_path_buf();
+        let block_size = self.config.block_size;
+        self.pool.spawn(move || {
+            if let Err(e) = produce_sized(&path, declared, block_size, &counter, &tx) {
+                let _ = tx.blocking_send(Err(e));
+            }
+        });
+        ByteStream { blocks: rx, rows }
+    }
+
     /// Runs CPU-bound `work` on the pipeline's pool and returns its result to async code.
     pub async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -498,6 +516,45 @@ fn produce_verified(
     }
     if offset != check.bytes {
         return Err(err(None, format!("decompresses to {offset} bytes, the manifest says {}", check.bytes)));
+    }
+    out.release();
+    Ok(())
+}
+
+fn produce_sized(
+    path: &Path,
+    declared: u64,
+    block_size: usize,
+    rows: &AtomicU64,
+    tx: &mpsc::Sender<Result<Bytes, PipelineError>>,
+) -> Result<(), PipelineError> {
+    let err = |offset: Option<u64>, reason: String, integrity: bool| PipelineError {
+        file: path.to_path_buf(),
+        offset,
+        reason,
+        integrity,
+    };
+    let reader = floodgate_format::compress::open(path).map_err(|e| err(None, e.to_string(), false))?;
+    let mut decoded = AtMost::new(reader, declared, "decompressed bytes");
+    let mut out = OneBehind { tx, rows, counter: RowCounter::default(), held: None };
+    let mut offset = 0u64;
+    loop {
+        let block = fill_block(&mut decoded, block_size, offset == 0)
+            .map_err(|(at, e)| err(Some(offset + at), format!("cannot decompress: {e}"), is_corruption(&e)))?;
+        if block.is_empty() {
+            break;
+        }
+        offset += block.len() as u64;
+        if !out.push(block) {
+            return Ok(()); // the loader stopped listening
+        }
+    }
+    if offset != declared {
+        return Err(err(
+            None,
+            format!("decompresses to {offset} bytes, the dump recorded {declared}: the file is truncated"),
+            true,
+        ));
     }
     out.release();
     Ok(())

@@ -1,0 +1,601 @@
+//! MySQL Shell dumps (`util.dumpInstance`, `dumpSchemas`, `dumpTables`), format 1.0.x to
+//! 2.0.x: a flat directory of JSON metadata, SQL scripts and delimited data files.
+//!
+//! The metadata is the truth and file names are never parsed: `@.json` names the schemas
+//! and their basenames, each `S.json` its tables and views and theirs, each `S@T.json` a
+//! table's columns, dialect, partitions and data-file extension. Data files are found by
+//! probing the names MySQL Shell writes (`B.E`, or `B@0.E` ... and the last `B@@N.E`), and
+//! each one's size is what its `.idx` (big-endian u64 offsets, the last the total) or
+//! `@.done.json` says. `@.done.json` is written last: without it the dump is unfinished.
+//!
+//! Layout details and their sources in MySQL Shell's code: docs/shell-format.md.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::model::{Chunk, Database, Delimited, Dialect, Format, Position, RestorePlan, SessionSettings, SqlFile};
+use crate::model::{Table, View};
+use crate::{FormatError, Result};
+
+/// The metadata file MySQL Shell writes first.
+pub const STARTED: &str = "@.json";
+/// The metadata file MySQL Shell writes last: the dump is complete.
+pub const DONE: &str = "@.done.json";
+
+/// Most bytes of one JSON metadata file read: the largest real ones (`@.done.json` of a
+/// dump of tens of thousands of chunk files) are a few MiB.
+const JSON_LIMIT: u64 = 64 << 20;
+
+/// Capabilities (`@.json` `capabilities`) this reader handles; a dump needing another is
+/// refused, as MySQL Shell's own loader does.
+const KNOWN_CAPABILITIES: [&str; 2] = ["partition_awareness", "multifile_schema_ddl"];
+
+/// True if `dir` holds a MySQL Shell dump (its `@.json`).
+pub fn looks_like(dir: &Path) -> bool {
+    dir.join(STARTED).is_file()
+}
+
+/// Reads a complete dump: one whose `@.done.json` is there.
+pub fn read(dir: &Path) -> Result<RestorePlan> {
+    let dump = open(dir)?;
+    if dump.done.is_none() {
+        return Err(FormatError::corrupt(
+            &dump.root.join(DONE),
+            None,
+            "missing: the dump has not finished (it is still running, or it died). MySQL Shell writes @.done.json \
+             last; restore it once the dump is complete",
+        ));
+    }
+    dump.plan()
+}
+
+/// A dump directory, its dump-wide metadata read.
+#[derive(Debug)]
+struct Dump {
+    root: PathBuf,
+    started: Value,
+    done: Option<Value>,
+    version: String,
+    /// Every file name in the directory.
+    names: HashSet<String>,
+}
+
+fn open(dir: &Path) -> Result<Dump> {
+    let mut root = dir.canonicalize().map_err(|e| FormatError::io(dir, e))?;
+    let mut started = read_json(&root, STARTED)?;
+    if let Some(redirect) = started.get("redirectedDumpDir").and_then(Value::as_str) {
+        // 9.4.1+: the dump proper is in a subdirectory.
+        root = root.join(safe_basename(&root.join(STARTED), redirect)?);
+        started = read_json(&root, STARTED)?;
+    }
+    let version = text(&started, "version").unwrap_or("1.0.0").to_string();
+    check_version(&root.join(STARTED), &version)?;
+    check_capabilities(&root.join(STARTED), &started)?;
+    let names = list(&root)?;
+    let done = names.contains(DONE).then(|| read_json(&root, DONE)).transpose()?;
+    Ok(Dump { root, started, done, version, names })
+}
+
+impl Dump {
+    fn plan(&self) -> Result<RestorePlan> {
+        let at = self.root.join(STARTED);
+        let schemas = strings(&self.started, "schemas", &at)?;
+        let basenames = map(&self.started, "basenames");
+        let mut databases = Vec::new();
+        for schema in schemas {
+            let base = basename(&basenames, &schema, &at)?;
+            databases.push(self.database(&schema, &base)?);
+        }
+        databases.sort_by(|a, b| a.name.cmp(&b.name));
+        let tz_utc = self.started.get("tzUtc").and_then(Value::as_bool).unwrap_or(true);
+        Ok(RestorePlan {
+            format: Format::MysqlShell { version: self.version.clone() },
+            root: self.root.clone(),
+            session: SessionSettings {
+                sql_mode: None,
+                // TIMESTAMPs were written in UTC unless the dump says otherwise; then in the
+                // source's own zone, which the dump does not record.
+                time_zone: Some(if tz_utc { "+00:00" } else { "SYSTEM" }.into()),
+                charset: Some(self.default_charset().into()),
+            },
+            position: Some(self.position()),
+            databases,
+            before: self.optional_file("@.sql")?.into_iter().collect(),
+            after: self.optional_file("@.post.sql")?.into_iter().collect(),
+        })
+    }
+
+    fn default_charset(&self) -> &str {
+        text(&self.started, "defaultCharacterSet").unwrap_or("utf8mb4")
+    }
+
+    /// The source's binlog position and GTID set at the snapshot (9.1+ nests them in `source`).
+    fn position(&self) -> Position {
+        let source_binlog = self.started.get("source").and_then(|s| s.get("binlog"));
+        let pick = |key: &str| source_binlog.and_then(|b| b.get(key)).or_else(|| self.started.get(key));
+        let file = pick("binlogFile").or_else(|| source_binlog.and_then(|b| b.get("file")));
+        let position = pick("binlogPosition").or_else(|| source_binlog.and_then(|b| b.get("position")));
+        let nonempty = |v: Option<&Value>| v.and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
+        Position {
+            binlog_file: nonempty(file),
+            binlog_position: position.and_then(Value::as_u64).filter(|&p| p > 0),
+            gtid_executed: nonempty(pick("gtidExecuted")),
+        }
+    }
+
+    fn database(&self, schema: &str, base: &str) -> Result<Database> {
+        let meta = read_json(&self.root, &format!("{base}.json"))?;
+        let at = self.root.join(format!("{base}.json"));
+        let includes_ddl = meta.get("includesDdl").and_then(Value::as_bool).unwrap_or(true);
+        let basenames = map(&meta, "basenames");
+        let object_base = |name: &str| -> Result<String> {
+            // A name missing from the map: MySQL Shell's loader falls back to `S@name`.
+            match basenames.get(name) {
+                Some(b) => basename_value(b, name, &at),
+                None => safe_basename(&at, &format!("{base}@{name}")).map(str::to_string),
+            }
+        };
+        let mut tables = Vec::new();
+        let mut triggers = Vec::new();
+        for name in strings(&meta, "tables", &at)? {
+            let tbase = object_base(&name)?;
+            let (table, trigger_file) = self.table(schema, &name, &tbase, includes_ddl)?;
+            tables.push(table);
+            triggers.extend(trigger_file);
+        }
+        let mut views = Vec::new();
+        if includes_ddl {
+            for name in strings(&meta, "views", &at).unwrap_or_default() {
+                let vbase = object_base(&name)?;
+                views.push(View {
+                    name,
+                    placeholder: self.optional_file(&format!("{vbase}.pre.sql"))?,
+                    definition: self.file(&format!("{vbase}.sql"))?,
+                });
+            }
+        }
+        let create = if includes_ddl { Some(self.file(&format!("{base}.sql"))?) } else { None };
+        // Routines and events: in the schema's script (its CREATE DATABASE is run again there,
+        // a no-op with IF NOT EXISTS), or in 9.3+'s separate files.
+        let mut post: Vec<SqlFile> = create.iter().cloned().collect();
+        for part in ["libraries", "events", "routines"] {
+            post.extend(self.optional_file(&format!("{base}.{part}.sql"))?);
+        }
+        Ok(Database { name: schema.to_string(), create, tables, views, post, triggers })
+    }
+
+    /// A table: its CREATE, its data files in order, the rows the dump says it wrote.
+    fn table(&self, schema: &str, name: &str, base: &str, ddl: bool) -> Result<(Table, Option<SqlFile>)> {
+        let at = self.root.join(format!("{base}.json"));
+        let meta = read_json(&self.root, &format!("{base}.json"))?;
+        if !ddl || !meta.get("includesDdl").and_then(Value::as_bool).unwrap_or(true) {
+            return Err(FormatError::NotABackup {
+                path: at,
+                reason: "a dump without table definitions (ddlOnly: false, dataOnly: true): floodgate restores \
+                         whole tables; load it with MySQL Shell's util.loadDump into existing tables"
+                    .into(),
+            });
+        }
+        let schema_file = self.file(&format!("{base}.sql"))?;
+        let has_triggers = meta.get("triggers").and_then(Value::as_array).is_some_and(|t| !t.is_empty());
+        let trigger_file = match has_triggers {
+            true => Some(self.file(&format!("{base}.triggers.sql"))?),
+            false => self.optional_file(&format!("{base}.triggers.sql"))?,
+        };
+        let dialect = self.dialect(&meta, &at)?;
+        let includes_data = meta.get("includesData").and_then(Value::as_bool).unwrap_or(true);
+        let mut chunks = Vec::new();
+        if includes_data {
+            let extension = self.extension(&meta, &at)?;
+            for (partition, stream) in streams(&meta, base, &at)? {
+                for (file, bytes) in self.stream_files(&stream, &extension)? {
+                    let delimited = Delimited { bytes, partition: partition.clone(), dialect: dialect.clone() };
+                    let index = chunks.len() as u64;
+                    chunks.push(Chunk { index, file, data_files: Vec::new(), rows: None, delimited: Some(delimited) });
+                }
+            }
+        }
+        let table = Table {
+            name: name.to_string(),
+            schema: schema_file,
+            chunks,
+            expected_rows: self.table_rows(schema, name),
+            columns: dialect.columns.clone(),
+            content_digest: None,
+        };
+        Ok((table, trigger_file))
+    }
+
+    /// Rows the dump wrote for the table (`@.done.json` `tableRows`, Shell 8.2+).
+    fn table_rows(&self, schema: &str, table: &str) -> Option<u64> {
+        self.done.as_ref()?.get("tableRows")?.get(schema)?.get(table)?.as_u64()
+    }
+
+    /// The data file extension, checked to be a plain suffix.
+    fn extension(&self, meta: &Value, at: &Path) -> Result<String> {
+        let ext = text(meta, "extension").unwrap_or("tsv");
+        if ext.is_empty() || ext.contains(['/', '\\', '\0']) || ext.contains("..") {
+            return Err(unsafe_name(at, ext, "not a file extension"));
+        }
+        Ok(ext.to_string())
+    }
+
+    /// The table's data files (`B.E`, or `B@0.E` ... `B@@N.E`), each with its size once
+    /// decompressed. The last must be there: without it the table's data is incomplete.
+    fn stream_files(&self, base: &str, ext: &str) -> Result<Vec<(SqlFile, u64)>> {
+        let whole = format!("{base}.{ext}");
+        if self.names.contains(&whole) {
+            return Ok(vec![self.data_file(&whole)?]);
+        }
+        let mut files = Vec::new();
+        for i in 0.. {
+            let last = format!("{base}@@{i}.{ext}");
+            if self.names.contains(&last) {
+                files.push(self.data_file(&last)?);
+                return Ok(files);
+            }
+            let chunk = format!("{base}@{i}.{ext}");
+            if !self.names.contains(&chunk) {
+                let missing = if i == 0 { whole } else { last };
+                return Err(FormatError::corrupt(
+                    &self.root.join(&missing),
+                    None,
+                    format!("missing: the table's data ends at chunk {i} without its last chunk (`@@`)"),
+                ));
+            }
+            files.push(self.data_file(&chunk)?);
+        }
+        unreachable!("the loop returns")
+    }
+
+    /// A data file and its size once decompressed: `@.done.json`'s `chunkFileBytes` and its
+    /// `.idx`'s last entry, which must agree when both are there.
+    fn data_file(&self, name: &str) -> Result<(SqlFile, u64)> {
+        let file = self.file(name)?;
+        let recorded = self.done.as_ref().and_then(|d| d.get("chunkFileBytes")?.get(name)?.as_u64());
+        let idx_name = format!("{name}.idx");
+        let indexed = match self.names.contains(&idx_name) {
+            true => Some(read_idx(&self.file(&idx_name)?)?),
+            false => None,
+        };
+        let bytes = match (recorded, indexed) {
+            (Some(r), Some(i)) if r != i => {
+                return Err(FormatError::corrupt(
+                    &file.path,
+                    None,
+                    format!("@.done.json says it holds {r} bytes, its .idx says {i}"),
+                ))
+            }
+            (Some(b), _) | (None, Some(b)) => b,
+            (None, None) => {
+                return Err(FormatError::corrupt(
+                    &self.root.join(&idx_name),
+                    None,
+                    "missing, and @.done.json records no size for its data file: its size cannot be checked",
+                ))
+            }
+        };
+        Ok((file, bytes))
+    }
+
+    /// How the table's data files are written (`S@T.json` `options`).
+    fn dialect(&self, meta: &Value, at: &Path) -> Result<Dialect> {
+        let empty = Value::Object(Default::default());
+        let options = meta.get("options").unwrap_or(&empty);
+        let columns = strings(options, "columns", at)?;
+        let mut decode = Vec::new();
+        if let Some(Value::Object(d)) = options.get("decodeColumns") {
+            for (column, how) in d {
+                let how = how.as_str().unwrap_or_default();
+                if !["FROM_BASE64", "UNHEX"].contains(&how) {
+                    return Err(FormatError::corrupt(
+                        at,
+                        None,
+                        format!("column {column:?} is decoded with {how:?}; floodgate knows FROM_BASE64 and UNHEX"),
+                    ));
+                }
+                if !columns.contains(column) {
+                    return Err(FormatError::corrupt(
+                        at,
+                        None,
+                        format!("decodeColumns names {column:?}, not a column"),
+                    ));
+                }
+                decode.push((column.clone(), how.to_string()));
+            }
+        }
+        decode.sort();
+        let field = |key: &str, default: &str| text(options, key).unwrap_or(default).to_string();
+        Ok(Dialect {
+            columns,
+            decode,
+            charset: text(options, "defaultCharacterSet")
+                .or_else(|| text(options, "characterSet"))
+                .unwrap_or(self.default_charset())
+                .to_string(),
+            fields_terminated_by: field("fieldsTerminatedBy", "\t"),
+            fields_enclosed_by: field("fieldsEnclosedBy", ""),
+            fields_optionally_enclosed: options
+                .get("fieldsOptionallyEnclosed")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            fields_escaped_by: field("fieldsEscapedBy", "\\"),
+            lines_terminated_by: field("linesTerminatedBy", "\n"),
+        })
+    }
+
+    fn file(&self, name: &str) -> Result<SqlFile> {
+        let name = safe_basename(&self.root.join(STARTED), name)?;
+        inside(&self.root, name)
+    }
+
+    fn optional_file(&self, name: &str) -> Result<Option<SqlFile>> {
+        match self.names.contains(name) {
+            true => self.file(name).map(Some),
+            false => Ok(None),
+        }
+    }
+}
+
+/// The data streams of a table: one per partition (`S@T.json` `basenames`), or the table's.
+fn streams(meta: &Value, base: &str, at: &Path) -> Result<Vec<(Option<String>, String)>> {
+    let partitions = map(meta, "basenames");
+    if partitions.is_empty() {
+        return Ok(vec![(None, base.to_string())]);
+    }
+    let mut out = Vec::new();
+    for (partition, b) in &partitions {
+        out.push((Some(partition.clone()), basename_value(b, partition, at)?));
+    }
+    Ok(out)
+}
+
+/// The last entry of a `.idx`: the data file's size once decompressed.
+fn read_idx(file: &SqlFile) -> Result<u64> {
+    if file.bytes == 0 || !file.bytes.is_multiple_of(8) {
+        return Err(FormatError::corrupt(
+            &file.path,
+            None,
+            format!("{} bytes: an .idx holds whole 8-byte offsets", file.bytes),
+        ));
+    }
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = fs::File::open(&file.path).map_err(|e| FormatError::io(&file.path, e))?;
+    let mut last = [0u8; 8];
+    f.seek(SeekFrom::Start(file.bytes - 8))
+        .and_then(|_| f.read_exact(&mut last))
+        .map_err(|e| FormatError::io(&file.path, e))?;
+    Ok(u64::from_be_bytes(last))
+}
+
+fn check_version(at: &Path, version: &str) -> Result<()> {
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(1), _) | (Some(2), Some(0)) => Ok(()),
+        _ => Err(FormatError::NotABackup {
+            path: at.to_path_buf(),
+            reason: format!("MySQL Shell dump format {version}; floodgate reads 1.0.x to 2.0.x"),
+        }),
+    }
+}
+
+fn check_capabilities(at: &Path, started: &Value) -> Result<()> {
+    let Some(Value::Array(capabilities)) = started.get("capabilities") else { return Ok(()) };
+    for c in capabilities {
+        let id = c.get("id").and_then(Value::as_str).unwrap_or_default();
+        if !KNOWN_CAPABILITIES.contains(&id) && !id.is_empty() {
+            return Err(FormatError::NotABackup {
+                path: at.to_path_buf(),
+                reason: format!("the dump needs capability {id:?}, which floodgate does not have"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Every name in the directory (data files are found by name, never by parsing names).
+fn list(root: &Path) -> Result<HashSet<String>> {
+    let mut names = HashSet::new();
+    for entry in fs::read_dir(root).map_err(|e| FormatError::io(root, e))? {
+        let entry = entry.map_err(|e| FormatError::io(root, e))?;
+        if let Some(name) = entry.file_name().to_str() {
+            names.insert(name.to_string());
+        }
+    }
+    Ok(names)
+}
+
+fn read_json(root: &Path, name: &str) -> Result<Value> {
+    let file = inside(root, safe_basename(&root.join(STARTED), name)?)?;
+    if file.bytes > JSON_LIMIT {
+        return Err(FormatError::corrupt(&file.path, None, format!("{} bytes: not a dump's metadata", file.bytes)));
+    }
+    let bytes = fs::read(&file.path).map_err(|e| FormatError::io(&file.path, e))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| FormatError::corrupt(&file.path, None, format!("not valid JSON ({e}): the file is damaged")))
+}
+
+/// A regular file directly in the dump directory (a symbolic link only if it stays inside).
+fn inside(root: &Path, name: &str) -> Result<SqlFile> {
+    let path = root.join(name);
+    let meta = fs::symlink_metadata(&path).map_err(|e| FormatError::io(&path, e))?;
+    let meta = if meta.file_type().is_symlink() {
+        let target = path.canonicalize().map_err(|e| FormatError::io(&path, e))?;
+        if !target.starts_with(root) {
+            return Err(unsafe_name(&path, &target.display().to_string(), "a symbolic link out of the dump directory"));
+        }
+        fs::metadata(&target).map_err(|e| FormatError::io(&path, e))?
+    } else {
+        meta
+    };
+    if !meta.is_file() {
+        return Err(FormatError::corrupt(&path, None, "expected a regular file"));
+    }
+    Ok(SqlFile { path, bytes: meta.len() })
+}
+
+/// A file name taken from metadata: one plain name in the dump directory, never a path.
+fn safe_basename<'a>(at: &Path, name: &'a str) -> Result<&'a str> {
+    let bad = name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']);
+    match bad {
+        true => Err(unsafe_name(at, name, "a file name in the dump must be one plain name inside its directory")),
+        false => Ok(name),
+    }
+}
+
+fn unsafe_name(at: &Path, name: &str, reason: &str) -> FormatError {
+    FormatError::UnsafePath { path: at.to_path_buf(), name: name.to_string(), reason: reason.into() }
+}
+
+fn basename(map: &BTreeMap<String, Value>, name: &str, at: &Path) -> Result<String> {
+    match map.get(name) {
+        Some(v) => basename_value(v, name, at),
+        None => Err(FormatError::corrupt(at, None, format!("`basenames` has no entry for {name:?}"))),
+    }
+}
+
+fn basename_value(v: &Value, name: &str, at: &Path) -> Result<String> {
+    let b =
+        v.as_str().ok_or_else(|| FormatError::corrupt(at, None, format!("the basename of {name:?} is not text")))?;
+    safe_basename(at, b).map(str::to_string)
+}
+
+fn text<'v>(v: &'v Value, key: &str) -> Option<&'v str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+fn map(v: &Value, key: &str) -> BTreeMap<String, Value> {
+    match v.get(key) {
+        Some(Value::Object(m)) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        _ => BTreeMap::new(),
+    }
+}
+
+fn strings(v: &Value, key: &str, at: &Path) -> Result<Vec<String>> {
+    let wrong = || FormatError::corrupt(at, None, format!("`{key}` is missing or not a list of names"));
+    let list = v.get(key).and_then(Value::as_array).ok_or_else(wrong)?;
+    list.iter().map(|s| s.as_str().map(str::to_string).ok_or_else(wrong)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, files: &[(&str, &[u8])]) {
+        for (name, bytes) in files {
+            fs::write(dir.join(name), bytes).unwrap();
+        }
+    }
+
+    fn idx(offsets: &[u64]) -> Vec<u8> {
+        offsets.iter().flat_map(|o| o.to_be_bytes()).collect()
+    }
+
+    const TABLE_JSON: &str = r#"{"options": {"schema": "s", "table": "t", "columns": ["id", "b"],
+        "decodeColumns": {"b": "FROM_BASE64"}, "defaultCharacterSet": "utf8mb4",
+        "fieldsTerminatedBy": "\t", "fieldsEnclosedBy": "", "fieldsOptionallyEnclosed": false,
+        "fieldsEscapedBy": "\\", "linesTerminatedBy": "\n"}, "triggers": [], "includesData": true,
+        "includesDdl": true, "extension": "tsv", "chunking": true, "compression": "none",
+        "primaryIndex": ["id"], "partitions": [], "basenames": {}}"#;
+
+    fn minimal(dir: &Path) {
+        write(
+            dir,
+            &[
+                (
+                    "@.json",
+                    br#"{"version": "2.0.1", "schemas": ["s"], "basenames": {"s": "s"}, "gtidExecuted": "0-1-5"}"#,
+                ),
+                ("@.sql", b"-- header\n"),
+                ("@.post.sql", b"-- header\n"),
+                ("s.json", br#"{"schema": "s", "tables": ["t"], "views": [], "basenames": {"t": "s@t"}}"#),
+                ("s.sql", b"CREATE DATABASE IF NOT EXISTS `s`;\n"),
+                ("s@t.json", TABLE_JSON.as_bytes()),
+                ("s@t.sql", b"CREATE TABLE IF NOT EXISTS `t` (id int primary key, b blob);\n"),
+                ("s@t@0.tsv", b"1\tAQ==\n"),
+                ("s@t@0.tsv.idx", &idx(&[6])),
+                ("s@t@@1.tsv", b"2\t\\N\n"),
+                ("s@t@@1.tsv.idx", &idx(&[5])),
+                ("@.done.json", br#"{"tableRows": {"s": {"t": 2}}, "chunkFileBytes": {"s@t@0.tsv": 6}}"#),
+            ],
+        );
+    }
+
+    #[test]
+    fn reads_tables_chunks_sizes_and_dialect() {
+        let dir = tempfile::tempdir().unwrap();
+        minimal(dir.path());
+        let plan = read(dir.path()).unwrap();
+        assert_eq!(plan.format, Format::MysqlShell { version: "2.0.1".into() });
+        let t = &plan.databases[0].tables[0];
+        assert_eq!(t.expected_rows, Some(2));
+        let sizes: Vec<u64> = t.chunks.iter().map(|c| c.delimited.as_ref().unwrap().bytes).collect();
+        assert_eq!(sizes, [6, 5]);
+        let d = &t.chunks[0].delimited.as_ref().unwrap().dialect;
+        assert_eq!(d.decode, [("b".to_string(), "FROM_BASE64".to_string())]);
+        assert_eq!(d.fields_escaped_by, "\\");
+        assert_eq!(plan.position.unwrap().gtid_executed.as_deref(), Some("0-1-5"));
+        assert_eq!(plan.before.len(), 1);
+    }
+
+    #[test]
+    fn an_unfinished_dump_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        minimal(dir.path());
+        fs::remove_file(dir.path().join(DONE)).unwrap();
+        let e = read(dir.path()).unwrap_err();
+        assert!(e.is_integrity() && e.to_string().contains("has not finished"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_last_chunk_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        minimal(dir.path());
+        fs::remove_file(dir.path().join("s@t@@1.tsv")).unwrap();
+        let e = read(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("s@t@@1.tsv") && e.contains("without its last chunk"), "{e}");
+    }
+
+    #[test]
+    fn sizes_that_disagree_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        minimal(dir.path());
+        write(dir.path(), &[("s@t@0.tsv.idx", &idx(&[7]))]);
+        let e = read(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("s@t@0.tsv") && e.contains("says 7"), "{e}");
+    }
+
+    #[test]
+    fn basenames_that_leave_the_directory_are_refused() {
+        for evil in ["../x", "/etc/passwd", "..", "a/b"] {
+            let dir = tempfile::tempdir().unwrap();
+            minimal(dir.path());
+            let meta = format!(r#"{{"schema": "s", "tables": ["t"], "basenames": {{"t": "{evil}"}}}}"#);
+            write(dir.path(), &[("s.json", meta.as_bytes())]);
+            let e = read(dir.path()).unwrap_err();
+            assert!(e.is_integrity() && e.to_string().contains("unsafe path"), "{evil}: {e}");
+        }
+    }
+
+    #[test]
+    fn unknown_decoders_and_newer_formats_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        minimal(dir.path());
+        write(dir.path(), &[("s@t.json", TABLE_JSON.replace("FROM_BASE64", "SLEEP(10)").as_bytes())]);
+        assert!(read(dir.path()).unwrap_err().to_string().contains("SLEEP(10)"));
+        minimal(dir.path());
+        write(dir.path(), &[("@.json", br#"{"version": "3.0.0", "schemas": [], "basenames": {}}"#)]);
+        assert!(read(dir.path()).unwrap_err().to_string().contains("format 3.0.0"));
+    }
+
+    #[test]
+    fn a_damaged_idx_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        minimal(dir.path());
+        write(dir.path(), &[("s@t@@1.tsv.idx", b"abc")]);
+        assert!(read(dir.path()).unwrap_err().to_string().contains("whole 8-byte offsets"));
+    }
+}
