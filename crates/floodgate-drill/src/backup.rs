@@ -115,15 +115,25 @@ fn describe_plan(plan: &RestorePlan, info: &mut BackupInfo) -> Result<()> {
         info.gtid_executed.clone_from(&p.gtid_executed);
     }
     let manifest = plan.root.join(floodgate_format::native::MANIFEST);
-    if plan.format == floodgate_format::Format::Native {
-        let m = floodgate_format::native::read_manifest(&manifest)?;
-        info.created_at = Some(m.created_at);
-        info.source_server_version = Some(m.source.server_version);
-        info.identity_sha256 = sha256_file(&manifest);
-    } else {
-        let metadata = plan.root.join("metadata");
-        info.identity_sha256 = sha256_file(&metadata);
-        info.created_at = mydumper_started(&metadata);
+    match plan.format {
+        floodgate_format::Format::Native => {
+            let m = floodgate_format::native::read_manifest(&manifest)?;
+            info.created_at = Some(m.created_at);
+            info.source_server_version = Some(m.source.server_version);
+            info.identity_sha256 = sha256_file(&manifest);
+        }
+        floodgate_format::Format::MysqlShell { .. } => {
+            let p = floodgate_format::shell::provenance(&plan.root)?;
+            info.created_at = p.began;
+            info.source_server_version = p.server_version;
+            // Written last, with every data file's size: it names this dump's content.
+            info.identity_sha256 = sha256_file(&plan.root.join(floodgate_format::shell::DONE));
+        }
+        floodgate_format::Format::Mydumper { .. } => {
+            let metadata = plan.root.join("metadata");
+            info.identity_sha256 = sha256_file(&metadata);
+            info.created_at = mydumper_started(&metadata);
+        }
     }
     Ok(())
 }

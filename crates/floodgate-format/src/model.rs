@@ -200,6 +200,35 @@ pub struct Table {
     pub columns: Vec<String>,
     /// The order-independent digest of the table's rows (hex), where the backup has one.
     pub content_digest: Option<String>,
+    /// Checksums of the source's rows, per chunk, where the backup has them (MySQL Shell's
+    /// `@.checksums.json`).
+    pub checksums: Option<RowChecksums>,
+}
+
+/// MySQL Shell's checksums of a table's rows (`@.checksums.json`, algorithm `bit_xor` of
+/// SHA-256): for each part (a chunk's key range, or the whole table or partition), the
+/// rows it holds and the XOR of each row's SHA-256 over its columns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RowChecksums {
+    /// The columns hashed, in order.
+    pub columns: Vec<String>,
+    /// The nullable ones, whose NULL-ness is hashed too.
+    pub null_columns: Vec<String>,
+    /// One per checksummed part.
+    pub parts: Vec<RowChecksum>,
+}
+
+/// The checksum of one part of a table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RowChecksum {
+    /// The partition it lies in.
+    pub partition: Option<String>,
+    /// The key range it covers (SQL), or the whole table or partition.
+    pub boundary: Option<String>,
+    /// Rows in it.
+    pub count: u64,
+    /// Upper-case hex of the XOR of the rows' SHA-256.
+    pub checksum: String,
 }
 
 impl Table {

@@ -431,6 +431,7 @@ fn build_database(db_file: &str, files: DbFiles, meta: &Metadata) -> Result<Data
             expected_rows: tmeta.rows,
             columns: Vec::new(),
             content_digest: None,
+            checksums: None,
         });
     }
     Ok(Database { name, create: files.create, tables, views, post: files.post, triggers: files.triggers })

@@ -320,6 +320,7 @@ pub fn read(dir: &Path) -> Result<RestorePlan> {
                 expected_rows: Some(t.rows),
                 columns: t.columns.iter().filter(|c| !c.generated).map(|c| c.name.clone()).collect(),
                 content_digest: Some(t.content_digest.clone()),
+                checksums: None,
             });
         }
         let post = match &db.post_file {

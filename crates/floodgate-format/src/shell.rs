@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::model::{Chunk, Database, Delimited, Dialect, Format, Position, RestorePlan, SessionSettings, SqlFile};
-use crate::model::{Table, View};
+use crate::model::{RowChecksum, RowChecksums, Table, View};
 use crate::{FormatError, Result};
 
 /// The metadata file MySQL Shell writes first.
@@ -52,6 +52,24 @@ pub fn read(dir: &Path) -> Result<RestorePlan> {
     dump.plan()
 }
 
+/// What `@.json` says about where and when the dump was taken, for reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Provenance {
+    /// When the dump began (UTC, `YYYY-MM-DD HH:MM:SS`).
+    pub began: Option<String>,
+    /// The source server's version (MySQL Shell writes a MariaDB one as `5.6.0-<version>`).
+    pub server_version: Option<String>,
+    /// The MySQL Shell that wrote it.
+    pub dumper: Option<String>,
+}
+
+/// Reads the dump's provenance from its `@.json`.
+pub fn provenance(dir: &Path) -> Result<Provenance> {
+    let dump = open(dir)?;
+    let field = |key: &str| text(&dump.started, key).map(str::to_string);
+    Ok(Provenance { began: field("begin"), server_version: field("serverVersion"), dumper: field("dumper") })
+}
+
 /// A dump directory, its dump-wide metadata read.
 #[derive(Debug)]
 struct Dump {
@@ -61,7 +79,12 @@ struct Dump {
     version: String,
     /// Every file name in the directory.
     names: HashSet<String>,
+    /// `@.checksums.json`, when the dump was made with `checksum: true`.
+    checksums: Option<Value>,
 }
+
+/// The checksums file of a dump made with `checksum: true`.
+pub const CHECKSUMS: &str = "@.checksums.json";
 
 fn open(dir: &Path) -> Result<Dump> {
     let mut root = dir.canonicalize().map_err(|e| FormatError::io(dir, e))?;
@@ -76,7 +99,11 @@ fn open(dir: &Path) -> Result<Dump> {
     check_capabilities(&root.join(STARTED), &started)?;
     let names = list(&root)?;
     let done = names.contains(DONE).then(|| read_json(&root, DONE)).transpose()?;
-    Ok(Dump { root, started, done, version, names })
+    let checksums = names.contains(CHECKSUMS).then(|| read_json(&root, CHECKSUMS)).transpose()?;
+    if let Some(c) = &checksums {
+        check_checksum_config(&root.join(CHECKSUMS), c)?;
+    }
+    Ok(Dump { root, started, done, version, names, checksums })
 }
 
 impl Dump {
@@ -205,8 +232,35 @@ impl Dump {
             expected_rows: self.table_rows(schema, name),
             columns: dialect.columns.clone(),
             content_digest: None,
+            checksums: self.checksums(schema, name)?,
         };
         Ok((table, trigger_file))
+    }
+
+    /// The table's checksums from `@.checksums.json`: a part each, per partition.
+    fn checksums(&self, schema: &str, table: &str) -> Result<Option<RowChecksums>> {
+        let Some(t) = self.checksums.as_ref().and_then(|c| c.get("data")?.get(schema)?.get(table)) else {
+            return Ok(None);
+        };
+        let at = self.root.join(CHECKSUMS);
+        let columns = strings(t, "columns", &at)?;
+        let null_columns = if t.get("nullColumns").is_some() { strings(t, "nullColumns", &at)? } else { Vec::new() };
+        let mut parts = Vec::new();
+        for (partition, chunks) in map(t, "partitions") {
+            let Value::Object(chunks) = chunks else { continue };
+            for (id, c) in chunks {
+                let wrong =
+                    || FormatError::corrupt(&at, None, format!("{schema}.{table} chunk {id}: no checksum or count"));
+                let checksum = c.get("checksum").and_then(Value::as_str).ok_or_else(wrong)?;
+                parts.push(RowChecksum {
+                    partition: (!partition.is_empty()).then(|| partition.clone()),
+                    boundary: text(&c, "boundary").map(str::to_string),
+                    count: c.get("count").and_then(Value::as_u64).ok_or_else(wrong)?,
+                    checksum: checksum.to_ascii_uppercase(),
+                });
+            }
+        }
+        Ok(Some(RowChecksums { columns, null_columns, parts }))
     }
 
     /// Rows the dump wrote for the table (`@.done.json` `tableRows`, Shell 8.2+).
@@ -369,6 +423,20 @@ fn read_idx(file: &SqlFile) -> Result<u64> {
         .and_then(|_| f.read_exact(&mut last))
         .map_err(|e| FormatError::io(&file.path, e))?;
     Ok(u64::from_be_bytes(last))
+}
+
+/// Checksums floodgate can recompute: `bit_xor` of SHA-256, format 1.0.x.
+fn check_checksum_config(at: &Path, checksums: &Value) -> Result<()> {
+    let config = checksums.get("config");
+    let field = |k: &str| config.and_then(|c| c.get(k)).and_then(Value::as_str).unwrap_or_default();
+    if field("algorithm") != "bit_xor" || field("hash") != "sha256" {
+        return Err(FormatError::corrupt(
+            at,
+            None,
+            format!("checksums by {:?} of {:?}; floodgate checks bit_xor of sha256", field("algorithm"), field("hash")),
+        ));
+    }
+    Ok(())
 }
 
 fn check_version(at: &Path, version: &str) -> Result<()> {

@@ -218,6 +218,9 @@ pub async fn restore(
     if let (VerifyMode::Digest, Some(plan)) = (session.options.verify, &verify_plan) {
         verification.extend(verify::verify_digests(&session.target, plan, threads).await?);
     }
+    if let (VerifyMode::Counts | VerifyMode::Digest, Some(plan)) = (session.options.verify, &verify_plan) {
+        verification.extend(verify::verify_checksums(&mut control, plan).await?);
+    }
     phases.verify = t.elapsed().as_secs_f64();
     checkpoint::finish(&mut control, session.ledger(), session.options.keep_checkpoints).await?;
     progress.set_phase(Phase::Done);
