@@ -122,7 +122,8 @@ impl Dump {
             format: Format::MysqlShell { version: self.version.clone() },
             root: self.root.clone(),
             session: SessionSettings {
-                sql_mode: None,
+                // As MySQL Shell's loader: a 0 in an AUTO_INCREMENT column is a 0, not a new id.
+                sql_mode: Some("NO_AUTO_VALUE_ON_ZERO".into()),
                 // TIMESTAMPs were written in UTC unless the dump says otherwise; then in the
                 // source's own zone, which the dump does not record.
                 time_zone: Some(if tz_utc { "+00:00" } else { "SYSTEM" }.into()),

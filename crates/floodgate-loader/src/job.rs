@@ -201,7 +201,11 @@ async fn load_delimited(
     let name = qualified(db, table);
     let at = format!("{name}: {}", file.path.display());
     conn.query_drop("START TRANSACTION").await.map_err(LoadError::sql(format!("{at}: starting a transaction")))?;
-    let statement = sql::delimited_load(db, table, delimited);
+    let auto_increment = match delimited.dialect.decode.is_empty() {
+        true => None,
+        false => auto_increment_column(conn, db, table).await?,
+    };
+    let statement = sql::delimited_load(db, table, delimited, auto_increment.as_deref());
     let stream = session.pipeline.bytes_sized(&file.path, delimited.bytes);
     // Rows are counted by unescaped line ends, which holds when a backslash escapes every
     // line end inside a value; without an escape character only the server's count is known.
@@ -209,6 +213,17 @@ async fn load_delimited(
         !delimited.dialect.fields_escaped_by.is_empty() && delimited.dialect.lines_terminated_by.ends_with('\n');
     let rows = stream_into_load(conn, stream, statement.as_bytes(), &at, &file.name(), counted).await?;
     Ok(Outcome { rows, inserts: 0, loads: 1 })
+}
+
+/// The table's AUTO_INCREMENT column, if it has one.
+async fn auto_increment_column(conn: &mut Conn, db: &str, table: &str) -> Result<Option<String>> {
+    conn.exec_first(
+        "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
+         AND EXTRA LIKE '%auto_increment%'",
+        (db, table),
+    )
+    .await
+    .map_err(LoadError::sql(format!("reading the columns of {}", qualified(db, table))))
 }
 
 /// The statements of one mydumper chunk file on their way to the server: INSERTs converted

@@ -224,20 +224,29 @@ mod tests {
 /// encoded ones through a user variable and their decoder (`FROM_BASE64(@c)`), the text read
 /// in the file's character set (LOAD DATA ignores SET NAMES). Plain INTO: each chunk is its
 /// own transaction, so a duplicate key is an error, never a silent overwrite.
-pub fn delimited_load(db: &str, table: &str, d: &floodgate_format::Delimited) -> String {
+///
+/// `auto_increment`: the table's AUTO_INCREMENT column. With a SET clause, MariaDB 10.11's
+/// LOAD DATA ignores NO_AUTO_VALUE_ON_ZERO for a column loaded directly (a 0 becomes the next
+/// id); through a variable it is kept. So that column goes through one too.
+pub fn delimited_load(db: &str, table: &str, d: &floodgate_format::Delimited, auto_increment: Option<&str>) -> String {
     use floodgate_format::ident::{qualified, quote};
     let dialect = &d.dialect;
     let decoded = |c: &str| dialect.decode.iter().find(|(col, _)| col == c).map(|(_, how)| how.as_str());
+    let mut sets: Vec<String> =
+        dialect.decode.iter().map(|(c, how)| format!("{} = {how}(@{})", quote(c), quote(c))).collect();
+    let shielded =
+        auto_increment.filter(|c| !sets.is_empty() && decoded(c).is_none() && dialect.columns.iter().any(|x| x == c));
+    if let Some(c) = shielded {
+        sets.push(format!("{} = @{}", quote(c), quote(c)));
+    }
     let fields: Vec<String> = dialect
         .columns
         .iter()
-        .map(|c| match decoded(c) {
-            Some(_) => format!("@{}", quote(c)),
-            None => quote(c),
+        .map(|c| match decoded(c).is_some() || shielded == Some(c.as_str()) {
+            true => format!("@{}", quote(c)),
+            false => quote(c),
         })
         .collect();
-    let sets: Vec<String> =
-        dialect.decode.iter().map(|(c, how)| format!("{} = {how}(@{})", quote(c), quote(c))).collect();
     let partition = d.partition.as_ref().map(|p| format!(" PARTITION ({})", quote(p))).unwrap_or_default();
     let enclosed = match (dialect.fields_enclosed_by.is_empty(), dialect.fields_optionally_enclosed) {
         (true, _) => String::new(),
@@ -298,10 +307,15 @@ mod delimited_tests {
         };
         let d = Delimited { bytes: 0, partition: Some("p0".into()), dialect };
         assert_eq!(
-            super::delimited_load("s", "t", &d),
+            super::delimited_load("s", "t", &d, None),
             "LOAD DATA LOCAL INFILE 'floodgate-chunk' INTO TABLE `s`.`t` PARTITION (`p0`) CHARACTER SET 'utf8mb4' \
              FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '\\\\' LINES STARTING BY '' \
              TERMINATED BY '\\r\\n' (`id`, @`img`, `it's`) SET `img` = FROM_BASE64(@`img`)"
+        );
+        let shielded = super::delimited_load("s", "t", &d, Some("id"));
+        assert!(
+            shielded.ends_with("(@`id`, @`img`, `it's`) SET `img` = FROM_BASE64(@`img`), `id` = @`id`"),
+            "{shielded}"
         );
     }
 }

@@ -14,4 +14,5 @@ mod mysqldump;
 mod native;
 mod ownership;
 mod resume;
+mod shell;
 mod unfit_targets;

@@ -94,7 +94,7 @@ fn make_backup(kind: Backup, db: &str, dir: &Path) -> (PathBuf, Vec<&'static str
     }
 }
 
-fn restore_command(target: &Sandbox, backup: &Path, extra: &[&str]) -> Command {
+pub(crate) fn restore_command(target: &Sandbox, backup: &Path, extra: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_floodgate"));
     c.arg("restore").arg(backup).args(["-S"]).arg(target.socket()).args(["-u", "root"]);
     if !extra.contains(&"-t") {
@@ -105,7 +105,7 @@ fn restore_command(target: &Sandbox, backup: &Path, extra: &[&str]) -> Command {
 }
 
 /// How a run under a failpoint ended.
-enum Run {
+pub(crate) enum Run {
     /// Reached the failpoint and was killed with SIGKILL there.
     Killed,
     /// Ran to its end (the failpoint was not reached): exit code and stderr.
@@ -128,7 +128,7 @@ fn stderr_lines(child: &mut Child) -> mpsc::Receiver<String> {
 }
 
 /// Runs a restore with failpoint `point`; kill -9 it when the failpoint is reached.
-fn run_to_failpoint(target: &Sandbox, backup: &Path, extra: &[&str], point: &str) -> Run {
+pub(crate) fn run_to_failpoint(target: &Sandbox, backup: &Path, extra: &[&str], point: &str) -> Run {
     eprintln!("restore with FLOODGATE_FAILPOINT={point}");
     let mut child = restore_command(target, backup, extra)
         .env("FLOODGATE_FAILPOINT", point)

@@ -1,0 +1,163 @@
+//! MySQL Shell dumps, written in Shell's layout from the awkward data set by
+//! floodgate-fixtures (MySQL Shell cannot run here; fixtures/README.md says how the writer
+//! was checked against real Shell dumps).
+
+use std::path::{Path, PathBuf};
+
+use floodgate_fixtures::{Compression, Dialect, ShellDumpOptions};
+
+use crate::common::*;
+use crate::resume::{restore_command, run_to_failpoint, Run};
+
+/// Writes `db` from the source in Shell's layout; the dump is `dir/dump`.
+fn shell_dump(db: &str, options: ShellDumpOptions) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("dump");
+    let _guard = source_guard(source());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let opts = floodgate_conn::ConnectOptions {
+            socket: Some(source().socket().to_path_buf()),
+            user: Some("root".into()),
+            ..Default::default()
+        };
+        let mut conn = floodgate_conn::connect(&opts, &[]).await.unwrap();
+        let options = ShellDumpOptions { schemas: vec![db.to_string()], users: false, ..options };
+        floodgate_fixtures::write_shell_dump(&mut conn, &out, &options).await.unwrap();
+    });
+    (dir, out)
+}
+
+/// Small chunks, so every table of any size has several, and checksums.
+fn chunked(dialect: Dialect, compression: Compression) -> ShellDumpOptions {
+    ShellDumpOptions { dialect, compression, bytes_per_chunk: 20_000, checksum: true, ..Default::default() }
+}
+
+fn drop_db(db: &str) {
+    sql(target(), &format!("SET foreign_key_checks = 0; DROP DATABASE IF EXISTS `{db}`"));
+}
+
+/// Every dialect and compression Shell writes, restored with one loader and with eight:
+/// the target ends with the source's fingerprint (rows, checksums, definitions, views,
+/// routines, triggers, events), and @.checksums.json is recomputed on the target.
+#[test]
+fn shell_dumps_restore_exactly_in_every_dialect_and_compression() {
+    let cases = [
+        (Dialect::Default, Compression::Zstd),
+        (Dialect::Csv, Compression::Gzip),
+        (Dialect::Tsv, Compression::None),
+        (Dialect::CsvUnix, Compression::Zstd),
+    ];
+    for (i, (dialect, compression)) in cases.into_iter().enumerate() {
+        let db = format!("shell_{i}");
+        load_awkward(&db);
+        let (_dir, dump) = shell_dump(&db, chunked(dialect, compression));
+        for threads in ["1", "8"] {
+            let out = restore(target(), &dump, &["-t", threads]);
+            assert!(out.status.success(), "{dialect:?} {compression:?} -t {threads}: {}", stderr(&out));
+            assert_same(&fingerprint(source(), &db), &fingerprint(target(), &db));
+            drop_db(&db);
+        }
+    }
+}
+
+/// kill -9 after a chunk committed, while rows load, during an index build and after a
+/// post-data statement: each resume ends with the source's fingerprint.
+#[test]
+fn a_killed_shell_restore_resumes_exactly() {
+    let db = "shell_resume";
+    load_awkward(db);
+    sql(
+        source(),
+        &format!(
+            "SET SESSION max_recursive_iterations = 1000000;
+             INSERT INTO `{db}`.bulk SELECT n, (n * 7919) % 1000, MD5(n), CONCAT(SHA1(n), '-', n) \
+             FROM (WITH RECURSIVE seq(n) AS (SELECT 2001 UNION ALL SELECT n + 1 FROM seq WHERE n < 60000) \
+             SELECT n FROM seq) s;"
+        ),
+    );
+    // Uncompressed, so `bulk` is large enough on disk (4 MiB) to have its indexes deferred.
+    let shell_options =
+        ShellDumpOptions { bytes_per_chunk: 500_000, compression: Compression::None, ..Default::default() };
+    let (_dir, dump) = shell_dump(db, shell_options);
+    let server = floodgate_sandbox::Sandbox::start(&options()).unwrap();
+    let flags = ["-t", "4"];
+    for point in ["data.chunk:3", "data.load:5", "index.build:1", "post.statement:2"] {
+        match run_to_failpoint(&server, &dump, &flags, point) {
+            Run::Killed => {}
+            Run::Ended(code, text) => panic!("{point} was never reached: exit {code:?}\n{text}"),
+        }
+    }
+    let out = restore_command(&server, &dump, &flags).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_same(&fingerprint(source(), db), &fingerprint(&server, db));
+}
+
+/// The first data file of `db`.`table` (by name), not its .idx.
+fn first_data_file(dump: &Path, db: &str, table: &str) -> PathBuf {
+    let prefix = format!("{db}@{table}@");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dump)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.starts_with(&prefix) && !name.ends_with(".idx")
+        })
+        .collect();
+    files.sort();
+    files.remove(0)
+}
+
+fn fails_with_integrity(out: &std::process::Output, needles: &[&str]) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    for n in needles {
+        assert!(err.contains(n), "expected {n:?} in: {err}");
+    }
+}
+
+/// Damage a restore must catch, each an integrity failure (exit 3) naming the file: a dump
+/// that never finished, a chunk shorter than its .idx says, a flipped bit in an
+/// uncompressed chunk (found by the checksums), a name that leaves the directory.
+#[test]
+fn damaged_shell_dumps_are_refused_naming_the_file() {
+    let db = "shell_damage";
+    load_awkward(db);
+    let fresh = || shell_dump(db, chunked(Dialect::Default, Compression::None));
+    // Its own server: a failed restore leaves its checkpoints, which are dropped between cases.
+    let server = floodgate_sandbox::Sandbox::start(&options()).unwrap();
+    let reset = || {
+        sql(
+            &server,
+            &format!("SET foreign_key_checks = 0; DROP DATABASE IF EXISTS `{db}`; DROP DATABASE IF EXISTS floodgate"),
+        )
+    };
+
+    let (_d1, dump) = fresh();
+    std::fs::remove_file(dump.join("@.done.json")).unwrap();
+    fails_with_integrity(&restore(&server, &dump, &[]), &["@.done.json", "has not finished"]);
+
+    let (_d2, dump) = fresh();
+    let file = first_data_file(&dump, db, "bulk");
+    let bytes = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+    let name = file.file_name().unwrap().to_string_lossy().into_owned();
+    fails_with_integrity(&restore(&server, &dump, &[]), &[&name, "truncated"]);
+    reset();
+
+    let (_d3, dump) = fresh();
+    let file = first_data_file(&dump, db, "bulk");
+    let mut bytes = std::fs::read(&file).unwrap();
+    // A digit of the first row's second field: still a valid row, another value.
+    let at = bytes.iter().position(|&b| b == b'\t').unwrap() + 1;
+    bytes[at] ^= 0x01;
+    std::fs::write(&file, &bytes).unwrap();
+    fails_with_integrity(&restore(&server, &dump, &[]), &["checksum", "bulk"]);
+    reset();
+
+    let (_d4, dump) = fresh();
+    let meta = dump.join(format!("{db}.json"));
+    let text = std::fs::read_to_string(&meta).unwrap().replace(&format!("\"{db}@bulk\""), "\"../../etc/passwd\"");
+    std::fs::write(&meta, text).unwrap();
+    fails_with_integrity(&restore(&server, &dump, &[]), &["unsafe path", "../../etc/passwd"]);
+}
