@@ -124,8 +124,8 @@ pub enum ProgressArg {
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
-    /// The backup: a floodgate dump or mydumper directory, or a mysqldump/mariadb-dump file
-    /// (.sql, .sql.gz, .sql.zst; `-` for standard input).
+    /// The backup: a floodgate dump, mydumper or MySQL Shell directory, or a
+    /// mysqldump/mariadb-dump file (.sql, .sql.gz, .sql.zst; `-` for standard input).
     pub source: PathBuf,
     #[command(flatten)]
     pub conn: ConnArgs,
@@ -211,6 +211,11 @@ pub struct RestoreArgs {
     /// Seconds to wait for a target that went away (restart, network) before giving up.
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     pub wait_for_target: u64,
+    /// A MySQL Shell dump still being written (no `@.done.json` yet): load its data files as
+    /// they appear and finish when the dump does, giving up after SECONDS without a new file
+    /// (MySQL Shell's `waitDumpTimeout`). Without it such a dump is refused.
+    #[arg(long, value_name = "SECONDS")]
+    pub wait_for_dump: Option<u64>,
 }
 
 #[derive(Debug, Args)]

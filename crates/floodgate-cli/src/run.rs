@@ -35,9 +35,34 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// Opens the backup; with `--wait-for-dump`, a MySQL Shell dump still being written is taken
+/// as far as it is, once its metadata is all there.
+fn open_backup(args: &RestoreArgs) -> Result<Backup> {
+    let Some(wait) = args.wait_for_dump else { return Ok(floodgate_format::open(&args.source)?) };
+    if !floodgate_format::shell::looks_like(&args.source) {
+        return Ok(floodgate_format::open(&args.source)?);
+    }
+    let since = std::time::Instant::now();
+    loop {
+        if let Some(plan) = floodgate_format::shell::read_unfinished(&args.source)? {
+            return Ok(Backup::Directory(plan));
+        }
+        if since.elapsed().as_secs() > wait {
+            return Err(Failure::new(
+                ErrorClass::Refused,
+                format!(
+                    "{}: the dump has not written all its metadata after {wait} s (--wait-for-dump)",
+                    args.source.display()
+                ),
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+}
+
 fn restore(args: RestoreArgs) -> Result<()> {
     let selection = Selection::new(args.into.clone(), args.databases.clone(), args.exclude.clone());
-    let backup = match floodgate_format::open(&args.source)? {
+    let backup = match open_backup(&args)? {
         Backup::Directory(mut plan) => {
             plan.select(&selection)?;
             if args.dry_run {
@@ -86,6 +111,7 @@ fn restore(args: RestoreArgs) -> Result<()> {
         checkpoint_schema: CheckpointSchema::new(&args.checkpoint_schema),
         keep_checkpoints: args.keep_checkpoints,
         reconnect_wait: std::time::Duration::from_secs(args.wait_for_target),
+        wait_for_dump: args.wait_for_dump.map(std::time::Duration::from_secs),
     };
     let runtime = runtime()?;
     let progress = Arc::new(Progress::default());

@@ -283,6 +283,8 @@ pub struct RestorePlan {
     pub before: Vec<SqlFile>,
     /// Scripts run after everything else (MySQL Shell's `@.post.sql`).
     pub after: Vec<SqlFile>,
+    /// The dump is still being written (`--wait-for-dump`): more data files will appear.
+    pub growing: bool,
 }
 
 impl RestorePlan {

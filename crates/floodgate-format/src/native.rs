@@ -348,6 +348,7 @@ pub fn read(dir: &Path) -> Result<RestorePlan> {
         databases,
         before: Vec::new(),
         after: Vec::new(),
+        growing: false,
     })
 }
 

@@ -70,6 +70,21 @@ pub fn provenance(dir: &Path) -> Result<Provenance> {
     Ok(Provenance { began: field("begin"), server_version: field("serverVersion"), dumper: field("dumper") })
 }
 
+/// Reads a dump that may still be running (`--wait-for-dump`): the data files written so far
+/// (final names only, never `.dumping`) and, once `@.done.json` is there, everything, checked
+/// as [`read`] checks it. `None` while the dump has not yet written every table's metadata
+/// (MySQL Shell writes it all before any data).
+pub fn read_unfinished(dir: &Path) -> Result<Option<RestorePlan>> {
+    let dump = open(dir)?;
+    match dump.plan() {
+        Ok(plan) => Ok(Some(plan)),
+        Err(FormatError::Io { source, .. }) if !dump.finished && source.kind() == std::io::ErrorKind::NotFound => {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// A dump directory, its dump-wide metadata read.
 #[derive(Debug)]
 struct Dump {
@@ -81,6 +96,9 @@ struct Dump {
     names: HashSet<String>,
     /// `@.checksums.json`, when the dump was made with `checksum: true`.
     checksums: Option<Value>,
+    /// Every table's data must be complete (the dump has finished); otherwise the data
+    /// files written so far are taken.
+    finished: bool,
 }
 
 /// The checksums file of a dump made with `checksum: true`.
@@ -103,7 +121,8 @@ fn open(dir: &Path) -> Result<Dump> {
     if let Some(c) = &checksums {
         check_checksum_config(&root.join(CHECKSUMS), c)?;
     }
-    Ok(Dump { root, started, done, version, names, checksums })
+    let finished = done.is_some();
+    Ok(Dump { root, started, done, version, names, checksums, finished })
 }
 
 impl Dump {
@@ -133,6 +152,7 @@ impl Dump {
             databases,
             before: self.optional_file("@.sql")?.into_iter().collect(),
             after: self.optional_file("@.post.sql")?.into_iter().collect(),
+            growing: !self.finished,
         })
     }
 
@@ -218,10 +238,11 @@ impl Dump {
         let mut chunks = Vec::new();
         if includes_data {
             let extension = self.extension(&meta, &at)?;
-            for (partition, stream) in streams(&meta, base, &at)? {
-                for (file, bytes) in self.stream_files(&stream, &extension)? {
+            for (n, (partition, stream)) in streams(&meta, base, &at)?.into_iter().enumerate() {
+                for (i, file, bytes) in self.stream_files(&stream, &extension)? {
                     let delimited = Delimited { bytes, partition: partition.clone(), dialect: dialect.clone() };
-                    let index = chunks.len() as u64;
+                    // The same on every read, whatever else has been written yet.
+                    let index = ((n as u64) << 32) | i;
                     chunks.push(Chunk { index, file, data_files: Vec::new(), rows: None, delimited: Some(delimited) });
                 }
             }
@@ -278,39 +299,90 @@ impl Dump {
         Ok(ext.to_string())
     }
 
-    /// The table's data files (`B.E`, or `B@0.E` ... `B@@N.E`), each with its size once
-    /// decompressed. The last must be there: without it the table's data is incomplete.
-    fn stream_files(&self, base: &str, ext: &str) -> Result<Vec<(SqlFile, u64)>> {
+    /// The table's data files (`B.E`, or `B@0.E` ... `B@@N.E`), each with its number and its
+    /// size once decompressed. A finished dump must have them all, the last (`@@`) included;
+    /// of an unfinished one, those written so far whose size is known.
+    fn stream_files(&self, base: &str, ext: &str) -> Result<Vec<(u64, SqlFile, u64)>> {
         let whole = format!("{base}.{ext}");
         if self.names.contains(&whole) {
-            return Ok(vec![self.data_file(&whole)?]);
+            let (file, bytes) = self.data_file(&whole)?;
+            return Ok(vec![(0, file, bytes)]);
         }
-        let mut files = Vec::new();
-        for i in 0.. {
-            let last = format!("{base}@@{i}.{ext}");
-            if self.names.contains(&last) {
-                files.push(self.data_file(&last)?);
-                return Ok(files);
+        let (numbers, last) = self.chunk_numbers(base, ext);
+        if !self.finished {
+            let mut files = Vec::new();
+            for (i, name) in numbers {
+                if self.names.contains(&format!("{name}.idx")) || self.recorded_size(&name).is_some() {
+                    let (file, bytes) = self.data_file(&name)?;
+                    files.push((i, file, bytes));
+                }
             }
-            let chunk = format!("{base}@{i}.{ext}");
-            if !self.names.contains(&chunk) {
-                let missing = if i == 0 { whole } else { last };
-                return Err(FormatError::corrupt(
-                    &self.root.join(&missing),
-                    None,
-                    format!("missing: the table's data ends at chunk {i} without its last chunk (`@@`)"),
+            return Ok(files);
+        }
+        let missing = |name: String, why: String| FormatError::corrupt(&self.root.join(name), None, why);
+        let Some(last) = last else {
+            let next = numbers.len();
+            return Err(missing(
+                format!("{base}@@{next}.{ext}"),
+                format!("missing: the table's data ends at chunk {next} without its last chunk (`@@`)"),
+            ));
+        };
+        let mut files = Vec::new();
+        for (expected, (i, name)) in numbers.into_iter().enumerate() {
+            if i != expected as u64 || i > last {
+                return Err(missing(
+                    format!("{base}@{expected}.{ext}"),
+                    format!("missing: the table's data has chunks up to {last} but not {expected}"),
                 ));
             }
-            files.push(self.data_file(&chunk)?);
+            let (file, bytes) = self.data_file(&name)?;
+            files.push((i, file, bytes));
         }
-        unreachable!("the loop returns")
+        if files.len() as u64 != last + 1 {
+            return Err(missing(
+                format!("{base}@{}.{ext}", files.len()),
+                format!("missing: the table's data has chunks up to {last} but not {}", files.len()),
+            ));
+        }
+        Ok(files)
+    }
+
+    /// The data files of one stream present in the directory, by number, and the number of
+    /// its last (`B@@N.E`), if that is there. Names are matched against the stream's own
+    /// basename and extension, so another table's files never match.
+    fn chunk_numbers(&self, base: &str, ext: &str) -> (Vec<(u64, String)>, Option<u64>) {
+        let (prefix, suffix) = (format!("{base}@"), format!(".{ext}"));
+        let mut numbers = Vec::new();
+        let mut last = None;
+        for name in &self.names {
+            let Some(middle) = name.strip_prefix(&prefix).and_then(|r| r.strip_suffix(&suffix)) else { continue };
+            let (digits, is_last) = match middle.strip_prefix('@') {
+                Some(d) => (d, true),
+                None => (middle, false),
+            };
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.len() > 9 {
+                continue;
+            }
+            let Ok(i) = digits.parse::<u64>() else { continue };
+            if is_last {
+                last = Some(last.map_or(i, |l: u64| l.max(i)));
+            }
+            numbers.push((i, name.clone()));
+        }
+        numbers.sort();
+        (numbers, last)
+    }
+
+    /// The size `@.done.json` records for a data file.
+    fn recorded_size(&self, name: &str) -> Option<u64> {
+        self.done.as_ref().and_then(|d| d.get("chunkFileBytes")?.get(name)?.as_u64())
     }
 
     /// A data file and its size once decompressed: `@.done.json`'s `chunkFileBytes` and its
     /// `.idx`'s last entry, which must agree when both are there.
     fn data_file(&self, name: &str) -> Result<(SqlFile, u64)> {
         let file = self.file(name)?;
-        let recorded = self.done.as_ref().and_then(|d| d.get("chunkFileBytes")?.get(name)?.as_u64());
+        let recorded = self.recorded_size(name);
         let idx_name = format!("{name}.idx");
         let indexed = match self.names.contains(&idx_name) {
             true => Some(read_idx(&self.file(&idx_name)?)?),

@@ -625,7 +625,10 @@ pub fn plan_identity(plan: &floodgate_format::RestorePlan) -> String {
         h.update(bytes);
     };
     put(plan.format.name().as_bytes());
-    for name in ["manifest.json", "metadata"] {
+    // A MySQL Shell dump is named by its `@.json`, written first: its identity must not change
+    // as its data files appear (`--wait-for-dump`).
+    let growing = matches!(plan.format, floodgate_format::Format::MysqlShell { .. });
+    for name in ["manifest.json", "metadata", "@.json"] {
         if let Ok(bytes) = std::fs::read(plan.root.join(name)) {
             put(&bytes);
         }
@@ -636,7 +639,7 @@ pub fn plan_identity(plan: &floodgate_format::RestorePlan) -> String {
         for t in &db.tables {
             put(t.name.as_bytes());
             put(relative(&t.schema.path).as_bytes());
-            for c in &t.chunks {
+            for c in t.chunks.iter().filter(|_| !growing) {
                 put(relative(&c.file.path).as_bytes());
                 put(&c.file.bytes.to_le_bytes());
                 if let Some(check) = &c.rows {

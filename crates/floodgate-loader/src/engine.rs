@@ -172,8 +172,8 @@ pub async fn restore(
     let (format, bytes) = describe(&source);
     let mut verify_plan = None;
     let loaded = match source {
-        Source::Planned(plan) => {
-            let loaded = crate::planned::load(&mut work, &plan, &existing).await;
+        Source::Planned(mut plan) => {
+            let loaded = crate::planned::load(&mut work, &mut plan, &existing).await;
             verify_plan = Some(plan);
             loaded
         }

@@ -7,7 +7,9 @@ use floodgate_format::ddl::{self, ReferencedColumns};
 use floodgate_format::ident::{qualified, quote};
 use floodgate_format::split::Statement;
 use floodgate_format::sqltext::head_words;
-use floodgate_format::{RestorePlan, SqlFile, Table};
+use std::collections::HashSet;
+
+use floodgate_format::{Database, RestorePlan, SqlFile, Table};
 use floodgate_pipeline::{Phase, Progress};
 use mysql_async::prelude::Queryable;
 
@@ -28,8 +30,10 @@ use crate::{LoadError, Result};
 /// (benches/RESULTS.md, smalltables).
 pub const DEFER_MIN_BYTES: u64 = 4 << 20;
 
-/// Creates the plan's databases and tables, queues its chunks, and returns its post-data.
-pub(crate) async fn load(work: &mut Work<'_>, plan: &RestorePlan, existing: &Existing) -> Result<Loaded> {
+/// Creates the plan's databases and tables, queues its chunks, and returns its post-data. A
+/// dump still being written is followed until it ends (`--wait-for-dump`), and `plan`
+/// becomes the finished dump's.
+pub(crate) async fn load(work: &mut Work<'_>, plan: &mut RestorePlan, existing: &Existing) -> Result<Loaded> {
     let started = std::time::Instant::now();
     work.session.progress.set_phase(Phase::Schema);
     let first: Vec<Script> = plan.before.iter().map(|f| opening_script(plan, f)).collect::<Result<_>>()?;
@@ -52,11 +56,82 @@ pub(crate) async fn load(work: &mut Work<'_>, plan: &RestorePlan, existing: &Exi
     let schema_seconds = started.elapsed().as_secs_f64();
     work.session.progress.set_phase(Phase::Data);
     learn_engines(work, plan, &ids).await?;
+    let mut queued = HashSet::new();
     for ((db, table), &id) in plan.tables().zip(&ids) {
-        queue_chunks(work, plan.format.terminator(), (&db.name, table), id).await?;
+        queue_chunks(work, plan.format.terminator(), (&db.name, table), id, &mut queued).await?;
+    }
+    if plan.growing {
+        follow(work, plan, &ids, &mut queued).await?;
+    }
+    for &id in &ids {
         work.session.tables.seal(id)?;
     }
     Ok(Loaded { post: post_data(plan)?, unmatched: Vec::new(), schema_seconds })
+}
+
+/// How often a dump still being written is looked at again.
+const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Follows a MySQL Shell dump still being written: every second, queues the data files that
+/// have appeared (final names only), until `@.done.json` does; then `plan` becomes the
+/// finished dump, checked whole. Gives up after `--wait-for-dump` seconds with no new file.
+async fn follow(
+    work: &mut Work<'_>,
+    plan: &mut RestorePlan,
+    ids: &[TableId],
+    queued: &mut HashSet<(TableId, u64)>,
+) -> Result<()> {
+    let wait = work.session.options.wait_for_dump.unwrap_or_default();
+    let mut last_news = std::time::Instant::now();
+    loop {
+        tokio::time::sleep(FOLLOW_EVERY).await;
+        let root = plan.root.clone();
+        let now = tokio::task::spawn_blocking(move || floodgate_format::shell::read_unfinished(&root))
+            .await
+            .map_err(|e| LoadError::Internal(format!("reading the dump: {e}")))??;
+        let Some(mut now) = now else { continue };
+        keep_planned_tables(&mut now, plan);
+        let before = queued.len();
+        for ((db, table), &id) in now.tables().zip(ids) {
+            queue_chunks(work, now.format.terminator(), (&db.name, table), id, queued).await?;
+        }
+        let finished = !now.growing;
+        if queued.len() > before || finished {
+            last_news = std::time::Instant::now();
+        }
+        if finished {
+            *plan = now;
+            return Ok(());
+        }
+        if last_news.elapsed() > wait {
+            return Err(LoadError::Refused(format!(
+                "{}: no new data file and no @.done.json for {} s (--wait-for-dump): the dump seems to have \
+                 stopped. What loaded is checkpointed; run again to resume once the dump is complete",
+                plan.root.display(),
+                wait.as_secs()
+            )));
+        }
+    }
+}
+
+/// Keeps, in a fresh read of the dump, the tables the restore planned (in its order): the
+/// selection was made on the first read.
+fn keep_planned_tables(now: &mut RestorePlan, planned: &RestorePlan) {
+    let mut fresh: std::collections::HashMap<(String, String), Table> = std::mem::take(&mut now.databases)
+        .into_iter()
+        .flat_map(|d| {
+            let db = d.name.clone();
+            d.tables.into_iter().map(move |t| ((db.clone(), t.name.clone()), t))
+        })
+        .collect();
+    now.databases = planned
+        .databases
+        .iter()
+        .map(|d| Database {
+            tables: d.tables.iter().filter_map(|t| fresh.remove(&(d.name.clone(), t.name.clone()))).collect(),
+            ..d.clone()
+        })
+        .collect();
 }
 
 /// Drops conflicts (only under --overwrite, checked before), creates the databases, and
@@ -164,16 +239,21 @@ async fn learn_engines(work: &mut Work<'_>, plan: &RestorePlan, ids: &[TableId])
     Ok(())
 }
 
-/// Queues every chunk of the table an earlier run did not commit.
+/// Queues every chunk of the table an earlier run did not commit and this run has not queued.
 async fn queue_chunks(
     work: &mut Work<'_>,
     terminator: floodgate_format::split::Terminator,
     (db, table): (&str, &Table),
     id: TableId,
+    queued: &mut HashSet<(TableId, u64)>,
 ) -> Result<()> {
     let session = work.session.clone();
-    for (number, chunk) in table.chunks.iter().enumerate() {
-        let number = number as u64;
+    for chunk in &table.chunks {
+        // The chunk's number is the checkpoints' key: the same on every read of the backup.
+        let number = chunk.index;
+        if !queued.insert((id, number)) {
+            continue;
+        }
         if let Some(done) = chunk_done(work.resumed, &session.checkpoints, (db, &table.name), number) {
             session.tables.resumed(id, done.rows, chunk.bytes())?;
             Progress::add(&session.progress.rows_done, done.rows);

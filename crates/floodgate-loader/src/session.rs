@@ -62,6 +62,9 @@ pub struct RestoreOptions {
     pub checkpoint_schema: floodgate_conn::CheckpointSchema,
     /// How long to wait for a target that went away (restart, network) before giving up.
     pub reconnect_wait: Duration,
+    /// A MySQL Shell dump still being written is followed until it ends, as long as a new
+    /// data file appears at least this often (`--wait-for-dump`); None: it is refused.
+    pub wait_for_dump: Option<Duration>,
 }
 
 impl Default for RestoreOptions {
@@ -83,6 +86,7 @@ impl Default for RestoreOptions {
             keep_checkpoints: false,
             checkpoint_schema: Default::default(),
             reconnect_wait: Duration::from_secs(300),
+            wait_for_dump: None,
         }
     }
 }

@@ -161,3 +161,69 @@ fn damaged_shell_dumps_are_refused_naming_the_file() {
     std::fs::write(&meta, text).unwrap();
     fails_with_integrity(&restore(&server, &dump, &[]), &["unsafe path", "../../etc/passwd"]);
 }
+
+/// Copies `from`'s files matching `pick` into `to` as MySQL Shell writes them: data files
+/// under `.dumping` first, renamed when complete.
+fn copy_files(from: &Path, to: &Path, pick: impl Fn(&str) -> bool) {
+    let mut names: Vec<String> = std::fs::read_dir(from)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| pick(n))
+        .collect();
+    names.sort();
+    for name in names {
+        if to.join(&name).exists() {
+            continue;
+        }
+        let partial = to.join(format!("{name}.dumping"));
+        std::fs::copy(from.join(&name), &partial).unwrap();
+        std::fs::rename(&partial, to.join(&name)).unwrap();
+    }
+}
+
+fn is_data(name: &str) -> bool {
+    !name.ends_with(".json") && !name.ends_with(".sql")
+}
+
+/// A dump still being written, its files appearing in stages over several seconds: with
+/// --wait-for-dump the restore loads what is there, waits for the rest, ends once
+/// @.done.json appears, and matches the source. Without a new file for the time given, it
+/// gives up with an error, its loaded chunks kept for a resume.
+#[test]
+fn a_dump_still_being_written_is_followed_to_its_end() {
+    let db = "shell_wait";
+    load_awkward(db);
+    let (_dir, full) = shell_dump(db, chunked(Dialect::Default, Compression::Zstd));
+    let staged_dir = tempfile::tempdir().unwrap();
+    let staged = staged_dir.path().to_path_buf();
+    let last = ["@.done.json", "@.checksums.json"];
+    copy_files(&full, &staged, |n| !is_data(n) && !last.contains(&n));
+
+    let server = floodgate_sandbox::Sandbox::start(&options()).unwrap();
+    let started = std::time::Instant::now();
+    let child = restore_command(&server, &staged, &["--wait-for-dump", "20"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    copy_files(&full, &staged, |n| is_data(n) && (n.contains("@bulk@") || n.contains("@numbers")));
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    copy_files(&full, &staged, is_data);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let done_at = started.elapsed();
+    copy_files(&full, &staged, |n| last.contains(&n));
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(started.elapsed() >= done_at, "finished before the dump did");
+    assert_same(&fingerprint(source(), db), &fingerprint(&server, db));
+
+    // A dump that stopped: no new file for 2 s.
+    let stalled_dir = tempfile::tempdir().unwrap();
+    copy_files(&full, stalled_dir.path(), |n| !last.contains(&n));
+    let other = floodgate_sandbox::Sandbox::start(&options()).unwrap();
+    let out = restore_command(&other, stalled_dir.path(), &["--wait-for-dump", "2"]).output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("no new data file and no @.done.json for 2 s"), "{err}");
+}
