@@ -216,6 +216,13 @@ pub struct RestoreArgs {
     /// (MySQL Shell's `waitDumpTimeout`). Without it such a dump is refused.
     #[arg(long, value_name = "SECONDS")]
     pub wait_for_dump: Option<u64>,
+    /// Restore the accounts and grants the backup carries (MySQL Shell's `@.users.sql`).
+    /// Never root, the server's own accounts, or the account floodgate logs in as.
+    #[arg(long)]
+    pub users: bool,
+    /// With --users: an account whose statements fail is reported and skipped, not an error.
+    #[arg(long, requires = "users")]
+    pub ignore_grant_errors: bool,
 }
 
 #[derive(Debug, Args)]

@@ -112,6 +112,8 @@ fn restore(args: RestoreArgs) -> Result<()> {
         keep_checkpoints: args.keep_checkpoints,
         reconnect_wait: std::time::Duration::from_secs(args.wait_for_target),
         wait_for_dump: args.wait_for_dump.map(std::time::Duration::from_secs),
+        users: args.users,
+        ignore_grant_errors: args.ignore_grant_errors,
     };
     let runtime = runtime()?;
     let progress = Arc::new(Progress::default());

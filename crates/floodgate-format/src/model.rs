@@ -285,6 +285,8 @@ pub struct RestorePlan {
     pub after: Vec<SqlFile>,
     /// The dump is still being written (`--wait-for-dump`): more data files will appear.
     pub growing: bool,
+    /// Accounts and grants (MySQL Shell's `@.users.sql`), restored with `--users`.
+    pub users: Option<SqlFile>,
 }
 
 impl RestorePlan {

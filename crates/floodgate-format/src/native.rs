@@ -349,6 +349,7 @@ pub fn read(dir: &Path) -> Result<RestorePlan> {
         before: Vec::new(),
         after: Vec::new(),
         growing: false,
+        users: None,
     })
 }
 

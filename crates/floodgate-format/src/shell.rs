@@ -85,6 +85,79 @@ pub fn read_unfinished(dir: &Path) -> Result<Option<RestorePlan>> {
     }
 }
 
+/// What a block of `@.users.sql` does for its account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountStep {
+    /// `CREATE USER`: before any object, so definers exist.
+    Create,
+    /// `GRANT`s and default roles: after every object they may name.
+    Grants,
+}
+
+/// One account's block of `@.users.sql`: MySQL Shell writes a statement per line between
+/// `-- begin user|grants|default role ACCOUNT` and `-- end ...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountBlock {
+    /// As the file names it: `'user'@'host'` (2.0), `user@host` (1.0).
+    pub account: String,
+    pub step: AccountStep,
+    pub statements: Vec<String>,
+}
+
+impl AccountBlock {
+    /// The account's user and host.
+    pub fn user_host(&self) -> (String, String) {
+        split_account(&self.account)
+    }
+}
+
+/// `'user'@'host'`, `` `user`@`host` `` or `user@host` into its parts.
+pub fn split_account(account: &str) -> (String, String) {
+    let unquote = |s: &str| {
+        let s = s.trim();
+        let quoted =
+            s.len() >= 2 && (s.starts_with('\'') && s.ends_with('\'') || s.starts_with('`') && s.ends_with('`'));
+        match quoted {
+            true => s[1..s.len() - 1].replace("''", "'").replace("\\'", "'"),
+            false => s.to_string(),
+        }
+    };
+    // The host never holds `@` in a quoted account; a user name may.
+    match account.rfind('@') {
+        Some(at) => (unquote(&account[..at]), unquote(&account[at + 1..])),
+        None => (unquote(account), "%".into()),
+    }
+}
+
+/// Reads `@.users.sql` into its accounts' blocks, in file order.
+pub fn account_blocks(file: &SqlFile) -> Result<Vec<AccountBlock>> {
+    if file.bytes > JSON_LIMIT {
+        return Err(FormatError::corrupt(&file.path, None, format!("{} bytes: not a users script", file.bytes)));
+    }
+    let text = fs::read(&file.path).map_err(|e| FormatError::io(&file.path, e))?;
+    let text = String::from_utf8_lossy(&text);
+    let mut blocks = Vec::new();
+    let mut open: Option<AccountBlock> = None;
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let begin = [("-- begin user ", AccountStep::Create), ("-- begin grants ", AccountStep::Grants)]
+            .into_iter()
+            .chain(std::iter::once(("-- begin default role ", AccountStep::Grants)))
+            .find_map(|(p, step)| line.strip_prefix(p).map(|a| (a, step)));
+        if let Some((account, step)) = begin {
+            blocks.extend(open.take());
+            open = Some(AccountBlock { account: account.to_string(), step, statements: Vec::new() });
+        } else if line.starts_with("-- end ") {
+            blocks.extend(open.take());
+        } else if line.starts_with("--") || (line.starts_with("/*") && line.ends_with("*/")) {
+            // A comment: 1.0's `/* ALTER USER ... */`, a grant `strip_invalid_grants` removed.
+        } else if let Some(block) = &mut open {
+            block.statements.push(line.trim_end_matches(';').to_string());
+        }
+    }
+    blocks.extend(open);
+    Ok(blocks)
+}
+
 /// A dump directory, its dump-wide metadata read.
 #[derive(Debug)]
 struct Dump {
@@ -153,6 +226,7 @@ impl Dump {
             before: self.optional_file("@.sql")?.into_iter().collect(),
             after: self.optional_file("@.post.sql")?.into_iter().collect(),
             growing: !self.finished,
+            users: self.optional_file("@.users.sql")?,
         })
     }
 
@@ -738,5 +812,28 @@ mod tests {
         minimal(dir.path());
         write(dir.path(), &[("s@t@@1.tsv.idx", b"abc")]);
         assert!(read(dir.path()).unwrap_err().to_string().contains("whole 8-byte offsets"));
+    }
+
+    #[test]
+    fn users_script_blocks_in_both_layouts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("@.users.sql");
+        let text = "-- header\n\n-- begin user 'a@b'@'%'\nCREATE USER IF NOT EXISTS 'a@b'@'%';\n-- end user 'a@b'@'%'\n\
+                    -- begin user root@localhost\nCREATE USER root@localhost;\n/* ALTER USER root */\n-- end user root@localhost\n\
+                    -- begin grants 'a@b'@'%'\nGRANT USAGE ON *.* TO 'a@b'@'%';\nGRANT SELECT ON `d`.* TO 'a@b'@'%';\n\
+                    -- end grants 'a@b'@'%'\nFLUSH PRIVILEGES;\n";
+        fs::write(&path, text).unwrap();
+        let blocks = account_blocks(&SqlFile { path, bytes: text.len() as u64 }).unwrap();
+        let summary: Vec<_> = blocks.iter().map(|b| (b.user_host(), b.step, b.statements.len())).collect();
+        assert_eq!(
+            summary,
+            [
+                (("a@b".to_string(), "%".to_string()), AccountStep::Create, 1),
+                (("root".to_string(), "localhost".to_string()), AccountStep::Create, 1),
+                (("a@b".to_string(), "%".to_string()), AccountStep::Grants, 2),
+            ]
+        );
+        assert_eq!(blocks[2].statements[1], "GRANT SELECT ON `d`.* TO 'a@b'@'%'");
+        assert_eq!(split_account("`x`@`h`"), ("x".to_string(), "h".to_string()));
     }
 }

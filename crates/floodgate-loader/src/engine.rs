@@ -47,8 +47,12 @@ pub(crate) struct Work<'a> {
 }
 
 /// What a source leaves for after the data.
+#[derive(Default)]
 pub(crate) struct Loaded {
     pub post: post::PostData,
+    /// Grants to apply once every object exists (`--users`), and the file they come from.
+    pub grants: Vec<floodgate_format::shell::AccountBlock>,
+    pub grants_file: String,
     /// `--database`/`--exclude` names a dump stream never mentioned.
     pub unmatched: Vec<String>,
     /// Seconds spent creating tables before the first row loaded (0 when they overlap).
@@ -189,7 +193,7 @@ pub async fn restore(
     let joined = join_all(&mut tasks).await;
     // A loader's own error explains a source that found the queue stopped.
     joined?;
-    let Loaded { post: post_data, unmatched, schema_seconds } = loaded?;
+    let Loaded { post: post_data, unmatched, schema_seconds, grants, grants_file } = loaded?;
     if !unmatched.is_empty() {
         return Err(LoadError::Refused(format!(
             "not in the dump: {} (nothing else was skipped; the rest is restored)",
@@ -203,6 +207,10 @@ pub async fn restore(
     progress.set_phase(Phase::Post);
     let mut post_conn = session.connect().await?;
     let applied = post::apply(&mut post_conn, &session.checkpoints, &post_data, &session.options.definers).await?;
+    if !grants.is_empty() {
+        let step = floodgate_format::shell::AccountStep::Grants;
+        crate::accounts::apply(&mut post_conn, &session, &grants, step, &grants_file).await?;
+    }
     let _ = post_conn.disconnect().await;
     phases.post = t.elapsed().as_secs_f64();
 

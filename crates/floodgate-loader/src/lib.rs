@@ -16,6 +16,7 @@
 //! `session`); those over the server-facing helpers (`target`, `checkpoint`, `resume`,
 //! `convert`, `sql`).
 
+mod accounts;
 pub mod checkpoint;
 mod convert;
 mod ddl;

@@ -39,6 +39,7 @@ pub(crate) async fn load(work: &mut Work<'_>, plan: &mut RestorePlan, existing: 
     let first: Vec<Script> = plan.before.iter().map(|f| opening_script(plan, f)).collect::<Result<_>>()?;
     let definers = work.session.options.definers.clone();
     crate::post::run_in_order(work.control, &work.session.checkpoints, &first, &definers).await?;
+    let (grants, grants_file) = create_accounts(work, plan).await?;
     create_databases(work, plan, existing).await?;
     let referenced = referenced_columns(plan)?;
     let mut ids = Vec::new();
@@ -66,7 +67,32 @@ pub(crate) async fn load(work: &mut Work<'_>, plan: &mut RestorePlan, existing: 
     for &id in &ids {
         work.session.tables.seal(id)?;
     }
-    Ok(Loaded { post: post_data(plan)?, unmatched: Vec::new(), schema_seconds })
+    Ok(Loaded { post: post_data(plan)?, unmatched: Vec::new(), schema_seconds, grants, grants_file })
+}
+
+/// With `--users`, creates the backup's accounts (before any object: definers must exist)
+/// and returns the blocks that grant them, for after every object. Without it, says the
+/// backup has accounts that are not restored.
+async fn create_accounts(
+    work: &mut Work<'_>,
+    plan: &RestorePlan,
+) -> Result<(Vec<floodgate_format::shell::AccountBlock>, String)> {
+    let Some(file) = &plan.users else { return Ok((Vec::new(), String::new())) };
+    let blocks = floodgate_format::shell::account_blocks(file)?;
+    let name = file.path.display().to_string();
+    if !work.session.options.users {
+        if !blocks.is_empty() {
+            let accounts = blocks.iter().filter(|b| b.step == floodgate_format::shell::AccountStep::Create).count();
+            work.session.progress.notice(format!(
+                "{name} holds {accounts} account(s); they are not restored (pass --users to restore them)"
+            ));
+        }
+        return Ok((Vec::new(), name));
+    }
+    let step = floodgate_format::shell::AccountStep::Create;
+    let created = crate::accounts::apply(work.control, &work.session, &blocks, step, &name).await?;
+    work.session.progress.notice(format!("--users: {created} account(s) created from {name}"));
+    Ok((blocks, name))
 }
 
 /// How often a dump still being written is looked at again.

@@ -65,6 +65,10 @@ pub struct RestoreOptions {
     /// A MySQL Shell dump still being written is followed until it ends, as long as a new
     /// data file appears at least this often (`--wait-for-dump`); None: it is refused.
     pub wait_for_dump: Option<Duration>,
+    /// Restore the accounts and grants the backup carries (`--users`).
+    pub users: bool,
+    /// An account that fails is a notice, not an error (`--ignore-grant-errors`).
+    pub ignore_grant_errors: bool,
 }
 
 impl Default for RestoreOptions {
@@ -87,6 +91,8 @@ impl Default for RestoreOptions {
             checkpoint_schema: Default::default(),
             reconnect_wait: Duration::from_secs(300),
             wait_for_dump: None,
+            users: false,
+            ignore_grant_errors: false,
         }
     }
 }

@@ -227,3 +227,63 @@ fn a_dump_still_being_written_is_followed_to_its_end() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("no new data file and no @.done.json for 2 s"), "{err}");
 }
+
+/// `--users` restores the dump's accounts (their passwords log in, SHOW GRANTS matches the
+/// source's) and never touches root, even when the dump carries a root block that would
+/// change its password.
+#[test]
+fn users_restores_accounts_and_grants_but_never_root() {
+    let src = floodgate_sandbox::Sandbox::start(&options()).unwrap();
+    sql(
+        &src,
+        "CREATE DATABASE u_db; CREATE TABLE u_db.t (id INT PRIMARY KEY); INSERT INTO u_db.t VALUES (1);
+         CREATE USER 'app'@'%' IDENTIFIED BY 's3cret'; GRANT SELECT, INSERT ON u_db.* TO 'app'@'%';
+         CREATE USER 'ro'@'localhost' IDENTIFIED BY 'pw'; GRANT SELECT ON u_db.t TO 'ro'@'localhost';",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("dump");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let opts = floodgate_conn::ConnectOptions {
+            socket: Some(src.socket().to_path_buf()),
+            user: Some("root".into()),
+            ..Default::default()
+        };
+        let mut conn = floodgate_conn::connect(&opts, &[]).await.unwrap();
+        let options = ShellDumpOptions { users: true, ..Default::default() };
+        floodgate_fixtures::write_shell_dump(&mut conn, &dump, &options).await.unwrap();
+    });
+    // As a dump of a MySQL server would: a root account that would take a password.
+    let users = dump.join("@.users.sql");
+    let text = std::fs::read_to_string(&users).unwrap().replace(
+        "-- End of dumping user accounts",
+        "-- begin user 'root'@'localhost'\nALTER USER 'root'@'localhost' IDENTIFIED BY 'hijacked';\n\
+         -- end user 'root'@'localhost'\n\n-- End of dumping user accounts",
+    );
+    std::fs::write(&users, text).unwrap();
+
+    let target = floodgate_sandbox::Sandbox::start(&options()).unwrap();
+    let without = restore(&target, &dump, &[]);
+    assert!(without.status.success(), "{}", stderr(&without));
+    assert!(stderr(&without).contains("pass --users to restore them"), "{}", stderr(&without));
+    assert_eq!(sql(&target, "SELECT COUNT(*) FROM mysql.user WHERE user IN ('app', 'ro')").trim(), "0");
+    sql(&target, "DROP DATABASE u_db");
+
+    let out = restore(&target, &dump, &["--users"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("'root'@'localhost' is not restored"), "{}", stderr(&out));
+    for (user, password) in [("app", "s3cret"), ("ro", "pw")] {
+        let login = std::process::Command::new("mariadb")
+            .args(["--no-defaults", "-u", user, &format!("-p{password}"), "-N", "-e", "SELECT COUNT(*) FROM u_db.t"])
+            .arg(format!("--socket={}", target.socket().display()))
+            .output()
+            .unwrap();
+        assert!(login.status.success(), "{user}: {}", String::from_utf8_lossy(&login.stderr));
+        let grants =
+            |server: &floodgate_sandbox::Sandbox, account: &str| sql(server, &format!("SHOW GRANTS FOR {account}"));
+        let account = if user == "app" { "'app'@'%'" } else { "'ro'@'localhost'" };
+        assert_eq!(grants(&src, account), grants(&target, account));
+    }
+    // root still logs in as before (over its socket, with no password).
+    assert_eq!(sql(&target, "SELECT 1").trim(), "1");
+}

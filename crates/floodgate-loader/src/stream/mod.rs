@@ -129,7 +129,7 @@ pub(crate) async fn load(work: &mut Work<'_>, stream: Stream) -> Result<Loaded> 
     // A failed CREATE is reported here rather than by whichever loader waits for it.
     driver.work.ddl.barrier().await?;
     let script = Script::classified("stream".into(), String::new(), name, None, post);
-    Ok(Loaded { post: PostData { scripts: vec![script], ..Default::default() }, unmatched, schema_seconds: 0.0 })
+    Ok(Loaded { post: PostData { scripts: vec![script], ..Default::default() }, unmatched, ..Default::default() })
 }
 
 /// The refusal of a dump without its trailer, which says how to restore it anyway.
