@@ -327,6 +327,23 @@ impl Run {
                 ),
             ));
         }
+        if self.report.backup.format.as_deref()
+            == Some(floodgate_format::Format::MysqlShell { version: String::new() }.name())
+        {
+            self.report.verification.push(Check::new(
+                "chunk_sizes",
+                true,
+                format!("{chunks} data file(s) decompressed to exactly the size their .idx and @.done.json record"),
+            ));
+            let checksummed = restored.verification.iter().filter(|l| l.contains("match the dump's checksums")).count();
+            if checksummed > 0 {
+                self.report.verification.push(Check::new(
+                    "checksums",
+                    true,
+                    format!("{checksummed} table(s): every chunk's checksum recomputed on the target matches @.checksums.json"),
+                ));
+            }
+        }
         let recorded = restored.tables.iter().filter(|t| t.expected_rows.is_some()).count();
         self.report.verification.push(Check::new(
             "row_counts",

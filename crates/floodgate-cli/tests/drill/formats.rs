@@ -77,6 +77,28 @@ fn modern_mydumper_fixtures_pass() {
     }
 }
 
+/// A MySQL Shell dump (Shell's layout, written by floodgate-fixtures) with checksums: every
+/// data file checked against its recorded size, every chunk's checksum on the target.
+#[test]
+fn mysql_shell_dump_passes_with_sizes_and_checksums() {
+    let db = "drill_shell";
+    load_awkward(db);
+    let options =
+        floodgate_fixtures::ShellDumpOptions { checksum: true, bytes_per_chunk: 20_000, ..Default::default() };
+    let (tmp, dump) = shell_dump(db, options);
+    let report = tmp.path().join("r.json");
+    let out = drill(&dump, &["--report", report.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    nothing_left(&sandbox_dir(&out));
+    let r = valid_report(&report);
+    assert_eq!(r["backup"]["format"], "MySQL Shell");
+    assert_eq!(r["backup"]["recorded_rows"], r["rows"]);
+    assert!(r["backup"]["source_server_version"].as_str().unwrap().starts_with("5.6.0-10.11"), "{r}");
+    for c in ["chunk_sizes", "checksums", "row_counts", "objects"] {
+        assert!(checks(&r).contains(&c.to_string()), "{c} in {:?}", checks(&r));
+    }
+}
+
 #[test]
 fn legacy_mydumper_passes() {
     let db = "drill_legacy";

@@ -264,3 +264,22 @@ fn vm_hwm_kib(pid: u32) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
+
+/// Writes `db` from the source in Shell's layout; the dump is `dir/dump`.
+pub fn shell_dump(db: &str, options: floodgate_fixtures::ShellDumpOptions) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("dump");
+    let _guard = source_guard(source());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let opts = floodgate_conn::ConnectOptions {
+            socket: Some(source().socket().to_path_buf()),
+            user: Some("root".into()),
+            ..Default::default()
+        };
+        let mut conn = floodgate_conn::connect(&opts, &[]).await.unwrap();
+        let options = floodgate_fixtures::ShellDumpOptions { schemas: vec![db.to_string()], users: false, ..options };
+        floodgate_fixtures::write_shell_dump(&mut conn, &out, &options).await.unwrap();
+    });
+    (dir, out)
+}

@@ -9,25 +9,6 @@ use floodgate_fixtures::{Compression, Dialect, ShellDumpOptions};
 use crate::common::*;
 use crate::resume::{restore_command, run_to_failpoint, Run};
 
-/// Writes `db` from the source in Shell's layout; the dump is `dir/dump`.
-fn shell_dump(db: &str, options: ShellDumpOptions) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("dump");
-    let _guard = source_guard(source());
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        let opts = floodgate_conn::ConnectOptions {
-            socket: Some(source().socket().to_path_buf()),
-            user: Some("root".into()),
-            ..Default::default()
-        };
-        let mut conn = floodgate_conn::connect(&opts, &[]).await.unwrap();
-        let options = ShellDumpOptions { schemas: vec![db.to_string()], users: false, ..options };
-        floodgate_fixtures::write_shell_dump(&mut conn, &out, &options).await.unwrap();
-    });
-    (dir, out)
-}
-
 /// Small chunks, so every table of any size has several, and checksums.
 fn chunked(dialect: Dialect, compression: Compression) -> ShellDumpOptions {
     ShellDumpOptions { dialect, compression, bytes_per_chunk: 20_000, checksum: true, ..Default::default() }
