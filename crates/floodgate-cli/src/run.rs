@@ -63,13 +63,15 @@ fn open_backup(args: &RestoreArgs) -> Result<Backup> {
 fn restore(args: RestoreArgs) -> Result<()> {
     let selection = Selection::new(args.into.clone(), args.databases.clone(), args.exclude.clone());
     let backup = match open_backup(&args)? {
-        Backup::Directory(mut plan) => {
-            plan.select(&selection)?;
+        Backup::Directory(plan) => {
+            // What the selection keeps, to show; the engine makes the selection itself.
+            let mut picked = plan.clone();
+            picked.select(&selection)?;
             if args.dry_run {
-                print_plan(&plan, !args.no_defer_indexes);
+                print_plan(&picked, !args.no_defer_indexes);
                 return Ok(());
             }
-            if plan.tables().next().is_none() && plan.databases.iter().all(|d| d.views.is_empty()) {
+            if picked.tables().next().is_none() && picked.databases.iter().all(|d| d.views.is_empty()) {
                 eprintln!(
                     "floodgate: warning: {} holds no tables or views; only databases will be created",
                     plan.root.display()

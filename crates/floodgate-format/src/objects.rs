@@ -208,9 +208,42 @@ pub fn object_change(text: &[u8]) -> Option<ObjectChange> {
     Some(ObjectChange { create, kind, database, name })
 }
 
+/// The table a `CREATE TRIGGER` statement attaches its trigger to (`... ON [db.]table ...`):
+/// (its database if named, the table).
+pub fn trigger_table(text: &[u8]) -> Option<(Option<String>, String)> {
+    let change = object_change(text).filter(|c| c.create && c.kind == ObjectKind::Trigger)?;
+    let tokens = head_tokens(text, 60);
+    let name_at = tokens.iter().position(|t| matches!(t, Token::Word(w) | Token::Quoted(w) if *w == change.name))?;
+    let on =
+        name_at + tokens[name_at..].iter().position(|t| matches!(t, Token::Word(w) if w.eq_ignore_ascii_case("ON")))?;
+    let name = |t: Option<&Token>| match t {
+        Some(Token::Word(w) | Token::Quoted(w)) => Some(w.clone()),
+        _ => None,
+    };
+    let first = name(tokens.get(on + 1))?;
+    match tokens.get(on + 2) {
+        Some(Token::Dot) => Some((Some(first), name(tokens.get(on + 3))?)),
+        _ => Some((None, first)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_table_a_trigger_is_on() {
+        let t = |s: &str| trigger_table(s.as_bytes());
+        assert_eq!(
+            t("/*!50003 CREATE*/ /*!50017 DEFINER=`root`@`localhost`*/ /*!50003 TRIGGER `t_ins` AFTER INSERT ON `orders` FOR EACH ROW BEGIN END */"),
+            Some((None, "orders".into()))
+        );
+        assert_eq!(
+            t("CREATE TRIGGER on_x BEFORE UPDATE ON d.`x.y.z` FOR EACH ROW SET @a = 1"),
+            Some((Some("d".into()), "x.y.z".into()))
+        );
+        assert_eq!(t("CREATE VIEW v AS SELECT 1"), None);
+    }
 
     fn created(text: &str) -> Option<(ObjectKind, Option<String>, String)> {
         object_change(text.as_bytes()).filter(|c| c.create).map(|c| (c.kind, c.database, c.name))

@@ -352,8 +352,15 @@ fn post_data(plan: &RestorePlan) -> Result<PostData> {
             };
             post.scripts.push(Script::view(script(plan, &db.name, &view.definition)?, stand_in));
         }
+        // A trigger on a table `--exclude` left out cannot be created without it.
+        let tables: HashSet<&str> = db.tables.iter().map(|t| t.name.as_str()).collect();
         for file in &db.triggers {
-            post.scripts.push(script(plan, &db.name, file)?);
+            let mut trigger_script = script(plan, &db.name, file)?;
+            trigger_script.retain(|s| match floodgate_format::objects::trigger_table(&s.text) {
+                Some((on_db, table)) => on_db.is_some_and(|d| d != db.name) || tables.contains(table.as_str()),
+                None => true,
+            });
+            post.scripts.push(trigger_script);
             post.trigger_files += 1;
         }
     }

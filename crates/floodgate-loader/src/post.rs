@@ -87,6 +87,15 @@ impl Script {
         file
     }
 
+    /// Keeps only the statements `keep` accepts.
+    pub fn retain(&mut self, keep: impl Fn(&Statement) -> bool) {
+        let kept: Vec<bool> = self.statements.iter().map(&keep).collect();
+        let mut flags = kept.iter();
+        self.statements.retain(|_| *flags.next().unwrap_or(&true));
+        let mut flags = kept.iter();
+        self.roles.retain(|_| *flags.next().unwrap_or(&true));
+    }
+
     /// Everything runs in one pass (a trigger file; a stand-in).
     pub fn all_in(mut self, pass: Pass) -> Script {
         self.roles = self
