@@ -223,6 +223,11 @@ pub struct RestoreArgs {
     /// With --users: an account whose statements fail is reported and skipped, not an error.
     #[arg(long, requires = "users")]
     pub ignore_grant_errors: bool,
+    /// At the end, give the target the backup's GTID position (MySQL: GTID_PURGED = '+SET';
+    /// MariaDB: gtid_slave_pos), so it can replicate from the source. Checked before anything
+    /// changes; applied once.
+    #[arg(long)]
+    pub set_gtid_purged: bool,
 }
 
 #[derive(Debug, Args)]

@@ -116,6 +116,7 @@ fn restore(args: RestoreArgs) -> Result<()> {
         wait_for_dump: args.wait_for_dump.map(std::time::Duration::from_secs),
         users: args.users,
         ignore_grant_errors: args.ignore_grant_errors,
+        set_gtid_purged: args.set_gtid_purged,
     };
     let runtime = runtime()?;
     let progress = Arc::new(Progress::default());

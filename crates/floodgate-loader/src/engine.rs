@@ -111,6 +111,23 @@ pub async fn restore(
     };
     let (mut control, server, init) = target::open(&target, &options, &settings).await?;
     let identity = identify(&source, &options, &progress)?;
+    let position = match &source {
+        Source::Planned(plan) => plan.position.clone(),
+        Source::Stream(_) => None,
+    };
+    // Checked now, applied at the end: a position the target cannot take refuses the restore
+    // before anything changes.
+    let set_gtid = match (options.set_gtid_purged, &source) {
+        (false, _) => None,
+        (true, Source::Planned(_)) => Some(crate::gtid::statement(position.as_ref(), &server)?),
+        (true, Source::Stream(_)) => {
+            return Err(LoadError::Refused(
+                "--set-gtid-purged: a mysqldump file sets its own position (its SET GLOBAL gtid_slave_pos / \
+                 GTID_PURGED, from --gtid/--set-gtid-purged at dump time), which floodgate runs once as written"
+                    .into(),
+            ))
+        }
+    };
     if needs_local_infile(&source, &options) {
         target::check_local_infile(&mut control).await?;
     }
@@ -211,6 +228,11 @@ pub async fn restore(
         let step = floodgate_format::shell::AccountStep::Grants;
         crate::accounts::apply(&mut post_conn, &session, &grants, step, &grants_file).await?;
     }
+    if let Some(statement) = &set_gtid {
+        if crate::gtid::apply(&mut post_conn, &session.checkpoints, statement).await? {
+            progress.notice(format!("--set-gtid-purged: {statement}"));
+        }
+    }
     let _ = post_conn.disconnect().await;
     phases.post = t.elapsed().as_secs_f64();
 
@@ -251,6 +273,8 @@ pub async fn restore(
         post_files: post_data.routine_files,
         trigger_files: post_data.trigger_files,
         verification,
+        position,
+        gtid_set: set_gtid,
     })
 }
 

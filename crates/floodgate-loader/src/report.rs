@@ -88,4 +88,9 @@ pub struct RestoreReport {
     pub trigger_files: usize,
     /// What verification found (one line per check).
     pub verification: Vec<String>,
+    /// Where the source's history stood at the backup's snapshot (binlog file and position,
+    /// GTID set), when the backup records it.
+    pub position: Option<floodgate_format::Position>,
+    /// The statement `--set-gtid-purged` ran (or a resumed run found already run).
+    pub gtid_set: Option<String>,
 }

@@ -69,6 +69,8 @@ pub struct RestoreOptions {
     pub users: bool,
     /// An account that fails is a notice, not an error (`--ignore-grant-errors`).
     pub ignore_grant_errors: bool,
+    /// Give the target the backup's GTID position at the end (`--set-gtid-purged`).
+    pub set_gtid_purged: bool,
 }
 
 impl Default for RestoreOptions {
@@ -93,6 +95,7 @@ impl Default for RestoreOptions {
             wait_for_dump: None,
             users: false,
             ignore_grant_errors: false,
+            set_gtid_purged: false,
         }
     }
 }

@@ -292,3 +292,32 @@ fn a_shell_dump_restores_what_the_selection_picks() {
     assert_eq!(count(&format!("SELECT COUNT(*) FROM `{db}`.bulk")), "2000");
     assert_eq!(count(&format!("SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = '{db}'")), "1");
 }
+
+/// --set-gtid-purged gives the target the dump's GTID position at the end (MariaDB:
+/// gtid_slave_pos), and the report carries it; a dump without one is refused before
+/// anything changes. (MySQL Shell writes no GTID set for a MariaDB source, so the test
+/// writes one into @.json as a dump of a MariaDB 10.x replica chain would carry it.)
+#[test]
+fn set_gtid_purged_applies_the_dumps_position_once() {
+    let db = "shell_gtid";
+    load_awkward(db);
+    let (dir, dump) = shell_dump(db, ShellDumpOptions::default());
+    let server = floodgate_sandbox::Sandbox::start(&options()).unwrap();
+    let refused = restore(&server, &dump, &["--set-gtid-purged"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("records no GTID set"), "{}", stderr(&refused));
+    assert_eq!(sql(&server, &format!("SHOW DATABASES LIKE '{db}'")).trim(), "", "nothing was changed");
+
+    let started = dump.join("@.json");
+    let text = std::fs::read_to_string(&started).unwrap();
+    let text = text.replace("\"gtidExecuted\": \"\"", "\"gtidExecuted\": \"0-1-42\"");
+    std::fs::write(&started, text).unwrap();
+    let report = dir.path().join("r.json");
+    let out = restore(&server, &dump, &["--set-gtid-purged", "--report", report.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(sql(&server, "SELECT @@GLOBAL.gtid_slave_pos").trim(), "0-1-42");
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(r["position"]["gtid_executed"], "0-1-42");
+    assert_eq!(r["gtid_set"], "SET GLOBAL gtid_slave_pos = '0-1-42'");
+    assert_same(&fingerprint(source(), db), &fingerprint(&server, db));
+}
