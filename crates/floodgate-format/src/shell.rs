@@ -182,7 +182,13 @@ fn open(dir: &Path) -> Result<Dump> {
     let mut started = read_json(&root, STARTED)?;
     if let Some(redirect) = started.get("redirectedDumpDir").and_then(Value::as_str) {
         // 9.4.1+: the dump proper is in a subdirectory.
-        root = root.join(safe_basename(&root.join(STARTED), redirect)?);
+        let at = root.join(STARTED);
+        let redirected = root.join(safe_basename(&at, redirect)?);
+        let redirected = redirected.canonicalize().map_err(|e| FormatError::io(&redirected, e))?;
+        if !redirected.starts_with(&root) || redirected == root {
+            return Err(unsafe_name(&at, redirect, "redirectedDumpDir must be a directory inside the dump"));
+        }
+        root = redirected;
         started = read_json(&root, STARTED)?;
     }
     let version = text(&started, "version").unwrap_or("1.0.0").to_string();
@@ -835,5 +841,29 @@ mod tests {
         );
         assert_eq!(blocks[2].statements[1], "GRANT SELECT ON `d`.* TO 'a@b'@'%'");
         assert_eq!(split_account("`x`@`h`"), ("x".to_string(), "h".to_string()));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn accounts_split_back_into_user_and_host(user in "[^'`]{0,12}", host in "[^'`@]{0,12}") {
+            proptest::prop_assert_eq!(split_account(&format!("'{user}'@'{host}'")), (user.clone(), host.clone()));
+            proptest::prop_assert_eq!(split_account(&format!("`{user}`@`{host}`")), (user, host));
+        }
+
+        #[test]
+        fn a_users_script_never_panics_and_keeps_only_lines_of_blocks(
+            lines in proptest::collection::vec("(-- begin (user|grants|default role) [a-z@%']{0,6}|-- end [a-z]{0,3}|GRANT [a-z ]{0,8};|/\\* x \\*/|[ -~]{0,12})", 0..20)
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("@.users.sql");
+            let text = lines.join("\n");
+            fs::write(&path, &text).unwrap();
+            let blocks = account_blocks(&SqlFile { path, bytes: text.len() as u64 }).unwrap();
+            for b in &blocks {
+                for s in &b.statements {
+                    proptest::prop_assert!(!s.starts_with("--"), "{s:?}");
+                }
+            }
+        }
     }
 }
