@@ -321,13 +321,15 @@ impl RestorePlan {
         Ok(())
     }
 
-    /// Keeps only the named databases (all when `names` is empty) and drops excluded tables
-    /// (`db.table`). Returns the names that matched nothing, so typos are reported.
+    /// Keeps only the named databases (all when `names` is empty, the server's own schemas
+    /// aside: see [`SERVER_SCHEMAS`]) and drops excluded tables (`db.table`). Returns the names
+    /// that matched nothing, so typos are reported.
     pub fn filter(&mut self, databases: &[String], exclude: &[String]) -> Vec<String> {
         let mut unmatched: Vec<String> =
             databases.iter().filter(|n| !self.databases.iter().any(|d| &&d.name == n)).cloned().collect();
-        if !databases.is_empty() {
-            self.databases.retain(|d| databases.contains(&d.name));
+        match databases.is_empty() {
+            true => self.databases.retain(|d| !is_server_schema(&d.name)),
+            false => self.databases.retain(|d| databases.contains(&d.name)),
         }
         for pattern in exclude {
             let mut hit = false;
@@ -345,6 +347,17 @@ impl RestorePlan {
     }
 }
 
+/// The server's own schemas. A backup of a whole server holds `mysql` (its accounts,
+/// privileges, time zones, replication state): restored as rows, it would replace the
+/// target's accounts, floodgate's own included. They are restored only when `--database`
+/// names them; accounts come with `--users`.
+pub const SERVER_SCHEMAS: [&str; 4] = ["mysql", "sys", "performance_schema", "information_schema"];
+
+/// True for one of [`SERVER_SCHEMAS`].
+pub fn is_server_schema(db: &str) -> bool {
+    SERVER_SCHEMAS.iter().any(|s| s.eq_ignore_ascii_case(db))
+}
+
 /// Which part of a backup to restore: `--into`, `--database` and `--exclude`.
 #[derive(Debug, Clone, Default)]
 pub struct Selection {
@@ -355,17 +368,28 @@ pub struct Selection {
     /// Tables to skip, as `db.table`.
     pub exclude: Vec<String>,
     matched: std::collections::BTreeSet<String>,
+    left_out: std::collections::BTreeSet<String>,
 }
 
 impl Selection {
     /// A selection from the command line's flags.
     pub fn new(into: Option<String>, databases: Vec<String>, exclude: Vec<String>) -> Self {
-        Selection { into, databases, exclude, matched: Default::default() }
+        Selection { into, databases, exclude, matched: Default::default(), left_out: Default::default() }
     }
 
-    /// True if statements of `db` are wanted.
+    /// The server's own schemas the stream held and the selection left out.
+    pub fn server_schemas_left_out(&self) -> Vec<String> {
+        self.left_out.iter().cloned().collect()
+    }
+
+    /// True if statements of `db` are wanted. The server's own schemas are wanted only when
+    /// named; one left out is remembered ([`Selection::server_schemas_left_out`]).
     pub fn wants_db(&mut self, db: &str) -> bool {
         if self.databases.is_empty() {
+            if is_server_schema(db) {
+                self.left_out.insert(db.to_string());
+                return false;
+            }
             return true;
         }
         let hit = self.databases.iter().any(|d| d == db);

@@ -147,6 +147,9 @@ pub enum Item {
     /// LOCK/UNLOCK TABLES and `ALTER TABLE ... DISABLE/ENABLE KEYS`: meaningless for a
     /// parallel load, dropped.
     Skip(Statement),
+    /// Accounts and privileges (`CREATE USER`, `GRANT`, `SET DEFAULT ROLE`, ...; what
+    /// `mariadb-dump --system=users` writes): restored with `--users` only.
+    Account(Statement),
 }
 
 /// Object a schema statement creates or drops.
@@ -183,6 +186,7 @@ impl Classifier {
         let words = object_words(&statement.text);
         let w = |i: usize| words.get(i).map(String::as_str).unwrap_or("");
         Ok(match w(0) {
+            _ if is_account_statement(&words) => Item::Account(statement),
             "SET" if changes_global_state(&statement.text) => Item::Global(statement),
             "SET" => Item::Context(statement),
             "CHANGE" if matches!(w(1), "MASTER" | "REPLICATION") => Item::Global(statement),
@@ -271,6 +275,55 @@ fn changes_global_state(text: &[u8]) -> bool {
         let target = target.trim_start().trim_start_matches("SET").trim_start();
         target.starts_with("@@GLOBAL.") || target.starts_with("GLOBAL ")
     })
+}
+
+/// Statements about accounts and privileges rather than data or schema.
+fn is_account_statement(words: &[String]) -> bool {
+    let w = |i: usize| words.get(i).map(String::as_str).unwrap_or("");
+    match w(0) {
+        "GRANT" | "REVOKE" => true,
+        "CREATE" | "DROP" | "ALTER" | "RENAME" => matches!(w(1), "USER" | "ROLE"),
+        "SET" => matches!(w(1), "ROLE" | "PASSWORD") || (w(1) == "DEFAULT" && w(2) == "ROLE"),
+        "FLUSH" => w(1) == "PRIVILEGES",
+        _ => false,
+    }
+}
+
+/// The accounts (`user`, `host`) a statement names: every `name@host` in it, quoted or not.
+pub fn named_accounts(text: &[u8]) -> Vec<(String, String)> {
+    let text = String::from_utf8_lossy(text);
+    let bytes = text.as_bytes();
+    let mut found = Vec::new();
+    for (at, _) in text.match_indices('@') {
+        let (Some(user), Some(host)) = (name_before(bytes, at), name_after(bytes, at + 1)) else { continue };
+        found.push((user, host));
+    }
+    found
+}
+
+fn name_before(b: &[u8], at: usize) -> Option<String> {
+    let end = at;
+    let last = *b.get(end.checked_sub(1)?)?;
+    if matches!(last, b'`' | b'\'' | b'"') {
+        let start = b[..end - 1].iter().rposition(|&c| c == last)?;
+        return Some(String::from_utf8_lossy(&b[start + 1..end - 1]).into_owned());
+    }
+    let start = b[..end]
+        .iter()
+        .rposition(|c| !(c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-')))
+        .map_or(0, |i| i + 1);
+    (start < end).then(|| String::from_utf8_lossy(&b[start..end]).into_owned())
+}
+
+fn name_after(b: &[u8], from: usize) -> Option<String> {
+    let first = *b.get(from)?;
+    if matches!(first, b'`' | b'\'' | b'"') {
+        let len = b[from + 1..].iter().position(|&c| c == first)?;
+        return Some(String::from_utf8_lossy(&b[from + 1..from + 1 + len]).into_owned());
+    }
+    let len =
+        b[from..].iter().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-' | b'%')).count();
+    (len > 0).then(|| String::from_utf8_lossy(&b[from..from + len]).into_owned())
 }
 
 fn no_database(source: &str, statement: &Statement) -> FormatError {
@@ -384,6 +437,8 @@ pub struct DumpSummary {
     pub tables: Vec<(String, String, u64, u64)>,
     /// Trigger, routine, event and view statements.
     pub post_statements: u64,
+    /// Account and privilege statements (`CREATE USER`, `GRANT`, ...).
+    pub account_statements: u64,
     /// Bytes of SQL text.
     pub bytes: u64,
     /// The views, triggers, routines and events the dump leaves behind.
@@ -448,6 +503,7 @@ impl Scanner {
                 }
                 _ => {}
             },
+            Item::Account(_) => summary.account_statements += 1,
             Item::Context(_) | Item::Skip(_) | Item::Global(_) => {}
         }
         if !current.is_empty() && !summary.databases.contains(&current) {
@@ -654,6 +710,7 @@ mod tests {
             Item::Rows { .. } => "rows",
             Item::Post(_) => "post",
             Item::Skip(_) => "skip",
+            Item::Account(_) => "account",
         }
     }
 
@@ -777,5 +834,29 @@ mod tests {
             let _ = object_words(&text);
             let _ = looks_like_sql(&text);
         }
+    }
+
+    #[test]
+    fn account_statements_and_the_accounts_they_name() {
+        let mut c = Classifier::new(None);
+        for text in [
+            "CREATE USER `a`@`%` IDENTIFIED BY PASSWORD '*X'",
+            "GRANT SELECT ON d.* TO 'a'@'h'",
+            "SET DEFAULT ROLE r FOR a@h",
+            "FLUSH PRIVILEGES",
+            "DROP USER IF EXISTS a@h",
+            "SET ROLE NONE",
+        ] {
+            assert_eq!(kind(&mut c, text), "account", "{text}");
+        }
+        assert_eq!(kind(&mut c, "SET NAMES utf8mb4"), "context");
+        assert_eq!(
+            named_accounts(b"GRANT ALL ON *.* TO `root`@`localhost`, 'x y'@'%' WITH GRANT OPTION"),
+            [("root".to_string(), "localhost".to_string()), ("x y".to_string(), "%".to_string())]
+        );
+        assert_eq!(
+            named_accounts(b"CREATE USER mariadb.sys@localhost"),
+            [("mariadb.sys".to_string(), "localhost".to_string())]
+        );
     }
 }

@@ -13,7 +13,7 @@ use crate::session::Session;
 use crate::{LoadError, Result};
 
 /// Accounts no restore touches: the superuser and the server's own.
-const NEVER: [&str; 5] = ["root", "mariadb.sys", "mysql.sys", "mysql.session", "mysql.infoschema"];
+pub(crate) const NEVER: [&str; 5] = ["root", "mariadb.sys", "mysql.sys", "mysql.session", "mysql.infoschema"];
 
 /// Runs the blocks of `step` for every account but those floodgate never touches. Returns
 /// how many accounts it restored.
@@ -63,7 +63,7 @@ async fn run_block(conn: &mut Conn, block: &AccountBlock) -> std::result::Result
 }
 
 /// The account this connection is: `CURRENT_USER()` as (user, host).
-async fn current_user(conn: &mut Conn) -> Result<(String, String)> {
+pub(crate) async fn current_user(conn: &mut Conn) -> Result<(String, String)> {
     let me: Option<String> =
         conn.query_first("SELECT CURRENT_USER()").await.map_err(LoadError::sql("reading CURRENT_USER()"))?;
     Ok(floodgate_format::shell::split_account(&me.unwrap_or_default()))

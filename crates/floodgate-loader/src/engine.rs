@@ -71,10 +71,20 @@ enum Source {
 }
 
 impl Source {
-    fn open(backup: Backup, selection: Selection) -> Result<Source> {
+    fn open(backup: Backup, selection: Selection, progress: &Progress) -> Result<Source> {
         Ok(match backup {
             Backup::Directory(mut plan) => {
+                let left_out: Vec<String> = match selection.databases.is_empty() {
+                    true => plan
+                        .databases
+                        .iter()
+                        .filter(|d| floodgate_format::model::is_server_schema(&d.name))
+                        .map(|d| d.name.clone())
+                        .collect(),
+                    false => Vec::new(),
+                };
                 plan.select(&selection)?;
+                crate::stream::notice_server_schemas(progress, &left_out);
                 Source::Planned(Box::new(plan))
             }
             Backup::Dump(dump) => Source::Stream(Stream::open(dump, selection)?),
@@ -103,7 +113,7 @@ pub async fn restore(
     if let Some(into) = &selection.into {
         target::refuse_own_schema(&options.checkpoint_schema, std::iter::once(into.as_str()))?;
     }
-    let source = Source::open(backup, selection)?;
+    let source = Source::open(backup, selection, &progress)?;
     let name = source.name();
     let settings = match &source {
         Source::Planned(plan) => plan.session.clone(),

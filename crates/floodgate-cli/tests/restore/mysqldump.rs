@@ -377,3 +377,76 @@ fn a_dump_of_rows_only_loads_into_existing_tables() {
         assert_eq!(count(&target), count(source()), "{table}");
     }
 }
+
+/// A dump of a whole server (`--all-databases`) holds its `mysql` schema: the source's
+/// accounts and privilege tables, which restored as rows would replace the target's (its
+/// root included). floodgate restores the user databases and says it left `mysql` out.
+#[test]
+fn an_all_databases_dump_leaves_the_server_schemas_alone() {
+    let src = floodgate_sandbox::Sandbox::start(&options()).unwrap();
+    sql(
+        &src,
+        "CREATE DATABASE whole; CREATE TABLE whole.t (id INT PRIMARY KEY); INSERT INTO whole.t VALUES (1), (2);
+               CREATE USER 'someone'@'%' IDENTIFIED BY 'pw';",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("all.sql");
+    let out = Command::new("mariadb-dump")
+        .args(["--no-defaults", "-uroot", "--all-databases", "--single-transaction"])
+        .arg(format!("--socket={}", src.socket().display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(&dump, &out.stdout).unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("INSERT INTO `global_priv`"));
+
+    let target = floodgate_sandbox::Sandbox::start(&options()).unwrap();
+    let before = sql(&target, "SELECT User, Host FROM mysql.global_priv ORDER BY 1, 2");
+    let out = restore(&target, &dump, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not restored: the backup's `mysql`"), "{}", stderr(&out));
+    assert_eq!(sql(&target, "SELECT User, Host FROM mysql.global_priv ORDER BY 1, 2"), before);
+    assert_eq!(sql(&target, "SELECT COUNT(*) FROM whole.t").trim(), "2");
+}
+
+/// `mariadb-dump --system=users` writes CREATE USER and GRANT statements: restored with
+/// --users (the passwords log in, SHOW GRANTS matches), left out with a notice without it,
+/// and never for root or mariadb.sys, which the dump names too.
+#[test]
+fn accounts_of_a_system_users_dump_restore_with_users() {
+    let src = floodgate_sandbox::Sandbox::start(&options()).unwrap();
+    sql(
+        &src,
+        "CREATE DATABASE acc; CREATE TABLE acc.t (id INT PRIMARY KEY);
+         CREATE USER 'app'@'%' IDENTIFIED BY 's3cret'; GRANT SELECT, INSERT ON acc.* TO 'app'@'%';",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("users.sql");
+    let out = Command::new("mariadb-dump")
+        .args(["--no-defaults", "-uroot", "--system=users"])
+        .arg(format!("--socket={}", src.socket().display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(&dump, &out.stdout).unwrap();
+    let target = floodgate_sandbox::Sandbox::start(&options()).unwrap();
+    sql(&target, "CREATE DATABASE acc; CREATE TABLE acc.t (id INT PRIMARY KEY);");
+    let root_before = sql(&target, "SHOW GRANTS FOR 'root'@'localhost'");
+
+    let without = restore(&target, &dump, &[]);
+    assert!(without.status.success(), "{}", stderr(&without));
+    assert!(stderr(&without).contains("pass --users to restore them"), "{}", stderr(&without));
+    assert_eq!(sql(&target, "SELECT COUNT(*) FROM mysql.user WHERE User = 'app'").trim(), "0");
+
+    let out = restore(&target, &dump, &["--users"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--users:"), "{}", stderr(&out));
+    let login = Command::new("mariadb")
+        .args(["--no-defaults", "-u", "app", "-ps3cret", "-N", "-e", "SELECT COUNT(*) FROM acc.t"])
+        .arg(format!("--socket={}", target.socket().display()))
+        .output()
+        .unwrap();
+    assert!(login.status.success(), "{}", String::from_utf8_lossy(&login.stderr));
+    assert_eq!(sql(&src, "SHOW GRANTS FOR 'app'@'%'"), sql(&target, "SHOW GRANTS FOR 'app'@'%'"));
+    assert_eq!(sql(&target, "SHOW GRANTS FOR 'root'@'localhost'"), root_before);
+}

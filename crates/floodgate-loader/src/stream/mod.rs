@@ -75,6 +75,36 @@ impl Stream {
     }
 }
 
+/// Says which of the server's own schemas the backup held and the restore left out.
+pub(crate) fn notice_server_schemas(progress: &Progress, left_out: &[String]) {
+    if left_out.is_empty() {
+        return;
+    }
+    progress.notice(format!(
+        "not restored: the backup's {} (the server's own schemas: restoring `mysql` would replace the target's \
+         accounts and settings). Name one with --database to restore it anyway; --users restores accounts",
+        left_out.iter().map(|d| format!("`{d}`")).collect::<Vec<_>>().join(", ")
+    ));
+}
+
+/// Says what became of the dump's account statements.
+fn notice_accounts(progress: &Progress, counts: sequencer::AccountCounts, name: &str) {
+    if counts.left_out > 0 {
+        progress.notice(format!(
+            "{name} holds {} account statement(s) (CREATE USER, GRANT, ...); they are not restored (pass --users \
+             to restore them)",
+            counts.left_out
+        ));
+    }
+    if counts.run + counts.protected > 0 {
+        progress.notice(format!(
+            "--users: {} account statement(s) run; {} left out: they name root, the server's own accounts or the \
+             account floodgate restores as",
+            counts.run, counts.protected
+        ));
+    }
+}
+
 /// Reads the stream to its end, carrying out the sequencer's decisions.
 pub(crate) async fn load(work: &mut Work<'_>, stream: Stream) -> Result<Loaded> {
     let session = work.session.clone();
@@ -92,6 +122,8 @@ pub(crate) async fn load(work: &mut Work<'_>, stream: Stream) -> Result<Loaded> 
         in_file: stream.source.seekable(),
         fold_case: fold.unwrap_or(0) != 0,
         checkpoint_schema: session.options.checkpoint_schema.clone(),
+        users: session.options.users,
+        protected: vec![crate::accounts::current_user(work.control).await?],
     };
     let mut seq =
         Sequencer::new(name.clone(), stream.selection, rules, session.checkpoints.clone(), work.resumed.clone());
@@ -124,6 +156,8 @@ pub(crate) async fn load(work: &mut Work<'_>, stream: Stream) -> Result<Loaded> 
     if let Some(ends) = ends.filter(|_| !session.options.allow_incomplete) {
         ends.check(&name).map_err(|e| incomplete(e, true))?;
     }
+    notice_server_schemas(&session.progress, &seq.server_schemas_left_out());
+    notice_accounts(&session.progress, seq.account_counts(), &name);
     let (actions, post, unmatched) = seq.finish()?;
     driver.run(actions).await?;
     // A failed CREATE is reported here rather than by whichever loader waits for it.

@@ -114,6 +114,28 @@ pub(crate) struct Rules {
     pub fold_case: bool,
     /// floodgate's own schema: the dump may not create or drop it.
     pub checkpoint_schema: floodgate_conn::CheckpointSchema,
+    /// Run the dump's account statements (`--users`).
+    pub users: bool,
+    /// Accounts no statement may touch (root, the server's own, the restoring account).
+    pub protected: Vec<(String, String)>,
+}
+
+impl Rules {
+    /// True if `(user, host)` is an account floodgate never changes.
+    fn protects(&self, (user, host): &(String, String)) -> bool {
+        crate::accounts::NEVER.contains(&user.as_str()) || self.protected.iter().any(|(u, h)| u == user && h == host)
+    }
+}
+
+/// What became of the dump's account statements.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct AccountCounts {
+    /// Run (`--users`).
+    pub run: u64,
+    /// Not run: no `--users`.
+    pub left_out: u64,
+    /// Not run: they name an account floodgate never changes.
+    pub protected: u64,
 }
 
 /// What the target held, per database, when the dump first named it.
@@ -174,6 +196,7 @@ pub(crate) struct Sequencer {
     /// Statements replayed after all data: post-data and the session statements around them.
     post: Vec<Statement>,
     actions: Vec<Action>,
+    accounts: AccountCounts,
 }
 
 impl Sequencer {
@@ -205,7 +228,13 @@ impl Sequencer {
             in_header: true,
             post: Vec::new(),
             actions: Vec::new(),
+            accounts: AccountCounts::default(),
         }
+    }
+
+    /// What became of the dump's account statements so far.
+    pub fn account_counts(&self) -> AccountCounts {
+        self.accounts
     }
 
     /// With `--into`, a dump made without `--databases` names no database: create and select
@@ -263,6 +292,11 @@ impl Sequencer {
         Ok((self.actions, self.post, self.selection.unmatched()))
     }
 
+    /// The server's own schemas (`mysql`, ...) the dump held and the selection left out.
+    pub fn server_schemas_left_out(&self) -> Vec<String> {
+        self.selection.server_schemas_left_out()
+    }
+
     fn current_db(&self) -> String {
         self.scanner.current_db().unwrap_or_default().to_string()
     }
@@ -290,6 +324,7 @@ impl Sequencer {
                 self.post.push(s);
             }
             Item::Skip(_) => {}
+            Item::Account(s) => self.account(s)?,
             Item::Global(s) => {
                 let key = format!("byte {}", s.offset);
                 if !self.checkpoints.has(step::GLOBAL, "", &key) {
@@ -351,6 +386,27 @@ impl Sequencer {
         Ok(())
     }
 
+    /// An account statement: run in order with `--users` (after the CREATEs handed out, since
+    /// a GRANT may name a table), unless it names an account floodgate never changes.
+    fn account(&mut self, s: Statement) -> Result<()> {
+        self.in_header = false;
+        self.seal_open()?;
+        if !self.rules.users {
+            self.accounts.left_out += 1;
+            return Ok(());
+        }
+        if floodgate_format::mysqldump::named_accounts(&s.text).iter().any(|a| self.rules.protects(a)) {
+            self.accounts.protected += 1;
+            return Ok(());
+        }
+        if !self.ids.is_empty() {
+            self.actions.push(Action::WaitCreates);
+        }
+        self.accounts.run += 1;
+        self.actions.push(Action::Run { statement: s, session: false, header: false });
+        Ok(())
+    }
+
     /// False for statements `--database`/`--exclude` leave out. Session statements always
     /// run; schema, rows and post-data statements follow the database they belong to.
     fn selected(&mut self, item: &Item) -> bool {
@@ -358,7 +414,7 @@ impl Sequencer {
         match item {
             // `USE` of a database left out would fail: it was never created.
             Item::Context(s) => use_target(&s.text).is_none_or(|db| self.selection.wants_db(&db)),
-            Item::Skip(_) | Item::Global(_) => true,
+            Item::Skip(_) | Item::Global(_) | Item::Account(_) => true,
             Item::Rows { db, table, .. } => self.selection.wants_table(db, table),
             Item::Schema(s) => match schema_target(&s.text) {
                 Some(SchemaTarget::Table(db, t)) => {
@@ -634,6 +690,8 @@ mod tests {
             in_file: false,
             fold_case: false,
             checkpoint_schema: Default::default(),
+            users: false,
+            protected: Vec::new(),
         }
     }
 
