@@ -1,4 +1,4 @@
-//! Files floodgate writes: a dump's chunks, schema and manifest, reports and metrics. They
+//! Files floodgate reads from a backup directory ([`inside`]), and files it writes: a dump's chunks, schema and manifest, reports and metrics. They
 //! hold a copy of the database (or name its hosts), so they are private to their owner:
 //! directories 0700, files 0600 unless a reader needs more. Files are created new, never
 //! through a symbolic link (`O_NOFOLLOW`), and a file that replaces another is written under
@@ -49,6 +49,32 @@ fn temporary_beside(path: &Path) -> PathBuf {
     hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     path.with_file_name(format!(".{name}.{:016x}.tmp", hasher.finish()))
+}
+
+/// A regular file `name` directly in the backup directory `root`, with its size. A symbolic
+/// link is followed only if it stays inside `root`: a backup must not lead the reader to
+/// other files on the host.
+pub fn inside(root: &Path, name: &str) -> crate::Result<crate::SqlFile> {
+    use crate::FormatError;
+    let path = root.join(name);
+    let meta = std::fs::symlink_metadata(&path).map_err(|e| FormatError::io(&path, e))?;
+    let meta = if meta.file_type().is_symlink() {
+        let target = path.canonicalize().map_err(|e| FormatError::io(&path, e))?;
+        if !target.starts_with(root) {
+            return Err(FormatError::UnsafePath {
+                path: path.clone(),
+                name: target.display().to_string(),
+                reason: "symbolic link leads out of the backup directory".into(),
+            });
+        }
+        std::fs::metadata(&target).map_err(|e| FormatError::io(&path, e))?
+    } else {
+        meta
+    };
+    if !meta.is_file() {
+        return Err(FormatError::corrupt(&path, None, "expected a regular file"));
+    }
+    Ok(crate::SqlFile { path, bytes: meta.len() })
 }
 
 #[cfg(test)]

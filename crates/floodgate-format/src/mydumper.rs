@@ -13,6 +13,7 @@ use std::fs;
 use std::path::Path;
 
 use crate::compress;
+use crate::files::inside;
 use crate::ident;
 use crate::ini;
 use crate::model::*;
@@ -136,29 +137,6 @@ fn check_listed_tables(root: &Path, meta: &Metadata, dbs: &BTreeMap<String, DbFi
         }
     }
     Ok(())
-}
-
-/// Checks that `name` in `root` is a regular file inside the directory and returns it.
-fn inside(root: &Path, name: &str) -> Result<SqlFile> {
-    let path = root.join(name);
-    let meta = fs::symlink_metadata(&path).map_err(|e| FormatError::io(&path, e))?;
-    let meta = if meta.file_type().is_symlink() {
-        let target = path.canonicalize().map_err(|e| FormatError::io(&path, e))?;
-        if !target.starts_with(root) {
-            return Err(FormatError::UnsafePath {
-                path: path.clone(),
-                name: target.display().to_string(),
-                reason: "symbolic link leads out of the backup directory".into(),
-            });
-        }
-        fs::metadata(&target).map_err(|e| FormatError::io(&path, e))?
-    } else {
-        meta
-    };
-    if !meta.is_file() {
-        return Err(FormatError::corrupt(&path, None, "expected a regular file"));
-    }
-    Ok(SqlFile { path, bytes: meta.len() })
 }
 
 /// The suffixes of the per-table schema files, each with the field it fills.

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::files::inside;
 use crate::model::{Chunk, Database, Delimited, Dialect, Format, Position, RestorePlan, SessionSettings, SqlFile};
 use crate::model::{RowChecksum, RowChecksums, Table, View};
 use crate::{FormatError, Result};
@@ -637,25 +638,6 @@ fn read_json(root: &Path, name: &str) -> Result<Value> {
     let bytes = fs::read(&file.path).map_err(|e| FormatError::io(&file.path, e))?;
     serde_json::from_slice(&bytes)
         .map_err(|e| FormatError::corrupt(&file.path, None, format!("not valid JSON ({e}): the file is damaged")))
-}
-
-/// A regular file directly in the dump directory (a symbolic link only if it stays inside).
-fn inside(root: &Path, name: &str) -> Result<SqlFile> {
-    let path = root.join(name);
-    let meta = fs::symlink_metadata(&path).map_err(|e| FormatError::io(&path, e))?;
-    let meta = if meta.file_type().is_symlink() {
-        let target = path.canonicalize().map_err(|e| FormatError::io(&path, e))?;
-        if !target.starts_with(root) {
-            return Err(unsafe_name(&path, &target.display().to_string(), "a symbolic link out of the dump directory"));
-        }
-        fs::metadata(&target).map_err(|e| FormatError::io(&path, e))?
-    } else {
-        meta
-    };
-    if !meta.is_file() {
-        return Err(FormatError::corrupt(&path, None, "expected a regular file"));
-    }
-    Ok(SqlFile { path, bytes: meta.len() })
 }
 
 /// A file name taken from metadata: one plain name in the dump directory, never a path.
