@@ -149,10 +149,16 @@ pub fn images<'a>(body: &'a [u8], rows: &Rows, map: &TableMap) -> Option<Vec<(Pr
         if rows.kind == RowsKind::Update { bits(c.bytes(bitmap_len)?, n) } else { present_before.clone() };
     let mut out = Vec::new();
     while !c.rest().is_empty() {
+        // A row of no bytes (an image with no column present) could repeat forever: a real
+        // event never holds one, so the event is undecodable.
+        let before = c.rest().len();
         let first = if rows.kind == RowsKind::Update { &present_before } else { &present_after };
         out.push((first.clone(), image(&mut c, first, map)?));
         if rows.kind == RowsKind::Update {
             out.push((present_after.clone(), image(&mut c, &present_after, map)?));
+        }
+        if c.rest().len() == before {
+            return None;
         }
     }
     Some(out)
@@ -191,6 +197,16 @@ mod tests {
 
     fn map(columns: Vec<(u8, u8, u8)>) -> TableMap {
         TableMap { table_id: 1, db: "d".into(), table: "t".into(), columns }
+    }
+
+    /// Found by the fuzzer (fuzz/regressions/binlog_reader/zero-byte-rows): an image with no
+    /// column present takes no bytes, and the split looped forever, allocating as it went.
+    #[test]
+    fn rows_of_no_bytes_are_undecodable_not_endless() {
+        let m = map(vec![(3, 0, 0)]);
+        let rows = Rows { table_id: 1, kind: RowsKind::Write, flags: 0, compressed: false, body_start: 0 };
+        // 1 column, present bitmap all clear, then a byte no image can consume.
+        assert_eq!(images(&[1, 0b0, 7], &rows, &m), None);
     }
 
     #[test]
