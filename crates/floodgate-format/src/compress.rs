@@ -59,6 +59,16 @@ pub fn decoder<R: Read + Send + 'static>(reader: R) -> std::io::Result<Box<dyn R
     })
 }
 
+/// Opens a planned backup file ([`crate::files::open_planned`]) and decompresses it if its
+/// magic bytes say so.
+pub fn open_planned(file: &crate::SqlFile) -> Result<Box<dyn Read + Send>> {
+    let f = crate::files::open_planned(file).map_err(|e| match e.kind() {
+        std::io::ErrorKind::InvalidData => FormatError::corrupt(&file.path, None, e.to_string()),
+        _ => FormatError::io(&file.path, e),
+    })?;
+    decoder(f).map_err(|e| FormatError::io(&file.path, e))
+}
+
 /// Opens `path` and decompresses it if its magic bytes say so.
 pub fn open(path: &Path) -> Result<Box<dyn Read + Send>> {
     let file = File::open(path).map_err(|e| FormatError::io(path, e))?;

@@ -74,7 +74,26 @@ pub fn inside(root: &Path, name: &str) -> crate::Result<crate::SqlFile> {
     if !meta.is_file() {
         return Err(FormatError::corrupt(&path, None, "expected a regular file"));
     }
-    Ok(crate::SqlFile { path, bytes: meta.len() })
+    Ok(crate::SqlFile::found(path, &meta))
+}
+
+/// Opens a backup file for reading, once, and checks it is the regular file the plan was
+/// made from: one replaced since by a link elsewhere, a FIFO or another file is refused
+/// (`InvalidData`). Opened without blocking, so a FIFO cannot hang the open.
+pub fn open_planned(file: &crate::SqlFile) -> std::io::Result<File> {
+    use std::os::unix::fs::MetadataExt;
+    let f = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&file.path)?;
+    let meta = f.metadata()?;
+    let swapped = |what: &str| {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{what} since the backup was read: not read"))
+    };
+    if !meta.is_file() {
+        return Err(swapped("no longer a regular file"));
+    }
+    match file.identity {
+        Some(id) if (id.dev, id.ino) != (meta.dev(), meta.ino()) => Err(swapped("replaced by another file")),
+        _ => Ok(f),
+    }
 }
 
 #[cfg(test)]

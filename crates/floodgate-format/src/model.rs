@@ -108,9 +108,32 @@ pub struct SqlFile {
     pub path: PathBuf,
     /// Size on disk (compressed, if compressed).
     pub bytes: u64,
+    /// The file the plan was made from (device and inode): the one a restore must read
+    /// ([`crate::files::open_planned`]). None for a file not looked at yet.
+    #[serde(skip)]
+    pub identity: Option<FileIdentity>,
+}
+
+/// Which file a path named when the backup was read: a file swapped for another (a link, a
+/// FIFO, a copy) after that is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileIdentity {
+    pub dev: u64,
+    pub ino: u64,
 }
 
 impl SqlFile {
+    /// A file as found on disk now: its size and identity from `meta`.
+    pub fn found(path: PathBuf, meta: &std::fs::Metadata) -> SqlFile {
+        use std::os::unix::fs::MetadataExt;
+        SqlFile { path, bytes: meta.len(), identity: Some(FileIdentity { dev: meta.dev(), ino: meta.ino() }) }
+    }
+
+    /// A file whose identity is not checked (tests, files made by floodgate itself).
+    pub fn unchecked(path: PathBuf, bytes: u64) -> SqlFile {
+        SqlFile { path, bytes, identity: None }
+    }
+
     /// The file name, for messages.
     pub fn name(&self) -> String {
         self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()

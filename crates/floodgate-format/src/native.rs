@@ -278,8 +278,8 @@ pub fn read(dir: &Path) -> Result<RestorePlan> {
     for db in &manifest.databases {
         let file = |rel: &str| -> Result<SqlFile> {
             let path = resolve(&root, rel, &manifest_path)?;
-            let bytes = std::fs::metadata(&path).map_err(|e| FormatError::io(&path, e))?.len();
-            Ok(SqlFile { path, bytes })
+            let meta = std::fs::metadata(&path).map_err(|e| FormatError::io(&path, e))?;
+            Ok(SqlFile::found(path, &meta))
         };
         let mut tables = Vec::new();
         for t in &db.tables {

@@ -811,7 +811,7 @@ mod tests {
                     -- begin grants 'a@b'@'%'\nGRANT USAGE ON *.* TO 'a@b'@'%';\nGRANT SELECT ON `d`.* TO 'a@b'@'%';\n\
                     -- end grants 'a@b'@'%'\nFLUSH PRIVILEGES;\n";
         fs::write(&path, text).unwrap();
-        let blocks = account_blocks(&SqlFile { path, bytes: text.len() as u64 }).unwrap();
+        let blocks = account_blocks(&SqlFile::unchecked(path, text.len() as u64)).unwrap();
         let summary: Vec<_> = blocks.iter().map(|b| (b.user_host(), b.step, b.statements.len())).collect();
         assert_eq!(
             summary,
@@ -840,7 +840,7 @@ mod tests {
             let path = dir.path().join("@.users.sql");
             let text = lines.join("\n");
             fs::write(&path, &text).unwrap();
-            let blocks = account_blocks(&SqlFile { path, bytes: text.len() as u64 }).unwrap();
+            let blocks = account_blocks(&SqlFile::unchecked(path, text.len() as u64)).unwrap();
             for b in &blocks {
                 for s in &b.statements {
                     proptest::prop_assert!(!s.starts_with("--"), "{s:?}");

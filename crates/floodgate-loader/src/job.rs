@@ -177,7 +177,7 @@ async fn load_rows(
         "LOAD DATA LOCAL INFILE 'floodgate-chunk' INTO TABLE {name} CHARACTER SET binary \
          FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ({list})"
     );
-    let stream = session.pipeline.bytes_verified(&file.path, check);
+    let stream = session.pipeline.bytes_verified(file, check);
     let rows = stream_into_load(conn, stream, statement.as_bytes(), &at, &file.name(), true).await?;
     if rows != check.rows {
         return Err(LoadError::Integrity {
@@ -206,7 +206,7 @@ async fn load_delimited(
         false => auto_increment_column(conn, db, table).await?,
     };
     let statement = sql::delimited_load(db, table, delimited, auto_increment.as_deref());
-    let stream = session.pipeline.bytes_sized(&file.path, delimited.bytes);
+    let stream = session.pipeline.bytes_sized(file, delimited.bytes);
     // Rows are counted by unescaped line ends, which holds when a backslash escapes every
     // line end inside a value; without an escape character only the server's count is known.
     let counted =
@@ -252,7 +252,7 @@ impl FileRun<'_> {
         conn.query_drop(format!("SET NAMES utf8mb4; USE {}; START TRANSACTION", quote(db)))
             .await
             .map_err(LoadError::sql(format!("{name}: starting a transaction for {}", self.file)))?;
-        let mut statements = self.session.pipeline.statements(&chunk.file.path, terminator);
+        let mut statements = self.session.pipeline.statements(&chunk.file, terminator);
         while let Some(batch) = statements.recv().await {
             let batch = batch.map_err(|source| LoadError::Chunk { table: name.clone(), source })?;
             for s in batch {
@@ -309,7 +309,7 @@ async fn load_data(session: &Session, conn: &mut Conn, chunk: &Chunk, text: &[u8
     let file = floodgate_format::mydumper::resolve_infile(chunk, &requested).ok_or_else(|| {
         integrity(format!("LOAD DATA names `{requested}`, which is not this chunk's data file; refusing to send it"))
     })?;
-    let stream = session.pipeline.bytes(&file.path);
+    let stream = session.pipeline.bytes(file);
     stream_into_load(conn, stream, &sql::with_binary_charset(text), at, &file.name(), true).await
 }
 

@@ -25,6 +25,7 @@ use floodgate_format::split::{
     LimitSetBy, ReadError, SplitError, Statement, StatementLimit, StatementReader, Terminator,
 };
 use floodgate_format::RowsCheck;
+use floodgate_format::SqlFile;
 use tokio::sync::mpsc;
 
 /// A failure while reading a backup file.
@@ -268,15 +269,16 @@ impl Pipeline {
         self.config
     }
 
-    /// Streams the statements of `path` (decompressed if needed), split by `terminator`.
+    /// Streams the statements of `file` (decompressed if needed), split by `terminator`.
     /// A statement left without a terminator at the end of the file means the file was cut
-    /// short, and is reported as an error.
-    pub fn statements(&self, path: &Path, terminator: Terminator) -> StatementStream {
+    /// short, and is reported as an error. The file must be the one planned
+    /// ([`floodgate_format::files::open_planned`]).
+    pub fn statements(&self, file: &SqlFile, terminator: Terminator) -> StatementStream {
         let (tx, rx) = BatchSender::channel(&self.config);
-        let path = path.to_path_buf();
+        let file = file.clone();
         let config = self.config;
         self.pool.spawn(move || {
-            let result = produce_statements(&path, terminator, config, &tx);
+            let result = produce_statements(&file, terminator, config, &tx);
             if let Err(e) = result {
                 tx.fail(e);
             }
@@ -326,15 +328,15 @@ impl Pipeline {
     /// block is held back until the file's SHA-256 is known, so on a mismatch the server
     /// never receives the whole chunk, and the stream ends with an integrity error instead
     /// of ending cleanly, so the loader rolls the chunk back before it commits.
-    pub fn bytes_verified(&self, path: &Path, check: &RowsCheck) -> ByteStream {
+    pub fn bytes_verified(&self, file: &SqlFile, check: &RowsCheck) -> ByteStream {
         let (tx, rx) = mpsc::channel(self.config.queue_depth);
         let rows = Arc::new(AtomicU64::new(0));
         let counter = rows.clone();
-        let path = path.to_path_buf();
+        let file = file.clone();
         let check = RowsCheck { sha256: check.sha256.to_ascii_lowercase(), ..check.clone() };
         let block_size = self.config.block_size;
         self.pool.spawn(move || {
-            if let Err(e) = produce_verified(&path, &check, block_size, &counter, &tx) {
+            if let Err(e) = produce_verified(&file, &check, block_size, &counter, &tx) {
                 let _ = tx.blocking_send(Err(e));
             }
         });
@@ -345,14 +347,14 @@ impl Pipeline {
     /// bytes (MySQL Shell's `.idx`): decompression stops one byte past it (a bomb is an
     /// integrity error at once), and a file that ends short of it (truncated) ends the stream
     /// with an integrity error instead of its last block, so the chunk is never committed.
-    pub fn bytes_sized(&self, path: &Path, declared: u64) -> ByteStream {
+    pub fn bytes_sized(&self, file: &SqlFile, declared: u64) -> ByteStream {
         let (tx, rx) = mpsc::channel(self.config.queue_depth);
         let rows = Arc::new(AtomicU64::new(0));
         let counter = rows.clone();
-        let path = path.to_path_buf();
+        let file = file.clone();
         let block_size = self.config.block_size;
         self.pool.spawn(move || {
-            if let Err(e) = produce_sized(&path, declared, block_size, &counter, &tx) {
+            if let Err(e) = produce_sized(&file, declared, block_size, &counter, &tx) {
                 let _ = tx.blocking_send(Err(e));
             }
         });
@@ -370,14 +372,14 @@ impl Pipeline {
 
     /// Streams the decompressed bytes of `path` in blocks, counting rows in LOAD DATA's
     /// default format (a line end not escaped by a backslash ends a row).
-    pub fn bytes(&self, path: &Path) -> ByteStream {
+    pub fn bytes(&self, file: &SqlFile) -> ByteStream {
         let (tx, rx) = mpsc::channel(self.config.queue_depth);
         let rows = Arc::new(AtomicU64::new(0));
         let counter = rows.clone();
-        let path = path.to_path_buf();
+        let file = file.clone();
         let block_size = self.config.block_size;
         self.pool.spawn(move || {
-            if let Err(e) = produce_bytes(&path, block_size, &counter, &tx) {
+            if let Err(e) = produce_bytes(&file, block_size, &counter, &tx) {
                 let _ = tx.blocking_send(Err(e));
             }
         });
@@ -386,18 +388,13 @@ impl Pipeline {
 }
 
 fn produce_statements(
-    path: &Path,
+    file: &SqlFile,
     terminator: Terminator,
     config: PipelineConfig,
     tx: &BatchSender,
 ) -> Result<(), PipelineError> {
-    let reader = floodgate_format::compress::open(path).map_err(|e| PipelineError {
-        file: path.to_path_buf(),
-        offset: None,
-        reason: e.to_string(),
-        integrity: false,
-    })?;
-    send_statements(path, reader, terminator, config, tx, false)
+    let reader = open_planned(file)?;
+    send_statements(&file.path, reader, terminator, config, tx, false)
 }
 
 fn send_statements(
@@ -477,19 +474,19 @@ impl<R: Read> Read for HashingReader<R> {
 }
 
 fn produce_verified(
-    path: &Path,
+    file: &SqlFile,
     check: &RowsCheck,
     block_size: usize,
     rows: &AtomicU64,
     tx: &mpsc::Sender<Result<Bytes, PipelineError>>,
 ) -> Result<(), PipelineError> {
     let err = |offset: Option<u64>, reason: String| PipelineError {
-        file: path.to_path_buf(),
+        file: file.path.clone(),
         offset,
         reason,
         integrity: true,
     };
-    let mut hashing = HashingReader::new(open_as_declared(path, check.compressed_bytes)?);
+    let mut hashing = HashingReader::new(open_as_declared(file, check.compressed_bytes)?);
     let mut out = OneBehind { tx, rows, counter: RowCounter::default(), held: None };
     let mut offset = 0u64;
     {
@@ -522,19 +519,19 @@ fn produce_verified(
 }
 
 fn produce_sized(
-    path: &Path,
+    file: &SqlFile,
     declared: u64,
     block_size: usize,
     rows: &AtomicU64,
     tx: &mpsc::Sender<Result<Bytes, PipelineError>>,
 ) -> Result<(), PipelineError> {
     let err = |offset: Option<u64>, reason: String, integrity: bool| PipelineError {
-        file: path.to_path_buf(),
+        file: file.path.clone(),
         offset,
         reason,
         integrity,
     };
-    let reader = floodgate_format::compress::open(path).map_err(|e| err(None, e.to_string(), false))?;
+    let reader = open_planned(file)?;
     let mut decoded = AtMost::new(reader, declared, "decompressed bytes");
     let mut out = OneBehind { tx, rows, counter: RowCounter::default(), held: None };
     let mut offset = 0u64;
@@ -560,13 +557,30 @@ fn produce_sized(
     Ok(())
 }
 
+/// Opens a chunk file, once, checking it is the file that was planned, decompressed as its
+/// magic bytes say. A file replaced since is an integrity error.
+fn open_planned(file: &SqlFile) -> Result<Box<dyn Read + Send>, PipelineError> {
+    floodgate_format::compress::open_planned(file).map_err(|e| PipelineError {
+        file: file.path.clone(),
+        offset: None,
+        reason: e.to_string(),
+        integrity: e.is_integrity(),
+    })
+}
+
 /// Opens a native chunk whose manifest says it holds `declared` bytes: a file of another
 /// size is refused before a byte is read, and reading stops one byte past `declared`
 /// whatever the file becomes meanwhile.
-fn open_as_declared(path: &Path, declared: u64) -> Result<AtMost<std::io::BufReader<std::fs::File>>, PipelineError> {
+fn open_as_declared(
+    planned: &SqlFile,
+    declared: u64,
+) -> Result<AtMost<std::io::BufReader<std::fs::File>>, PipelineError> {
     let err =
-        |reason: String, integrity: bool| PipelineError { file: path.to_path_buf(), offset: None, reason, integrity };
-    let file = std::fs::File::open(path).map_err(|e| err(e.to_string(), e.kind() == std::io::ErrorKind::NotFound))?;
+        |reason: String, integrity: bool| PipelineError { file: planned.path.clone(), offset: None, reason, integrity };
+    let file = floodgate_format::files::open_planned(planned).map_err(|e| {
+        let integrity = matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::InvalidData);
+        err(e.to_string(), integrity)
+    })?;
     let on_disk = file.metadata().map_err(|e| err(e.to_string(), false))?.len();
     if on_disk != declared {
         return Err(err(format!("{on_disk} bytes on disk, the manifest says {declared}: not read"), true));
@@ -607,18 +621,18 @@ impl OneBehind<'_> {
 }
 
 fn produce_bytes(
-    path: &Path,
+    file: &SqlFile,
     block_size: usize,
     rows: &AtomicU64,
     tx: &mpsc::Sender<Result<Bytes, PipelineError>>,
 ) -> Result<(), PipelineError> {
     let err = |offset: Option<u64>, e: &dyn std::fmt::Display, integrity: bool| PipelineError {
-        file: path.to_path_buf(),
+        file: file.path.clone(),
         offset,
         reason: e.to_string(),
         integrity,
     };
-    let mut reader = floodgate_format::compress::open(path).map_err(|e| err(None, &e, false))?;
+    let mut reader = open_planned(file)?;
     let mut counter = RowCounter::default();
     let mut offset = 0u64;
     loop {
@@ -676,6 +690,11 @@ impl RowCounter {
 
 #[cfg(test)]
 mod tests {
+    /// A file as a plan finds it.
+    fn planned(path: &std::path::Path) -> floodgate_format::SqlFile {
+        floodgate_format::SqlFile::found(path.to_path_buf(), &std::fs::metadata(path).unwrap())
+    }
+
     use super::*;
     use proptest::prelude::*;
 
@@ -735,7 +754,7 @@ mod tests {
         let path = dir.path().join("db.t.00000.sql");
         std::fs::write(&path, b"INSERT INTO t VALUES (1);\nINSERT INTO t VALUES (2").unwrap();
         let p = Pipeline::new(PipelineConfig::for_budget(1, 1 << 20)).unwrap();
-        let mut rx = p.statements(&path, Terminator::SemicolonNewline);
+        let mut rx = p.statements(&planned(&path), Terminator::SemicolonNewline);
         let mut saw_error = None;
         while let Some(item) = rx.recv().await {
             if let Err(e) = item {
@@ -756,7 +775,7 @@ mod tests {
         z[mid] ^= 0x55;
         std::fs::write(&path, z).unwrap();
         let p = Pipeline::new(PipelineConfig::for_budget(1, 1 << 20)).unwrap();
-        let mut s = p.bytes(&path);
+        let mut s = p.bytes(&planned(&path));
         let mut err = None;
         while let Some(item) = s.blocks.recv().await {
             if let Err(e) = item {
@@ -795,6 +814,34 @@ mod tests {
         (got, None)
     }
 
+    /// A chunk replaced after the plan was made (by another file, a link to another file, a
+    /// FIFO) is refused as an integrity error when it is opened, before a byte is sent; the
+    /// planned file itself reads.
+    #[tokio::test]
+    async fn a_chunk_swapped_after_planning_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Pipeline::new(PipelineConfig::for_budget(1, 64 << 20)).unwrap();
+        let path = dir.path().join("chunk.tsv");
+        std::fs::write(&path, b"1\tx\n").unwrap();
+        let plan = planned(&path);
+        assert_eq!(drain(p.bytes(&plan)).await.0, 4);
+        let other = dir.path().join("other.tsv");
+        std::fs::write(&other, b"2\ty\n").unwrap();
+        let swaps: [&dyn Fn(); 3] = [
+            &|| std::fs::rename(&other, &path).unwrap(),
+            &|| std::os::unix::fs::symlink("/etc/hostname", &path).unwrap(),
+            &|| assert!(std::process::Command::new("mkfifo").arg(&path).status().unwrap().success()),
+        ];
+        for swap in swaps {
+            let _ = std::fs::remove_file(&path);
+            swap();
+            let (got, err) = drain(p.bytes(&plan)).await;
+            let err = err.expect("refused");
+            assert_eq!(got, 0);
+            assert!(err.integrity && err.reason.contains("since the backup was read"), "{err}");
+        }
+    }
+
     fn written(dir: &tempfile::TempDir, stored: &[u8]) -> PathBuf {
         let path = dir.path().join("000000.tsv.zst");
         std::fs::write(&path, stored).unwrap();
@@ -811,7 +858,7 @@ mod tests {
         let check =
             RowsCheck { sha256: sha256_hex(&bomb), rows: 1, bytes: 3 << 20, compressed_bytes: bomb.len() as u64 };
         let p = Pipeline::new(PipelineConfig::for_budget(1, 16 << 20)).unwrap();
-        let (got, err) = drain(p.bytes_verified(&path, &check)).await;
+        let (got, err) = drain(p.bytes_verified(&planned(&path), &check)).await;
         let err = err.expect("an error");
         assert!(err.integrity, "{err}");
         assert!(err.to_string().contains("more than the 3145728 decompressed bytes the manifest declares"), "{err}");
@@ -832,12 +879,12 @@ mod tests {
             compressed_bytes: stored.len() as u64 - 1,
         };
         let p = Pipeline::new(PipelineConfig::for_budget(1, 16 << 20)).unwrap();
-        let (got, err) = drain(p.bytes_verified(&path, &check)).await;
+        let (got, err) = drain(p.bytes_verified(&planned(&path), &check)).await;
         assert_eq!(got, 0);
         let err = err.expect("an error");
         assert!(err.integrity && err.to_string().contains(&format!("{} bytes on disk", stored.len())), "{err}");
         let good = RowsCheck { compressed_bytes: stored.len() as u64, ..check };
-        let (got, err) = drain(p.bytes_verified(&path, &good)).await;
+        let (got, err) = drain(p.bytes_verified(&planned(&path), &good)).await;
         assert!(err.is_none(), "{err:?}");
         assert_eq!(got, data.len() as u64);
     }
@@ -857,11 +904,11 @@ mod tests {
             compressed_bytes: stored.len() as u64,
         };
         let p = Pipeline::new(PipelineConfig::for_budget(1, 16 << 20)).unwrap();
-        let (got, err) = drain(p.bytes_verified(&path, &check)).await;
+        let (got, err) = drain(p.bytes_verified(&planned(&path), &check)).await;
         assert!(err.expect("an error").to_string().contains("SHA-256 is"));
         assert_eq!(got, 3 << 20, "every block but the last");
         let good = RowsCheck { sha256: sha256_hex(&stored), ..check };
-        let stream = p.bytes_verified(&path, &good);
+        let stream = p.bytes_verified(&planned(&path), &good);
         let rows = stream.rows.clone();
         let (got, err) = drain(stream).await;
         assert!(err.is_none(), "{err:?}");
@@ -881,7 +928,7 @@ mod tests {
         let config = PipelineConfig::for_budget(1, 64 << 20);
         assert_eq!(config.batch_bytes_ahead(), 16 << 20, "depth 16 of 1 MiB blocks");
         let p = Pipeline::new(config).unwrap();
-        let mut rx = p.statements(&path, Terminator::SemicolonNewline);
+        let mut rx = p.statements(&planned(&path), Terminator::SemicolonNewline);
         let mut seen = 0;
         while let Some(batch) = rx.recv().await {
             seen += batch.unwrap().len();
