@@ -199,7 +199,7 @@ fn print_plan(plan: &RestorePlan, defer: bool) {
     for db in &plan.databases {
         println!(
             "database {}: {} tables, {} views, {} routine/event files, {} trigger files",
-            db.name,
+            db.name.escape_debug(),
             db.tables.len(),
             db.views.len(),
             db.post.len(),
@@ -208,14 +208,15 @@ fn print_plan(plan: &RestorePlan, defer: bool) {
         for t in &db.tables {
             println!(
                 "  table {}: {} chunks, {} bytes{}",
-                t.name,
+                // A name may hold a line end or a control byte (`new\nline`): shown escaped.
+                t.name.escape_debug(),
                 t.chunks.len(),
                 t.data_bytes(),
                 t.expected_rows.map(|r| format!(", {r} rows")).unwrap_or_default()
             );
         }
         for v in &db.views {
-            println!("  view {}", v.name);
+            println!("  view {}", v.name.escape_debug());
         }
     }
 }
