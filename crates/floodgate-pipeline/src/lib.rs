@@ -329,18 +329,8 @@ impl Pipeline {
     /// never receives the whole chunk, and the stream ends with an integrity error instead
     /// of ending cleanly, so the loader rolls the chunk back before it commits.
     pub fn bytes_verified(&self, file: &SqlFile, check: &RowsCheck) -> ByteStream {
-        let (tx, rx) = mpsc::channel(self.config.queue_depth);
-        let rows = Arc::new(AtomicU64::new(0));
-        let counter = rows.clone();
-        let file = file.clone();
-        let check = RowsCheck { sha256: check.sha256.to_ascii_lowercase(), ..check.clone() };
-        let block_size = self.config.block_size;
-        self.pool.spawn(move || {
-            if let Err(e) = produce_verified(&file, &check, block_size, &counter, &tx) {
-                let _ = tx.blocking_send(Err(e));
-            }
-        });
-        ByteStream { blocks: rx, rows }
+        let (file, check) = (file.clone(), RowsCheck { sha256: check.sha256.to_ascii_lowercase(), ..check.clone() });
+        self.byte_stream(move |block_size, rows, tx| produce_verified(&file, &check, block_size, rows, tx))
     }
 
     /// Like [`Pipeline::bytes`], for a data file the dump says decompresses to `declared`
@@ -348,17 +338,8 @@ impl Pipeline {
     /// integrity error at once), and a file that ends short of it (truncated) ends the stream
     /// with an integrity error instead of its last block, so the chunk is never committed.
     pub fn bytes_sized(&self, file: &SqlFile, declared: u64) -> ByteStream {
-        let (tx, rx) = mpsc::channel(self.config.queue_depth);
-        let rows = Arc::new(AtomicU64::new(0));
-        let counter = rows.clone();
         let file = file.clone();
-        let block_size = self.config.block_size;
-        self.pool.spawn(move || {
-            if let Err(e) = produce_sized(&file, declared, block_size, &counter, &tx) {
-                let _ = tx.blocking_send(Err(e));
-            }
-        });
-        ByteStream { blocks: rx, rows }
+        self.byte_stream(move |block_size, rows, tx| produce_sized(&file, declared, block_size, rows, tx))
     }
 
     /// Runs CPU-bound `work` on the pipeline's pool and returns its result to async code.
@@ -370,16 +351,27 @@ impl Pipeline {
         rx.await.ok()
     }
 
-    /// Streams the decompressed bytes of `path` in blocks, counting rows in LOAD DATA's
+    /// Streams the decompressed bytes of `file` in blocks, counting rows in LOAD DATA's
     /// default format (a line end not escaped by a backslash ends a row).
     pub fn bytes(&self, file: &SqlFile) -> ByteStream {
+        let file = file.clone();
+        self.byte_stream(move |block_size, rows, tx| produce_bytes(&file, block_size, rows, tx))
+    }
+
+    /// Runs `produce` on the pool, feeding a new byte stream (its blocks of `block_size`, its
+    /// row counter); an error it returns ends the stream.
+    fn byte_stream(
+        &self,
+        produce: impl FnOnce(usize, &AtomicU64, &mpsc::Sender<Result<Bytes, PipelineError>>) -> Result<(), PipelineError>
+            + Send
+            + 'static,
+    ) -> ByteStream {
         let (tx, rx) = mpsc::channel(self.config.queue_depth);
         let rows = Arc::new(AtomicU64::new(0));
         let counter = rows.clone();
-        let file = file.clone();
         let block_size = self.config.block_size;
         self.pool.spawn(move || {
-            if let Err(e) = produce_bytes(&file, block_size, &counter, &tx) {
+            if let Err(e) = produce(block_size, &counter, &tx) {
                 let _ = tx.blocking_send(Err(e));
             }
         });
