@@ -13,7 +13,13 @@ use crate::session::Session;
 use crate::{LoadError, Result};
 
 /// Accounts no restore touches: the superuser and the server's own.
-pub(crate) const NEVER: [&str; 5] = ["root", "mariadb.sys", "mysql.sys", "mysql.session", "mysql.infoschema"];
+const NEVER: [&str; 5] = ["root", "mariadb.sys", "mysql.sys", "mysql.session", "mysql.infoschema"];
+
+/// True for an account (user, host) floodgate never changes: root, the server's own, and
+/// `me`, the account it restores as.
+pub(crate) fn protected((user, host): &(String, String), me: &(String, String)) -> bool {
+    NEVER.contains(&user.as_str()) || (user, host) == (&me.0, &me.1)
+}
 
 /// Runs the blocks of `step` for every account but those floodgate never touches. Returns
 /// how many accounts it restored.
@@ -27,8 +33,7 @@ pub(crate) async fn apply(
     let me = current_user(conn).await?;
     let mut done = 0;
     for block in blocks.iter().filter(|b| b.step == step) {
-        let (user, host) = block.user_host();
-        if NEVER.contains(&user.as_str()) || (user.as_str(), host.as_str()) == (me.0.as_str(), me.1.as_str()) {
+        if protected(&block.user_host(), &me) {
             if step == AccountStep::Create {
                 session.progress.notice(format!(
                     "--users: {} is not restored: floodgate never changes root, the server's own accounts or the \

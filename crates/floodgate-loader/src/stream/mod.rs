@@ -123,7 +123,7 @@ pub(crate) async fn load(work: &mut Work<'_>, stream: Stream) -> Result<Loaded> 
         fold_case: fold.unwrap_or(0) != 0,
         checkpoint_schema: session.options.checkpoint_schema.clone(),
         users: session.options.users,
-        protected: vec![crate::accounts::current_user(work.control).await?],
+        me: crate::accounts::current_user(work.control).await?,
     };
     let mut seq =
         Sequencer::new(name.clone(), stream.selection, rules, session.checkpoints.clone(), work.resumed.clone());

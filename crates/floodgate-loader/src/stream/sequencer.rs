@@ -116,15 +116,9 @@ pub(crate) struct Rules {
     pub checkpoint_schema: floodgate_conn::CheckpointSchema,
     /// Run the dump's account statements (`--users`).
     pub users: bool,
-    /// Accounts no statement may touch (root, the server's own, the restoring account).
-    pub protected: Vec<(String, String)>,
-}
-
-impl Rules {
-    /// True if `(user, host)` is an account floodgate never changes.
-    fn protects(&self, (user, host): &(String, String)) -> bool {
-        crate::accounts::NEVER.contains(&user.as_str()) || self.protected.iter().any(|(u, h)| u == user && h == host)
-    }
+    /// The account floodgate restores as, which no statement may touch (nor root, nor the
+    /// server's own accounts).
+    pub me: (String, String),
 }
 
 /// What became of the dump's account statements.
@@ -395,7 +389,10 @@ impl Sequencer {
             self.accounts.left_out += 1;
             return Ok(());
         }
-        if floodgate_format::mysqldump::named_accounts(&s.text).iter().any(|a| self.rules.protects(a)) {
+        if floodgate_format::mysqldump::named_accounts(&s.text)
+            .iter()
+            .any(|a| crate::accounts::protected(a, &self.rules.me))
+        {
             self.accounts.protected += 1;
             return Ok(());
         }
@@ -691,7 +688,7 @@ mod tests {
             fold_case: false,
             checkpoint_schema: Default::default(),
             users: false,
-            protected: Vec::new(),
+            me: Default::default(),
         }
     }
 
