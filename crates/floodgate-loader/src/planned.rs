@@ -373,8 +373,13 @@ fn post_data(plan: &RestorePlan) -> Result<PostData> {
 /// A script that opens or closes the backup, in no database.
 fn opening_script(plan: &RestorePlan, file: &SqlFile) -> Result<Script> {
     let statements = floodgate_format::read_statements(file, plan.format.terminator())?;
-    let key = file.path.strip_prefix(&plan.root).unwrap_or(&file.path).to_string_lossy().into_owned();
-    Ok(Script::classified(key, String::new(), file.path.display().to_string(), None, statements).all_in(Pass::Routines))
+    Ok(Script::classified(script_key(plan, file), String::new(), file.path.display().to_string(), None, statements)
+        .all_in(Pass::Routines))
+}
+
+/// A script's name in the checkpoints: its path in the backup.
+fn script_key(plan: &RestorePlan, file: &SqlFile) -> String {
+    file.path.strip_prefix(&plan.root).unwrap_or(&file.path).to_string_lossy().into_owned()
 }
 
 /// A post-data file's statements, as the dump tool meant them (see
@@ -388,6 +393,11 @@ fn script(plan: &RestorePlan, db: &str, file: &SqlFile) -> Result<Script> {
             s.text = fixed;
         }
     }
-    let key = file.path.strip_prefix(&plan.root).unwrap_or(&file.path).to_string_lossy().into_owned();
-    Ok(Script::classified(key, db.to_string(), file.path.display().to_string(), Some(db.to_string()), statements))
+    Ok(Script::classified(
+        script_key(plan, file),
+        db.to_string(),
+        file.path.display().to_string(),
+        Some(db.to_string()),
+        statements,
+    ))
 }
