@@ -25,6 +25,7 @@ mod error;
 pub mod failpoint;
 pub mod fast_target;
 pub mod fingerprint;
+mod grant_tables;
 mod gtid;
 mod indexes;
 mod job;

@@ -409,6 +409,71 @@ fn an_all_databases_dump_leaves_the_server_schemas_alone() {
     assert_eq!(sql(&target, "SELECT COUNT(*) FROM whole.t").trim(), "2");
 }
 
+/// With --users, the accounts of a whole-server dump's `mysql` schema are restored from its
+/// privilege tables (passwords, roles, grants on databases, tables and columns), while root,
+/// the server's own accounts and the restoring account stay as the target has them; a rerun
+/// (a resume) changes nothing, and an account the target defines differently is refused by
+/// name.
+#[test]
+fn users_restores_the_accounts_of_an_all_databases_dump() {
+    let src = floodgate_sandbox::Sandbox::start(&options()).unwrap();
+    sql(
+        &src,
+        "CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY, secret INT); INSERT INTO shop.t VALUES (1, 2);
+         CREATE USER 'app'@'%' IDENTIFIED BY 's3cret'; GRANT SELECT, INSERT ON shop.* TO 'app'@'%';
+         CREATE ROLE reader; GRANT SELECT (id) ON shop.t TO reader; GRANT reader TO 'app'@'%';
+         CREATE USER 'ops'@'localhost' IDENTIFIED BY 'x'; GRANT RELOAD ON *.* TO 'ops'@'localhost';",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("all.sql");
+    let out = Command::new("mariadb-dump")
+        .args(["--no-defaults", "-uroot", "--all-databases", "--single-transaction"])
+        .arg(format!("--socket={}", src.socket().display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(&dump, &out.stdout).unwrap();
+
+    let target = floodgate_sandbox::Sandbox::start(&options()).unwrap();
+    let root_before = sql(&target, "SELECT Priv FROM mysql.global_priv WHERE User = 'root' ORDER BY Host");
+    let out = restore(&target, &dump, &["--users"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("restored from the `mysql` schema's privilege tables"), "{}", stderr(&out));
+    for account in ["'app'@'%'", "'ops'@'localhost'", "reader"] {
+        assert_eq!(
+            sql(&src, &format!("SHOW GRANTS FOR {account}")),
+            sql(&target, &format!("SHOW GRANTS FOR {account}"))
+        );
+    }
+    let login = Command::new("mariadb")
+        .args(["--no-defaults", "-u", "app", "-ps3cret", "-N", "-e", "SET ROLE reader; SELECT id FROM shop.t"])
+        .arg(format!("--socket={}", target.socket().display()))
+        .output()
+        .unwrap();
+    assert!(login.status.success(), "{}", String::from_utf8_lossy(&login.stderr));
+    assert_eq!(sql(&target, "SELECT Priv FROM mysql.global_priv WHERE User = 'root' ORDER BY Host"), root_before);
+    let accounts = "SELECT User, Host, Priv FROM mysql.global_priv ORDER BY 1, 2";
+    let grants = sql(&target, accounts);
+
+    // Run again, as a resume would: nothing changes.
+    let again = restore(&target, &dump, &["--users", "--overwrite"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(stderr(&again).contains("0 account(s) and role(s) restored"), "{}", stderr(&again));
+    assert_eq!(sql(&target, accounts), grants);
+
+    // An account the target has differently is refused by name; with
+    // --ignore-grant-errors the target's is kept.
+    sql(&target, "ALTER USER 'ops'@'localhost' IDENTIFIED BY 'changed'");
+    let changed = sql(&target, accounts);
+    let refused = restore(&target, &dump, &["--users", "--overwrite"]);
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains("'ops'@'localhost'"), "{}", stderr(&refused));
+    assert_eq!(sql(&target, accounts), changed);
+    let kept = restore(&target, &dump, &["--users", "--overwrite", "--ignore-grant-errors"]);
+    assert!(kept.status.success(), "{}", stderr(&kept));
+    assert_eq!(sql(&target, accounts), changed);
+}
+
 /// `mariadb-dump --system=users` writes CREATE USER and GRANT statements: restored with
 /// --users (the passwords log in, SHOW GRANTS matches), left out with a notice without it,
 /// and never for root or mariadb.sys, which the dump names too.

@@ -158,10 +158,18 @@ pub(crate) async fn load(work: &mut Work<'_>, stream: Stream) -> Result<Loaded> 
     }
     notice_server_schemas(&session.progress, &seq.server_schemas_left_out());
     notice_accounts(&session.progress, seq.account_counts(), &name);
+    let grant_rows = seq.take_grant_rows();
     let (actions, post, unmatched) = seq.finish()?;
     driver.run(actions).await?;
     // A failed CREATE is reported here rather than by whichever loader waits for it.
     driver.work.ddl.barrier().await?;
+    if !grant_rows.is_empty() {
+        let accounts = crate::grant_tables::restore(&session, grant_rows).await?;
+        session.progress.notice(format!(
+            "--users: {accounts} account(s) and role(s) restored from the `mysql` schema's privilege tables (root, \
+             the server's own accounts and the account floodgate restores as left as the target has them)"
+        ));
+    }
     let script = Script::classified("stream".into(), String::new(), name, None, post);
     Ok(Loaded { post: PostData { scripts: vec![script], ..Default::default() }, unmatched, ..Default::default() })
 }

@@ -33,6 +33,7 @@ use floodgate_format::{sqltext, Selection};
 
 use crate::checkpoint::{self, step, Checkpoints};
 use crate::convert::set_names;
+use crate::grant_tables::{self, GrantRows};
 use crate::planned::DEFER_MIN_BYTES;
 use crate::resume::{chunk_done, Resumed};
 use crate::tables::TableId;
@@ -191,6 +192,9 @@ pub(crate) struct Sequencer {
     post: Vec<Statement>,
     actions: Vec<Action>,
     accounts: AccountCounts,
+    /// The privilege tables of the `mysql` schema the selection leaves out, kept for
+    /// `--users` ([`crate::grant_tables`]).
+    grant_rows: GrantRows,
 }
 
 impl Sequencer {
@@ -223,7 +227,13 @@ impl Sequencer {
             post: Vec::new(),
             actions: Vec::new(),
             accounts: AccountCounts::default(),
+            grant_rows: GrantRows::default(),
         }
+    }
+
+    /// The privilege tables' statements kept for `--users`.
+    pub fn take_grant_rows(&mut self) -> GrantRows {
+        std::mem::take(&mut self.grant_rows)
     }
 
     /// What became of the dump's account statements so far.
@@ -302,7 +312,7 @@ impl Sequencer {
             self.pending_closed = true;
         }
         if !selected {
-            return Ok(());
+            return self.keep_grant_table(item);
         }
         match item {
             Item::Context(s) => {
@@ -378,6 +388,33 @@ impl Sequencer {
             }
         }
         Ok(())
+    }
+
+    /// With `--users`, keeps what the dump says of the `mysql` schema's privilege tables (left
+    /// out of the restore as rows): their CREATE TABLE and their INSERTs.
+    fn keep_grant_table(&mut self, item: Item) -> Result<()> {
+        if !self.rules.users {
+            return Ok(());
+        }
+        let current = self.current_db();
+        let kept = match &item {
+            Item::Rows { db, table, .. } => db == "mysql" && grant_tables::is_grant_table(table),
+            Item::Schema(s) => match schema_target(&s.text) {
+                Some(SchemaTarget::Table(db, t)) => {
+                    let db = if db.is_empty() { current } else { db };
+                    let words = sqltext::head_words(&s.text, 2);
+                    db == "mysql" && grant_tables::is_grant_table(&t) && words == ["CREATE", "TABLE"]
+                }
+                _ => false,
+            },
+            _ => false,
+        };
+        match item {
+            Item::Rows { statement, .. } | Item::Schema(statement) if kept => {
+                self.grant_rows.keep(statement, &self.source)
+            }
+            _ => Ok(()),
+        }
     }
 
     /// An account statement: run in order with `--users` (after the CREATEs handed out, since
