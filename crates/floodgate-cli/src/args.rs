@@ -138,8 +138,8 @@ pub struct RestoreArgs {
     /// Restore only these databases (repeatable).
     #[arg(long = "database", value_name = "DB")]
     pub databases: Vec<String>,
-    /// Restore a mysqldump file's single database under this name (needed for dumps made
-    /// without --databases, which name no database).
+    /// Restore the backup's single database (or the one --database picks) under this name;
+    /// mysqldump files made without --databases name no database and need it.
     #[arg(long, value_name = "NEWDB")]
     pub into: Option<String>,
     /// Skip this table (repeatable).
@@ -299,8 +299,8 @@ pub struct DrillArgs {
     /// stable name.
     #[arg(long, value_name = "NAME")]
     pub label: Option<String>,
-    /// Restore a mysqldump file's single database under this name (for dumps made without
-    /// --databases).
+    /// Restore the backup's single database under this name (mysqldump files made without
+    /// --databases need it).
     #[arg(long, value_name = "NEWDB")]
     pub into: Option<String>,
     /// Loader connections.

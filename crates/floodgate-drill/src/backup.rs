@@ -153,7 +153,7 @@ fn plan_objects(plan: &RestorePlan) -> Result<ExpectedObjects> {
             objects.insert(ObjectKind::View, &db.name, &v.name);
         }
         for file in db.post.iter().chain(&db.triggers) {
-            for s in floodgate_format::read_statements(file, plan.format.terminator())? {
+            for s in plan.statements(file)? {
                 if let Some(change) = object_change(&s.text) {
                     objects.apply(change, &db.name);
                 }

@@ -22,6 +22,7 @@ pub mod mydumper;
 pub mod mysqldump;
 pub mod native;
 pub mod objects;
+pub mod rename;
 pub mod shell;
 pub mod split;
 pub mod sqltext;

@@ -310,6 +310,9 @@ pub struct RestorePlan {
     pub growing: bool,
     /// Accounts and grants (MySQL Shell's `@.users.sql`), restored with `--users`.
     pub users: Option<SqlFile>,
+    /// `--into`: the one database is restored under another name, and the SQL the backup
+    /// runs is rewritten to match ([`crate::rename`]).
+    pub rename: Option<crate::rename::Rename>,
 }
 
 impl RestorePlan {
@@ -318,28 +321,71 @@ impl RestorePlan {
         self.databases.iter().flat_map(|d| d.tables.iter().map(move |t| (d, t)))
     }
 
+    /// The statements of one of the plan's SQL files, as this restore runs them: with the
+    /// database renamed under `--into`.
+    pub fn statements(&self, file: &SqlFile) -> crate::Result<Vec<crate::split::Statement>> {
+        let mut statements = crate::read_statements(file, self.format.terminator())?;
+        if let Some(rename) = &self.rename {
+            for s in &mut statements {
+                s.text = self.renamed(rename, &s.text, file, s.offset)?;
+            }
+        }
+        Ok(statements)
+    }
+
+    /// `text` with `--into`'s rename applied, or why it cannot be (see [`crate::rename`]).
+    pub fn rename_text(&self, text: &[u8], file: &SqlFile, offset: u64) -> crate::Result<Vec<u8>> {
+        match &self.rename {
+            Some(rename) => self.renamed(rename, text, file, offset),
+            None => Ok(text.to_vec()),
+        }
+    }
+
+    fn renamed(
+        &self,
+        rename: &crate::rename::Rename,
+        text: &[u8],
+        file: &SqlFile,
+        offset: u64,
+    ) -> crate::Result<Vec<u8>> {
+        rename.rewrite(text).map(std::borrow::Cow::into_owned).map_err(|reason| {
+            crate::FormatError::Selection(format!(
+                "{} at byte {offset}: --into {}: {reason}",
+                file.path.display(),
+                rename.to
+            ))
+        })
+    }
+
     /// Total bytes on disk of all data chunks.
     pub fn data_bytes(&self) -> u64 {
         self.tables().map(|(_, t)| t.data_bytes()).sum()
     }
 
-    /// Keeps what `selection` picks. A directory backup names its databases, so `--into` is
-    /// refused, and so is a name that matches nothing (a typo would otherwise restore less
-    /// than asked without a word).
+    /// Keeps what `selection` picks; a name that matches nothing is refused (a typo would
+    /// otherwise restore less than asked without a word). `--into` renames the one database
+    /// left: of a single-database backup, or the one `--database` picks.
     pub fn select(&mut self, selection: &Selection) -> crate::Result<()> {
-        if selection.into.is_some() {
-            return Err(crate::FormatError::Selection(
-                "--into renames the database of a mysqldump file; a directory backup names its databases (pick \
-                 them with --database)"
-                    .into(),
-            ));
-        }
         let unmatched = self.filter(&selection.databases, &selection.exclude);
         if !unmatched.is_empty() {
             return Err(crate::FormatError::Selection(format!(
                 "not in the backup: {} (see `floodgate inspect`)",
                 unmatched.join(", ")
             )));
+        }
+        if let Some(into) = &selection.into {
+            let [db] = &mut self.databases[..] else {
+                let names: Vec<&str> = self.databases.iter().map(|d| d.name.as_str()).collect();
+                return Err(crate::FormatError::Selection(format!(
+                    "--into renames the one database restored; this backup holds {} ({}): pick one with --database",
+                    names.len(),
+                    names.join(", ")
+                )));
+            };
+            if &db.name != into {
+                self.rename = Some(crate::rename::Rename { from: db.name.clone(), to: into.clone() });
+                db.name = into.clone();
+            }
         }
         Ok(())
     }

@@ -110,6 +110,7 @@ pub fn read(dir: &Path) -> Result<RestorePlan> {
     }
     databases.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(RestorePlan {
+        rename: None,
         format: Format::Mydumper { layout: metadata.layout.unwrap_or(MydumperLayout::Legacy) },
         root,
         session: SessionSettings { sql_mode: metadata.sql_mode, time_zone: None, charset: None },

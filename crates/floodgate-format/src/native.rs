@@ -337,6 +337,7 @@ pub fn read(dir: &Path) -> Result<RestorePlan> {
         });
     }
     Ok(RestorePlan {
+        rename: None,
         format: Format::Native,
         root,
         session: SessionSettings { sql_mode: None, time_zone: Some("+00:00".into()), charset: Some("binary".into()) },

@@ -218,6 +218,7 @@ impl Dump {
         databases.sort_by(|a, b| a.name.cmp(&b.name));
         let tz_utc = self.started.get("tzUtc").and_then(Value::as_bool).unwrap_or(true);
         Ok(RestorePlan {
+            rename: None,
             format: Format::MysqlShell { version: self.version.clone() },
             root: self.root.clone(),
             session: SessionSettings {

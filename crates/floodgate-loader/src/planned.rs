@@ -78,7 +78,13 @@ async fn create_accounts(
     plan: &RestorePlan,
 ) -> Result<(Vec<floodgate_format::shell::AccountBlock>, String)> {
     let Some(file) = &plan.users else { return Ok((Vec::new(), String::new())) };
-    let blocks = floodgate_format::shell::account_blocks(file)?;
+    let mut blocks = floodgate_format::shell::account_blocks(file)?;
+    for block in &mut blocks {
+        for statement in &mut block.statements {
+            let renamed = plan.rename_text(statement.as_bytes(), file, 0)?;
+            *statement = String::from_utf8_lossy(&renamed).into_owned();
+        }
+    }
     let name = file.path.display().to_string();
     if !work.session.options.users {
         if !blocks.is_empty() {
@@ -180,7 +186,7 @@ async fn create_databases(work: &mut Work<'_>, plan: &RestorePlan, existing: &Ex
             Some(file) => {
                 // Only the database's own statements: MySQL Shell's schema script goes on
                 // with the routines and events, which wait for after the data.
-                let statements = floodgate_format::read_statements(file, plan.format.terminator())?;
+                let statements = plan.statements(file)?;
                 for s in statements.into_iter().filter(|s| is_database_statement(&s.text)) {
                     conn.query_drop(&s.text[..]).await.map_err(LoadError::sql(format!(
                         "{} at byte {}",
@@ -212,7 +218,7 @@ async fn create_table(
 ) -> Result<()> {
     let mut statements = vec![session_statement(format!("SET NAMES utf8mb4; USE {}", quote(db)))];
     let defer = work.session.options.defer_indexes && table.data_bytes() >= DEFER_MIN_BYTES;
-    for mut s in floodgate_format::read_statements(&table.schema, plan.format.terminator())? {
+    for mut s in plan.statements(&table.schema)? {
         if let Some(create) = create_table_text(&s).filter(|_| defer) {
             match ddl::defer_indexes(db, &table.name, create, &referenced_for(referenced, db, &table.name)) {
                 Ok(d) => {
@@ -310,7 +316,7 @@ async fn queue_chunks(
 fn referenced_columns(plan: &RestorePlan) -> Result<ReferencedColumns> {
     let mut referenced = Vec::new();
     for (db, table) in plan.tables() {
-        for s in floodgate_format::read_statements(&table.schema, plan.format.terminator())? {
+        for s in plan.statements(&table.schema)? {
             let Some(parsed) = create_table_text(&s).and_then(|t| ddl::parse_create_table(t).ok()) else { continue };
             for d in parsed.definitions {
                 if let ddl::DefinitionKind::ForeignKey { parent, parent_columns } = d.kind {
@@ -372,7 +378,7 @@ fn post_data(plan: &RestorePlan) -> Result<PostData> {
 
 /// A script that opens or closes the backup, in no database.
 fn opening_script(plan: &RestorePlan, file: &SqlFile) -> Result<Script> {
-    let statements = floodgate_format::read_statements(file, plan.format.terminator())?;
+    let statements = plan.statements(file)?;
     Ok(Script::classified(script_key(plan, file), String::new(), file.path.display().to_string(), None, statements)
         .all_in(Pass::Routines))
 }
@@ -385,7 +391,7 @@ fn script_key(plan: &RestorePlan, file: &SqlFile) -> String {
 /// A post-data file's statements, as the dump tool meant them (see
 /// [`floodgate_format::Format::restore_post_statement`]).
 fn script(plan: &RestorePlan, db: &str, file: &SqlFile) -> Result<Script> {
-    let mut statements = floodgate_format::read_statements(file, plan.format.terminator())?;
+    let mut statements = plan.statements(file)?;
     // The database exists by now (MySQL Shell's schema script opens with its CREATE).
     statements.retain(|s| !creates_database(&s.text));
     for s in &mut statements {

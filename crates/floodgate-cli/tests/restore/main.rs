@@ -9,6 +9,7 @@ mod consistency;
 mod crafted;
 mod credentials;
 mod differential;
+mod into;
 mod mydumper;
 mod mysqldump;
 mod native;
