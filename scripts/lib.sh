@@ -42,6 +42,18 @@ ensure_tools() {
     export PATH="$PATH:/usr/sbin"
 }
 
+# The S3-compatible server the object-storage tests and benches run against: s3s-fs, built
+# from crates.io (a few minutes, once per machine). Pinned: 0.14.1 is the last release that
+# builds with Rust 1.95.
+S3S_FS_VERSION=0.14.1
+ensure_s3_server() {
+    if s3s-fs --version 2>/dev/null | grep -q "$S3S_FS_VERSION"; then
+        return
+    fi
+    log "installing s3s-fs $S3S_FS_VERSION from crates.io (the tests' S3-compatible server)"
+    cargo install --quiet --locked --version "$S3S_FS_VERSION" --features binary s3s-fs
+}
+
 # start_sandbox NAME [floodgate-sandbox args...]: starts a throwaway server that lives until
 # this shell exits, and sets NAME_SOCKET, NAME_DIR, NAME_PID and NAME_USER (and NAME_PORT
 # with --tcp). It listens on its socket only unless given --tcp.

@@ -24,6 +24,18 @@ pub struct Cli {
     /// More log output (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// The S3-compatible store's URL for s3:// sources (MinIO, Ceph, R2...; addressed
+    /// path-style); else AWS_ENDPOINT_URL, the profile's endpoint_url, or AWS itself.
+    #[arg(long, value_name = "URL", global = true)]
+    pub s3_endpoint: Option<String>,
+    /// Region to sign s3:// requests for (else AWS_REGION, the profile's, or us-east-1).
+    #[arg(long, value_name = "REGION", global = true)]
+    pub s3_region: Option<String>,
+    /// One s3:// request's limit in seconds: a transfer that stalls longer is cut and tried
+    /// again (for up to five minutes of failures in a row).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, global = true,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub s3_timeout: u64,
     /// Print help.
     #[arg(long, action = clap::ArgAction::Help, global = true)]
     help: Option<bool>,

@@ -41,6 +41,7 @@ fn main() {
         eprintln!("floodgate: warning: {}", cmdline::WARNING);
     }
     run::init_logging(cli.verbose);
+    run::configure_storage(&cli);
     let code = match run::run(cli) {
         Ok(()) => 0,
         Err(e) => {

@@ -24,6 +24,23 @@ pub fn init_logging(verbose: u8) {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
+/// Object storage options from the flags, with the ranged reads in flight kept within an
+/// eighth of the command's memory budget.
+pub fn configure_storage(cli: &Cli) {
+    let budget_mib = match &cli.command {
+        Command::Restore(args) => args.memory_budget,
+        Command::Drill(args) => args.memory_budget,
+        _ => 256,
+    };
+    let options = floodgate_storage::StoreOptions {
+        endpoint: cli.s3_endpoint.clone(),
+        region: cli.s3_region.clone(),
+        request_timeout: Duration::from_secs(cli.s3_timeout),
+        ..Default::default()
+    };
+    floodgate_storage::configure(options.within_budget((budget_mib as u64) << 20));
+}
+
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Restore(args) => restore(*args),

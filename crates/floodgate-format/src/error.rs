@@ -32,6 +32,9 @@ pub enum FormatError {
         /// What is wrong.
         reason: String,
     },
+    /// Object storage failed: the object is missing, refused, unreachable or changed.
+    #[error(transparent)]
+    Storage(#[from] floodgate_storage::StorageError),
     /// `--database`, `--exclude` or `--into` ask for what the backup does not hold.
     #[error("{0}")]
     Selection(String),
@@ -70,7 +73,19 @@ impl Classify for FormatError {
             FormatError::NotABackup { .. } => ErrorClass::Refused,
             FormatError::Io { .. } => ErrorClass::Failed,
             FormatError::Selection(_) => ErrorClass::Usage,
+            FormatError::Storage(e) => storage_class(e.kind),
         }
+    }
+}
+
+/// What a storage failure means for the run: a changed object is damage (never retried);
+/// an unreachable store, refused credentials or a missing object are failures.
+pub fn storage_class(kind: floodgate_storage::StorageErrorKind) -> ErrorClass {
+    use floodgate_storage::StorageErrorKind as K;
+    match kind {
+        K::Changed => ErrorClass::Integrity,
+        K::Usage => ErrorClass::Usage,
+        K::NotFound | K::Denied | K::Unreachable => ErrorClass::Failed,
     }
 }
 

@@ -36,6 +36,22 @@ pub use model::{
 
 use std::path::Path;
 
+/// A backup in object storage: a mysqldump file (plain, .gz, .zst) as one object.
+fn open_object(url: &str) -> Result<Backup> {
+    let parsed = floodgate_storage::ObjectUrl::parse(url)?;
+    if parsed.key.is_empty() || parsed.key.ends_with('/') {
+        return Err(FormatError::NotABackup {
+            path: url.into(),
+            reason: "a prefix: floodgate reads a mysqldump file from object storage (s3://bucket/key.sql[.gz|.zst]); \
+                     directory backups there (native, mydumper, MySQL Shell) are not read yet, copy them to local \
+                     disk first"
+                .into(),
+        });
+    }
+    let object = floodgate_storage::Object::open(url)?;
+    mysqldump::detect_object(object).map(Backup::Dump)
+}
+
 /// A backup, as detected.
 #[derive(Debug, Clone)]
 #[allow(clippy::large_enum_variant)] // one per run: boxing buys nothing
@@ -53,6 +69,9 @@ pub enum Backup {
 pub fn open(source: &Path) -> Result<Backup> {
     if source == Path::new("-") {
         return mysqldump::detect(source).map(Backup::Dump);
+    }
+    if let Some(url) = source.to_str().filter(|s| floodgate_storage::is_url(s)) {
+        return open_object(url);
     }
     let meta = std::fs::metadata(source).map_err(|e| FormatError::io(source, e))?;
     if meta.is_dir() {

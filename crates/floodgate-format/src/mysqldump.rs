@@ -23,8 +23,11 @@ use crate::{FormatError, Result};
 /// Where a dump comes from.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DumpSource {
-    /// The file, or None for standard input.
+    /// The file, or None for standard input or an object.
     pub path: Option<PathBuf>,
+    /// The object in object storage (`s3://bucket/key`), pinned at its size and ETag.
+    #[serde(skip)]
+    pub object: Option<floodgate_storage::Object>,
     /// Size on disk, when a file.
     pub bytes: Option<u64>,
     /// Compression found by magic bytes.
@@ -34,22 +37,45 @@ pub struct DumpSource {
 impl DumpSource {
     /// A name for messages: the path or `<stdin>`.
     pub fn name(&self) -> String {
+        if let Some(object) = &self.object {
+            return object.url();
+        }
         self.path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<stdin>".into())
     }
 
-    /// Opens the raw (still compressed) bytes.
+    /// Opens the raw (still compressed) bytes. An object is read in parallel ranges.
     pub fn open_raw(&self) -> Result<Box<dyn Read + Send>> {
-        match &self.path {
-            Some(p) => Ok(Box::new(File::open(p).map_err(|e| FormatError::io(p, e))?)),
-            None => Ok(Box::new(std::io::stdin())),
+        match (&self.object, &self.path) {
+            (Some(object), _) => Ok(Box::new(object.reader(0))),
+            (None, Some(p)) => Ok(Box::new(File::open(p).map_err(|e| FormatError::io(p, e))?)),
+            (None, None) => Ok(Box::new(std::io::stdin())),
         }
     }
 
-    /// True for a regular, uncompressed file: a part of it can be read again by offset
-    /// ([`DumpSource::read_range`]). Not standard input, a pipe or a compressed file.
+    /// True for a regular, uncompressed file or object: a part of it can be read again by
+    /// offset ([`DumpSource::read_range`]). Not standard input, a pipe or a compressed file.
     pub fn seekable(&self) -> bool {
-        let regular = self.path.as_ref().and_then(|p| std::fs::metadata(p).ok()).is_some_and(|m| m.is_file());
+        let regular = self.object.is_some()
+            || self.path.as_ref().and_then(|p| std::fs::metadata(p).ok()).is_some_and(|m| m.is_file());
         regular && self.compression == Compression::None
+    }
+
+    /// Whether a seekable dump is whole, from its first and last bytes ([`completeness`]):
+    /// known before anything is restored.
+    pub fn plain_completeness(&self) -> Result<Completeness> {
+        match (&self.object, &self.path) {
+            (Some(object), _) => {
+                let len = object.size();
+                let head = object.read_range(0, ENDS as u64)?;
+                let tail = object.read_range(len.saturating_sub(ENDS as u64), ENDS as u64)?;
+                completeness(&object.url(), &head, &tail, len)
+            }
+            (None, Some(path)) => file_completeness(path),
+            (None, None) => Err(FormatError::NotABackup {
+                path: self.name().into(),
+                reason: "standard input cannot be read twice".into(),
+            }),
+        }
     }
 
     /// The statements in bytes `offset..offset + len` of a seekable dump, with the file's
@@ -57,6 +83,17 @@ impl DumpSource {
     /// rows load, so the file need not be held in memory in between. Splits with the `;`
     /// delimiter; the caller compares what it gets with what the first read saw.
     pub fn read_range(&self, offset: u64, len: u64) -> Result<Vec<Statement>> {
+        if let Some(object) = self.object.as_ref().filter(|_| self.compression == Compression::None) {
+            let text = object.read_range(offset, len)?;
+            if (text.len() as u64) < len {
+                return Err(FormatError::corrupt(
+                    Path::new(&object.url()),
+                    Some(offset + text.len() as u64),
+                    "the object is shorter than when it was first read: it changed during the restore",
+                ));
+            }
+            return split_range(&text, offset, Path::new(&object.url()));
+        }
         // Not `seekable()`: a chunk's range is read once per chunk, and the caller checked that.
         let plain = self.path.as_deref().filter(|_| self.compression == Compression::None);
         let path = plain.ok_or_else(|| FormatError::NotABackup {
@@ -74,24 +111,43 @@ impl DumpSource {
                 "the file is shorter than when it was first read: it changed during the restore",
             ));
         }
-        let mut statements = split::split_all(&text, Terminator::Delimiter)
-            .map_err(|e| FormatError::corrupt(path, Some(offset), format!("reading bytes again: {e}")))?;
-        for s in &mut statements {
-            s.offset += offset;
-        }
-        Ok(statements)
+        split_range(&text, offset, path)
     }
+}
+
+/// The statements of `text`, read from `offset` of `path`, with the file's offsets.
+fn split_range(text: &[u8], offset: u64, path: &Path) -> Result<Vec<Statement>> {
+    let mut statements = split::split_all(text, Terminator::Delimiter)
+        .map_err(|e| FormatError::corrupt(path, Some(offset), format!("reading bytes again: {e}")))?;
+    for s in &mut statements {
+        s.offset += offset;
+    }
+    Ok(statements)
 }
 
 /// Checks that `path` is a SQL dump (plain, gzip or zstd) and describes it. Standard input
 /// (`-`) is accepted as is: it can only be read once, so its first statement decides.
 pub fn detect(path: &Path) -> Result<DumpSource> {
     if path == Path::new("-") {
-        return Ok(DumpSource { path: None, bytes: None, compression: Compression::None });
+        return Ok(DumpSource { path: None, object: None, bytes: None, compression: Compression::None });
     }
     let file = File::open(path).map_err(|e| FormatError::io(path, e))?;
     let bytes = file.metadata().map_err(|e| FormatError::io(path, e))?.len();
-    let mut raw = BufReader::new(file);
+    let compression = sniff_sql(path, BufReader::new(file))?;
+    Ok(DumpSource { path: Some(path.to_path_buf()), object: None, bytes: Some(bytes), compression })
+}
+
+/// Checks that `object` holds a SQL dump (plain, gzip or zstd) and describes it.
+pub fn detect_object(object: floodgate_storage::Object) -> Result<DumpSource> {
+    // One small part: enough for the first 64 KiB of SQL, even compressed.
+    let head = object.reader_with(0, 1 << 20, 1);
+    let compression = sniff_sql(Path::new(&object.url()), BufReader::new(head))?;
+    Ok(DumpSource { path: None, bytes: Some(object.size()), object: Some(object), compression })
+}
+
+/// The compression of a dump whose raw bytes `raw` reads, once its first 64 KiB of text are
+/// found to be SQL.
+fn sniff_sql(path: &Path, mut raw: impl BufRead + Send + 'static) -> Result<Compression> {
     let compression = Compression::sniff(raw.fill_buf().map_err(|e| FormatError::io(path, e))?);
     let mut head = Vec::new();
     compress::decoder(raw)
@@ -103,7 +159,7 @@ pub fn detect(path: &Path) -> Result<DumpSource> {
             reason: "not a mysqldump/mariadb-dump file (plain, .gz or .zst): it does not start with SQL".into(),
         });
     }
-    Ok(DumpSource { path: Some(path.to_path_buf()), bytes: Some(bytes), compression })
+    Ok(compression)
 }
 
 /// True if `head` starts (after whitespace) with a comment or a statement keyword a dump

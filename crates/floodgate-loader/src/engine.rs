@@ -299,11 +299,11 @@ fn identify(source: &Source, options: &RestoreOptions, progress: &Progress) -> R
             checkpoint::plan_identity(plan)
         }
         Source::Stream(stream) => {
-            if let (true, Some(path)) = (stream.source.seekable(), &stream.source.path) {
-                if !options.allow_incomplete {
-                    floodgate_format::mysqldump::file_completeness(path)
-                        .map_err(|e| crate::stream::incomplete(e, false))?;
-                }
+            if stream.source.seekable() && !options.allow_incomplete {
+                stream.source.plain_completeness().map_err(|e| match e {
+                    e @ floodgate_format::FormatError::Storage(_) => LoadError::Format(e),
+                    e => crate::stream::incomplete(e, false),
+                })?;
             }
             if let Some(n) = stream.source.bytes {
                 Progress::add(&progress.bytes_total, n);

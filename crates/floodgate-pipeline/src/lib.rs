@@ -83,7 +83,20 @@ impl PipelineError {
 /// A read error on a file that opened fine means damaged content (the decoders report bad
 /// data with assorted kinds), unless the file vanished or its permissions changed.
 fn is_corruption(e: &std::io::Error) -> bool {
-    !matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied)
+    use std::io::ErrorKind as K;
+    // Decoders report damage as InvalidData, UnexpectedEof or Other; a file that cannot be
+    // opened, or an object store that cannot be reached, says nothing about the backup.
+    !matches!(
+        e.kind(),
+        K::NotFound
+            | K::PermissionDenied
+            | K::TimedOut
+            | K::ConnectionRefused
+            | K::ConnectionReset
+            | K::ConnectionAborted
+            | K::NotConnected
+            | K::BrokenPipe
+    )
 }
 
 /// Sizes that bound the pipeline's memory.

@@ -1,4 +1,5 @@
-//! A throwaway MariaDB (or MySQL) server for tests, benchmarks and restore drills.
+//! A throwaway MariaDB (or MySQL) server for tests, benchmarks and restore drills, and a
+//! throwaway S3-compatible server ([`S3Sandbox`]) for tests and benchmarks of object storage.
 //!
 //! [`Sandbox::start`] initialises a data directory in a fresh temporary directory, starts the
 //! server on a Unix socket inside that directory (and on a free TCP port only when asked),
@@ -23,6 +24,9 @@
 
 mod account;
 mod login;
+mod s3;
+
+pub use s3::S3Sandbox;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;

@@ -15,5 +15,6 @@ mod mysqldump;
 mod native;
 mod ownership;
 mod resume;
+mod s3;
 mod shell;
 mod unfit_targets;

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use crate::common::*;
 
 /// Runs mariadb-dump against the source; returns the dump's path in `dir`.
-fn mariadb_dump(dir: &Path, args: &[&str]) -> PathBuf {
+pub(crate) fn mariadb_dump(dir: &Path, args: &[&str]) -> PathBuf {
     let out = Command::new("mariadb-dump")
         .args(["--no-defaults", "-uroot", "--single-transaction", "--routines", "--events", "--triggers"])
         .arg(format!("--socket={}", source().socket().display()))
@@ -21,7 +21,7 @@ fn mariadb_dump(dir: &Path, args: &[&str]) -> PathBuf {
     path
 }
 
-fn compress(path: &Path, tool: &str) -> PathBuf {
+pub(crate) fn compress(path: &Path, tool: &str) -> PathBuf {
     let status = Command::new(tool).arg("-q").arg("-f").arg(path).status().expect("compressor");
     assert!(status.success());
     let ext = if tool == "gzip" { "gz" } else { "zst" };
