@@ -24,13 +24,14 @@ pub fn init_logging(verbose: u8) {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
-/// Object storage options from the flags, with the ranged reads in flight kept within an
-/// eighth of the command's memory budget.
+/// Object storage options from the flags, with the ranged reads in flight kept within a
+/// quarter of the command's memory budget, shared by its loaders.
 pub fn configure_storage(cli: &Cli) {
-    let budget_mib = match &cli.command {
-        Command::Restore(args) => args.memory_budget,
-        Command::Drill(args) => args.memory_budget,
-        _ => 256,
+    let (budget_mib, readers) = match &cli.command {
+        Command::Restore(args) => (args.memory_budget, usize::from(args.threads)),
+        Command::Drill(args) => (args.memory_budget, usize::from(args.threads)),
+        Command::Verify(args) => (256, args.threads.unwrap_or(2)),
+        _ => (256, 1),
     };
     let options = floodgate_storage::StoreOptions {
         endpoint: cli.s3_endpoint.clone(),
@@ -38,7 +39,7 @@ pub fn configure_storage(cli: &Cli) {
         request_timeout: Duration::from_secs(cli.s3_timeout),
         ..Default::default()
     };
-    floodgate_storage::configure(options.within_budget((budget_mib as u64) << 20));
+    floodgate_storage::configure(options.within_budget((budget_mib as u64) << 20, readers));
 }
 
 pub fn run(cli: Cli) -> Result<()> {

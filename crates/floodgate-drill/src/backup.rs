@@ -114,13 +114,14 @@ fn describe_plan(plan: &RestorePlan, info: &mut BackupInfo) -> Result<()> {
         info.binlog_position = p.binlog_position;
         info.gtid_executed.clone_from(&p.gtid_executed);
     }
-    let manifest = plan.root.join(floodgate_format::native::MANIFEST);
     match plan.format {
         floodgate_format::Format::Native => {
-            let m = floodgate_format::native::read_manifest(&manifest)?;
+            // On disk or in a bucket: read through where the plan found it.
+            let located = floodgate_format::native::Located::open(&plan.root)?;
+            let m = located.manifest()?;
             info.created_at = Some(m.created_at);
             info.source_server_version = Some(m.source.server_version);
-            info.identity_sha256 = sha256_file(&manifest);
+            info.identity_sha256 = Some(hex(&Sha256::digest(located.manifest_bytes()?)));
         }
         floodgate_format::Format::MysqlShell { .. } => {
             let p = floodgate_format::shell::provenance(&plan.root)?;

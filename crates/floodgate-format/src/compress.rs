@@ -62,11 +62,20 @@ pub fn decoder<R: Read + Send + 'static>(reader: R) -> std::io::Result<Box<dyn R
 /// Opens a planned backup file ([`crate::files::open_planned`]) and decompresses it if its
 /// magic bytes say so.
 pub fn open_planned(file: &crate::SqlFile) -> Result<Box<dyn Read + Send>> {
-    let f = crate::files::open_planned(file).map_err(|e| match e.kind() {
+    let (f, _) = crate::files::open_planned(file).map_err(|e| match e.kind() {
         std::io::ErrorKind::InvalidData => FormatError::corrupt(&file.path, None, e.to_string()),
         _ => FormatError::io(&file.path, e),
     })?;
     decoder(f).map_err(|e| FormatError::io(&file.path, e))
+}
+
+/// Opens a backup's file (on disk or in object storage) and decompresses it if its magic
+/// bytes say so.
+pub fn open_file(file: &crate::SqlFile) -> Result<Box<dyn Read + Send>> {
+    match &file.object {
+        Some(object) => decoder(object.reader(0)).map_err(|e| FormatError::io(&file.path, e)),
+        None => open(&file.path),
+    }
 }
 
 /// Opens `path` and decompresses it if its magic bytes say so.

@@ -79,9 +79,14 @@ pub fn inside(root: &Path, name: &str) -> crate::Result<crate::SqlFile> {
 
 /// Opens a backup file for reading, once, and checks it is the regular file the plan was
 /// made from: one replaced since by a link elsewhere, a FIFO or another file is refused
-/// (`InvalidData`). Opened without blocking, so a FIFO cannot hang the open.
-pub fn open_planned(file: &crate::SqlFile) -> std::io::Result<File> {
+/// (`InvalidData`). Opened without blocking, so a FIFO cannot hang the open. Returns the
+/// reader and the file's size now. An object in object storage is read in ranges, each
+/// checked to be the object as listed (an object replaced since is `InvalidData` too).
+pub fn open_planned(file: &crate::SqlFile) -> std::io::Result<(Box<dyn std::io::Read + Send>, u64)> {
     use std::os::unix::fs::MetadataExt;
+    if let Some(object) = &file.object {
+        return Ok((Box::new(object.reader(0)), object.size()));
+    }
     let f = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&file.path)?;
     let meta = f.metadata()?;
     let swapped = |what: &str| {
@@ -92,7 +97,7 @@ pub fn open_planned(file: &crate::SqlFile) -> std::io::Result<File> {
     }
     match file.identity {
         Some(id) if (id.dev, id.ino) != (meta.dev(), meta.ino()) => Err(swapped("replaced by another file")),
-        _ => Ok(f),
+        _ => Ok((Box::new(f), meta.len())),
     }
 }
 

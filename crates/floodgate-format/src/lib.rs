@@ -36,20 +36,31 @@ pub use model::{
 
 use std::path::Path;
 
-/// A backup in object storage: a mysqldump file (plain, .gz, .zst) as one object.
+/// A backup in object storage: a mysqldump file (plain, .gz, .zst) as one object, or a
+/// directory backup under a prefix (`s3://bucket/prefix/`), planned from one listing.
 fn open_object(url: &str) -> Result<Backup> {
     let parsed = floodgate_storage::ObjectUrl::parse(url)?;
-    if parsed.key.is_empty() || parsed.key.ends_with('/') {
-        return Err(FormatError::NotABackup {
-            path: url.into(),
-            reason: "a prefix: floodgate reads a mysqldump file from object storage (s3://bucket/key.sql[.gz|.zst]); \
-                     directory backups there (native, mydumper, MySQL Shell) are not read yet, copy them to local \
-                     disk first"
-                .into(),
-        });
+    if !parsed.key.is_empty() && !parsed.key.ends_with('/') {
+        let object = floodgate_storage::Object::open(url)?;
+        return mysqldump::detect_object(object).map(Backup::Dump);
     }
-    let object = floodgate_storage::Object::open(url)?;
-    mysqldump::detect_object(object).map(Backup::Dump)
+    let objects = floodgate_storage::Object::list(url)?;
+    let under = |name: &str| objects.iter().any(|o| o.key().strip_prefix(&parsed.key) == Some(name));
+    if under(native::MANIFEST) {
+        return native::read_located(&native::Located::listed(url, objects)?).map(Backup::Directory);
+    }
+    let reason = match (objects.is_empty(), under("metadata") || under("@.json")) {
+        (true, _) => "nothing is stored under this prefix".to_string(),
+        (false, true) => "mydumper and MySQL Shell directories are not read from object storage yet (a floodgate \
+                          dump and mysqldump files are): copy it to local disk first"
+            .to_string(),
+        (false, false) => format!(
+            "{} objects, none a backup's manifest (a floodgate dump has manifest.json; a mysqldump file is named \
+             by its key)",
+            objects.len()
+        ),
+    };
+    Err(FormatError::NotABackup { path: url.into(), reason })
 }
 
 /// A backup, as detected.
@@ -110,7 +121,7 @@ pub const SCHEMA_FILE_LIMIT: usize = 64 << 20;
 /// of tiny statements costs far more than its bytes.
 pub fn read_statements(file: &SqlFile, terminator: split::Terminator) -> Result<Vec<split::Statement>> {
     let corrupt = |offset: Option<u64>, reason: String| FormatError::corrupt(&file.path, offset, reason);
-    let reader = split::StatementReader::new(compress::open(&file.path)?, terminator, SCHEMA_FILE_LIMIT);
+    let reader = split::StatementReader::new(compress::open_file(file)?, terminator, SCHEMA_FILE_LIMIT);
     let mut statements = Vec::new();
     let mut held = 0usize;
     for s in reader {

@@ -112,6 +112,10 @@ pub struct SqlFile {
     /// ([`crate::files::open_planned`]). None for a file not looked at yet.
     #[serde(skip)]
     pub identity: Option<FileIdentity>,
+    /// The object it is, for a backup in object storage (`path` is then its URL, for
+    /// messages); pinned at the size and ETag it was listed with.
+    #[serde(skip)]
+    pub object: Option<floodgate_storage::Object>,
 }
 
 /// Which file a path named when the backup was read: a file swapped for another (a link, a
@@ -126,12 +130,22 @@ impl SqlFile {
     /// A file as found on disk now: its size and identity from `meta`.
     pub fn found(path: PathBuf, meta: &std::fs::Metadata) -> SqlFile {
         use std::os::unix::fs::MetadataExt;
-        SqlFile { path, bytes: meta.len(), identity: Some(FileIdentity { dev: meta.dev(), ino: meta.ino() }) }
+        SqlFile {
+            path,
+            bytes: meta.len(),
+            identity: Some(FileIdentity { dev: meta.dev(), ino: meta.ino() }),
+            object: None,
+        }
+    }
+
+    /// An object of a backup in object storage, as listed.
+    pub fn remote(object: floodgate_storage::Object) -> SqlFile {
+        SqlFile { path: PathBuf::from(object.url()), bytes: object.size(), identity: None, object: Some(object) }
     }
 
     /// A file whose identity is not checked (tests, files made by floodgate itself).
     pub fn unchecked(path: PathBuf, bytes: u64) -> SqlFile {
-        SqlFile { path, bytes, identity: None }
+        SqlFile { path, bytes, identity: None, object: None }
     }
 
     /// The file name, for messages.

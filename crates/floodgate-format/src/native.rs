@@ -154,7 +154,8 @@ pub fn encode_name(name: &str) -> String {
 
 /// Resolves a manifest path inside `root`, refusing `..`, absolute paths and symbolic links
 /// that lead out of the directory. The file must exist.
-pub fn resolve(root: &Path, relative: &str, manifest: &Path) -> Result<PathBuf> {
+/// Refuses a manifest path that is absolute or holds `..`, `.` or a root.
+fn check_relative(relative: &str, manifest: &Path) -> Result<()> {
     let unsafe_path = |reason: &str| FormatError::UnsafePath {
         path: manifest.to_path_buf(),
         name: relative.to_string(),
@@ -164,10 +165,20 @@ pub fn resolve(root: &Path, relative: &str, manifest: &Path) -> Result<PathBuf> 
     if relative.is_empty() || rel.is_absolute() {
         return Err(unsafe_path("paths in a manifest must be relative"));
     }
-    if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+    if rel.components().any(|c| !matches!(c, Component::Normal(_))) || relative.contains("//") {
         return Err(unsafe_path("`..`, `.` and roots are not allowed in manifest paths"));
     }
-    let path = root.join(rel);
+    Ok(())
+}
+
+pub fn resolve(root: &Path, relative: &str, manifest: &Path) -> Result<PathBuf> {
+    let unsafe_path = |reason: &str| FormatError::UnsafePath {
+        path: manifest.to_path_buf(),
+        name: relative.to_string(),
+        reason: reason.to_string(),
+    };
+    check_relative(relative, manifest)?;
+    let path = root.join(relative);
     let real = path.canonicalize().map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             FormatError::corrupt(&path, None, "listed in the manifest but missing")
@@ -271,16 +282,124 @@ impl RowState {
 
 /// Reads a native backup directory into a plan, checking the manifest's paths.
 pub fn read(dir: &Path) -> Result<RestorePlan> {
-    let root = dir.canonicalize().map_err(|e| FormatError::io(dir, e))?;
-    let manifest_path = root.join(MANIFEST);
-    let manifest = read_manifest(&manifest_path)?;
+    read_located(&Located::open(dir)?)
+}
+
+/// Reads a native backup, on disk or in object storage, into a plan.
+pub fn read_located(backup: &Located) -> Result<RestorePlan> {
+    plan(backup.root(), &backup.manifest_path(), &backup.manifest()?, |rel| backup.file(rel))
+}
+
+/// Where a native backup is: a directory, or a prefix in object storage listed once.
+pub enum Located {
+    Dir(PathBuf),
+    Objects {
+        /// `s3://bucket/prefix`, without the last `/`: the root paths are shown under.
+        root: PathBuf,
+        /// The objects under the prefix, by name relative to it.
+        by_name: std::collections::HashMap<String, floodgate_storage::Object>,
+    },
+}
+
+impl Located {
+    /// A directory (canonical), or an `s3://bucket/prefix/` URL (listed now).
+    pub fn open(source: &Path) -> Result<Located> {
+        match source.to_str().filter(|s| floodgate_storage::is_url(s)) {
+            Some(url) => Ok(Located::listed(url, floodgate_storage::Object::list(url)?)?),
+            None => Ok(Located::Dir(source.canonicalize().map_err(|e| FormatError::io(source, e))?)),
+        }
+    }
+
+    /// The backup under `prefix`, from its listing.
+    pub fn listed(prefix: &str, objects: Vec<floodgate_storage::Object>) -> Result<Located> {
+        let key_prefix = floodgate_storage::ObjectUrl::parse(prefix)?.key;
+        let by_name = objects
+            .into_iter()
+            .filter_map(|o| {
+                let rel = o.key().strip_prefix(&key_prefix)?.trim_start_matches('/').to_string();
+                Some((rel, o))
+            })
+            .collect();
+        Ok(Located::Objects { root: PathBuf::from(prefix.trim_end_matches('/')), by_name })
+    }
+
+    /// The directory, or the prefix as a path (for messages).
+    pub fn root(&self) -> PathBuf {
+        match self {
+            Located::Dir(root) | Located::Objects { root, .. } => root.clone(),
+        }
+    }
+
+    pub fn manifest_path(&self) -> PathBuf {
+        self.root().join(MANIFEST)
+    }
+
+    /// The manifest, read and checked.
+    pub fn manifest(&self) -> Result<Manifest> {
+        parse_manifest(&self.manifest_bytes()?, &self.manifest_path())
+    }
+
+    /// The manifest's bytes (at most [`MANIFEST_LIMIT`]): what names the backup.
+    pub fn manifest_bytes(&self) -> Result<Vec<u8>> {
+        let path = self.manifest_path();
+        let too_large = || {
+            FormatError::corrupt(
+                &path,
+                None,
+                format!("larger than {} MiB: not a manifest floodgate wrote", MANIFEST_LIMIT >> 20),
+            )
+        };
+        let missing = || {
+            FormatError::corrupt(&path, None, "no manifest.json: the dump did not finish (floodgate writes it last)")
+        };
+        match self {
+            Located::Dir(_) => match read_manifest_bytes(&path) {
+                Ok(Some(text)) => Ok(text),
+                Ok(None) => Err(too_large()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(missing()),
+                Err(e) => Err(FormatError::io(&path, e)),
+            },
+            Located::Objects { by_name, .. } => {
+                let object = by_name.get(MANIFEST).ok_or_else(missing)?;
+                if object.size() > MANIFEST_LIMIT {
+                    return Err(too_large());
+                }
+                Ok(object.read_range(0, object.size())?.to_vec())
+            }
+        }
+    }
+
+    /// The file a manifest path names: it must be a relative path to a file inside the
+    /// backup (on disk, links out are refused; in a bucket, an object under the prefix).
+    pub fn file(&self, rel: &str) -> Result<SqlFile> {
+        let manifest = self.manifest_path();
+        match self {
+            Located::Dir(root) => {
+                let path = resolve(root, rel, &manifest)?;
+                let meta = std::fs::metadata(&path).map_err(|e| FormatError::io(&path, e))?;
+                Ok(SqlFile::found(path, &meta))
+            }
+            Located::Objects { root, by_name } => {
+                check_relative(rel, &manifest)?;
+                let object = by_name
+                    .get(rel)
+                    .ok_or_else(|| FormatError::corrupt(&root.join(rel), None, "listed in the manifest but missing"))?;
+                Ok(SqlFile::remote(object.clone()))
+            }
+        }
+    }
+}
+
+/// The plan of `manifest`, whose files `file` finds.
+fn plan(
+    root: PathBuf,
+    manifest_path: &Path,
+    manifest: &Manifest,
+    file: impl Fn(&str) -> Result<SqlFile>,
+) -> Result<RestorePlan> {
+    let manifest_path = manifest_path.to_path_buf();
     let mut databases = Vec::new();
     for db in &manifest.databases {
-        let file = |rel: &str| -> Result<SqlFile> {
-            let path = resolve(&root, rel, &manifest_path)?;
-            let meta = std::fs::metadata(&path).map_err(|e| FormatError::io(&path, e))?;
-            Ok(SqlFile::found(path, &meta))
-        };
         let mut tables = Vec::new();
         for t in &db.tables {
             let mut chunks = Vec::new();
@@ -378,8 +497,13 @@ pub fn read_manifest(path: &Path) -> Result<Manifest> {
         }
         Err(e) => return Err(FormatError::io(path, e)),
     };
-    let manifest: Manifest = serde_json::from_slice(&text)
-        .map_err(|e| FormatError::corrupt(path, None, format!("invalid manifest: {e}")))?;
+    parse_manifest(&text, path)
+}
+
+/// Parses and checks a manifest's bytes.
+fn parse_manifest(text: &[u8], path: &Path) -> Result<Manifest> {
+    let manifest: Manifest =
+        serde_json::from_slice(text).map_err(|e| FormatError::corrupt(path, None, format!("invalid manifest: {e}")))?;
     if manifest.format != FORMAT {
         return Err(FormatError::corrupt(path, None, format!("format is {:?}, expected {FORMAT:?}", manifest.format)));
     }

@@ -285,6 +285,7 @@ pub async fn restore(
         verification,
         position,
         gtid_set: set_gtid,
+        object_gets: floodgate_storage::gets(),
     })
 }
 

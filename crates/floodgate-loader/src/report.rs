@@ -93,4 +93,7 @@ pub struct RestoreReport {
     pub position: Option<floodgate_format::Position>,
     /// The statement `--set-gtid-purged` ran (or a resumed run found already run).
     pub gtid_set: Option<String>,
+    /// GET requests made to object storage (0 for a backup on disk): a resumed restore
+    /// fetches only what was not committed.
+    pub object_gets: u64,
 }

@@ -579,14 +579,13 @@ fn open_planned(file: &SqlFile) -> Result<Box<dyn Read + Send>, PipelineError> {
 fn open_as_declared(
     planned: &SqlFile,
     declared: u64,
-) -> Result<AtMost<std::io::BufReader<std::fs::File>>, PipelineError> {
+) -> Result<AtMost<std::io::BufReader<Box<dyn Read + Send>>>, PipelineError> {
     let err =
         |reason: String, integrity: bool| PipelineError { file: planned.path.clone(), offset: None, reason, integrity };
-    let file = floodgate_format::files::open_planned(planned).map_err(|e| {
+    let (file, on_disk) = floodgate_format::files::open_planned(planned).map_err(|e| {
         let integrity = matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::InvalidData);
         err(e.to_string(), integrity)
     })?;
-    let on_disk = file.metadata().map_err(|e| err(e.to_string(), false))?.len();
     if on_disk != declared {
         return Err(err(format!("{on_disk} bytes on disk, the manifest says {declared}: not read"), true));
     }

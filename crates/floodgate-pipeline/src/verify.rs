@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use floodgate_format::compress::AtMost;
 use floodgate_format::native::{self, ContentDigest, RowState};
-use floodgate_format::RowsCheck;
+use floodgate_format::{RowsCheck, SqlFile};
 use rayon::prelude::*;
 
 use crate::HashingReader;
@@ -47,9 +47,8 @@ pub struct ChunkOutcome {
 
 /// Checks one chunk file: refused before it is read when its size on disk is not the
 /// declared one, then [`check_stored`].
-fn check_chunk(path: &Path, check: &RowsCheck) -> Result<ChunkOutcome, String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-    let on_disk = file.metadata().map_err(|e| format!("cannot read its size: {e}"))?.len();
+fn check_chunk(file: &SqlFile, check: &RowsCheck) -> Result<ChunkOutcome, String> {
+    let (file, on_disk) = floodgate_format::files::open_planned(file).map_err(|e| format!("cannot open: {e}"))?;
     if on_disk != check.compressed_bytes {
         return Err(format!("{on_disk} bytes on disk, the manifest says {}: not read", check.compressed_bytes));
     }
@@ -101,10 +100,8 @@ pub fn check_stored<R: Read>(stored: R, check: &RowsCheck) -> Result<ChunkOutcom
 
 /// Verifies the native backup in `dir` on `threads` threads.
 pub fn verify_backup(dir: &Path, threads: usize) -> Result<VerifyReport, floodgate_format::FormatError> {
-    let root =
-        dir.canonicalize().map_err(|e| floodgate_format::FormatError::Io { path: dir.to_path_buf(), source: e })?;
-    let manifest_path = root.join(native::MANIFEST);
-    let manifest = native::read_manifest(&manifest_path)?;
+    let backup = native::Located::open(dir)?;
+    let (root, manifest_path, manifest) = (backup.root(), backup.manifest_path(), backup.manifest()?);
     let mut report = VerifyReport::default();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads.max(1))
@@ -116,9 +113,10 @@ pub fn verify_backup(dir: &Path, threads: usize) -> Result<VerifyReport, floodga
                 t.chunks
                     .par_iter()
                     .map(|c| {
-                        let path = native::resolve(&root, &c.file, &manifest_path)
+                        let file = backup
+                            .file(&c.file)
                             .map_err(|e| Problem { file: root.join(&c.file), reason: e.to_string() })?;
-                        check_chunk(&path, &c.check()).map_err(|reason| Problem { file: path, reason })
+                        check_chunk(&file, &c.check()).map_err(|reason| Problem { file: file.path.clone(), reason })
                     })
                     .collect()
             });

@@ -21,7 +21,7 @@ mod upload;
 mod url;
 
 pub use error::{StorageError, StorageErrorKind};
-pub use object::{Object, ObjectReader};
+pub use object::{gets, Object, ObjectReader};
 pub use options::{configure, Credentials, StoreOptions};
 pub use upload::upload;
 pub use url::{is_url, ObjectUrl};

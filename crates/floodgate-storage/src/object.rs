@@ -22,6 +22,14 @@ use crate::{runtime, ObjectUrl, Result, StorageError, StorageErrorKind};
 /// in seconds, before anything else is done, not after the data-read patience.
 const FIRST_CONTACT: Duration = Duration::from_secs(5);
 
+/// GET requests this process made (see [`gets`]).
+static GETS: AtomicU64 = AtomicU64::new(0);
+
+/// GET requests this process has made to object storage, retries included.
+pub fn gets() -> u64 {
+    GETS.load(Ordering::Relaxed)
+}
+
 /// An object as planned: where it is, its size and its ETag.
 #[derive(Clone)]
 pub struct Object {
@@ -53,7 +61,7 @@ impl Object {
     pub fn open(url: &str) -> Result<Object> {
         let parsed = ObjectUrl::parse(url)?;
         let store = client(&parsed.bucket)?;
-        let path = StorePath::from(parsed.key.as_str());
+        let path = parsed.store_path()?;
         let shown = parsed.to_url();
         let meta = {
             let (store, path, shown) = (store.clone(), path.clone(), shown.clone());
@@ -65,6 +73,54 @@ impl Object {
             })?
         };
         Ok(Object { store, url: parsed, path, size: meta.size, etag: meta.e_tag, gets: Arc::default() })
+    }
+
+    /// Every object under `prefix` (`s3://bucket/some/prefix/`), with its size and ETag as
+    /// listed: a directory backup is planned from one listing.
+    pub fn list(prefix: &str) -> Result<Vec<Object>> {
+        let parsed = ObjectUrl::parse(prefix)?;
+        let store = client(&parsed.bucket)?;
+        let shown = parsed.to_url();
+        let bucket = parsed.bucket.clone();
+        let listed = {
+            let (store, shown) = (store.clone(), shown.clone());
+            let key = parsed.key.clone();
+            runtime::block_on(async move {
+                retrying(&format!("listing {shown}"), FIRST_CONTACT, || async {
+                    let prefix =
+                        (!key.is_empty()).then(|| StorePath::parse(key.as_str())).transpose().map_err(|e| {
+                            StorageError::new(
+                                StorageErrorKind::Usage,
+                                &shown,
+                                format!("not a key object storage takes: {e}"),
+                            )
+                        })?;
+                    let mut stream = store.list(prefix.as_ref());
+                    let mut all = Vec::new();
+                    while let Some(meta) = stream.next().await {
+                        all.push(meta.map_err(|e| StorageError::from_store(&shown, &e))?);
+                    }
+                    Ok(all)
+                })
+                .await
+            })?
+        };
+        Ok(listed
+            .into_iter()
+            .map(|meta| Object {
+                store: store.clone(),
+                url: ObjectUrl { bucket: bucket.clone(), key: meta.location.to_string() },
+                path: meta.location,
+                size: meta.size,
+                etag: meta.e_tag,
+                gets: Arc::default(),
+            })
+            .collect())
+    }
+
+    /// The key, relative to `prefix` when it lies under it.
+    pub fn key(&self) -> &str {
+        &self.url.key
     }
 
     /// `s3://bucket/key`.
@@ -138,6 +194,7 @@ impl Object {
         let what = format!("reading bytes {offset}..{end} of {shown}");
         retrying(&what, options().retry_for, || async {
             self.gets.fetch_add(1, Ordering::Relaxed);
+            GETS.fetch_add(1, Ordering::Relaxed);
             let request = GetOptions {
                 range: Some(GetRange::Bounded(offset..end)),
                 if_match: self.etag.clone(),

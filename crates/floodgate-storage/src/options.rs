@@ -53,7 +53,7 @@ impl Default for StoreOptions {
             region: None,
             retry_for: Duration::from_secs(300),
             request_timeout: Duration::from_secs(30),
-            part_bytes: 8 << 20,
+            part_bytes: 4 << 20,
             parallel: 4,
             credentials: None,
         }
@@ -61,11 +61,13 @@ impl Default for StoreOptions {
 }
 
 impl StoreOptions {
-    /// Spreads an eighth of `budget` bytes over ranged GETs in flight: at least two (one
-    /// reading while the next arrives), at most eight, of `part_bytes` each.
-    pub fn within_budget(mut self, budget: u64) -> StoreOptions {
-        let parts = (budget / 8 / self.part_bytes.max(1)).clamp(2, 8);
-        self.parallel = parts as usize;
+    /// Sizes reads so that `readers` objects read at once (a restore's loaders each reading a
+    /// chunk) hold about a quarter of `budget` bytes: each holds its parts in flight, one
+    /// waiting and one being read, of [`StoreOptions::part_bytes`] each; at least one in
+    /// flight, at most eight.
+    pub fn within_budget(mut self, budget: u64, readers: usize) -> StoreOptions {
+        let per_reader = budget / 4 / self.part_bytes.max(1) / (readers.max(1) as u64);
+        self.parallel = per_reader.saturating_sub(2).clamp(1, 8) as usize;
         self
     }
 }
@@ -157,9 +159,11 @@ mod tests {
 
     #[test]
     fn parts_in_flight_follow_the_budget() {
-        assert_eq!(StoreOptions::default().within_budget(256 << 20).parallel, 4);
-        assert_eq!(StoreOptions::default().within_budget(1 << 30).parallel, 8);
-        assert_eq!(StoreOptions::default().within_budget(64 << 20).parallel, 2);
-        assert_eq!(StoreOptions::default().within_budget(1).parallel, 2);
+        let parts =
+            |budget_mib: u64, readers| StoreOptions::default().within_budget(budget_mib << 20, readers).parallel;
+        assert_eq!(parts(256, 1), 8, "one stream: as many as allowed");
+        assert_eq!(parts(256, 4), 2, "four loaders: 4 x (2 + 2) x 4 MiB = 64 MiB");
+        assert_eq!(parts(256, 16), 1);
+        assert_eq!(parts(0, 1), 1);
     }
 }

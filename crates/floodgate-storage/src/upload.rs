@@ -5,7 +5,6 @@
 use std::io::Read;
 
 use bytes::Bytes;
-use object_store::path::Path as StorePath;
 use object_store::{ObjectStoreExt, WriteMultipart};
 
 use crate::options::options;
@@ -21,7 +20,7 @@ pub fn upload(url: &str, mut reader: impl Read) -> Result<u64> {
     let shown = parsed.to_url();
     let part = usize::try_from(options().part_bytes).unwrap_or(8 << 20).max(5 << 20);
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(1);
-    let path = StorePath::from(parsed.key.as_str());
+    let path = parsed.store_path()?;
     let task = {
         let shown = shown.clone();
         runtime::spawn(async move {

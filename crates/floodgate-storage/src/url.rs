@@ -30,6 +30,14 @@ impl ObjectUrl {
         Ok(ObjectUrl { bucket: bucket.to_string(), key: key.to_string() })
     }
 
+    /// The key as object_store names it: the bytes as written (object_store's `From<&str>`
+    /// would percent-encode a `%`, and `a%2Eb` would be stored as `a%252Eb`).
+    pub(crate) fn store_path(&self) -> Result<object_store::path::Path> {
+        object_store::path::Path::parse(&self.key).map_err(|e| {
+            StorageError::new(StorageErrorKind::Usage, self.to_url(), format!("not a key object storage takes: {e}"))
+        })
+    }
+
     /// `s3://bucket/key`.
     pub fn to_url(&self) -> String {
         format!("s3://{}/{}", self.bucket, self.key)

@@ -129,13 +129,14 @@ fn stderr_lines(child: &mut Child) -> mpsc::Receiver<String> {
 
 /// Runs a restore with failpoint `point`; kill -9 it when the failpoint is reached.
 pub(crate) fn run_to_failpoint(target: &Sandbox, backup: &Path, extra: &[&str], point: &str) -> Run {
+    run_command_to_failpoint(restore_command(target, backup, extra), point)
+}
+
+/// Runs `command` with failpoint `point`; kill -9 it when the failpoint is reached.
+pub(crate) fn run_command_to_failpoint(mut command: Command, point: &str) -> Run {
     eprintln!("restore with FLOODGATE_FAILPOINT={point}");
-    let mut child = restore_command(target, backup, extra)
-        .env("FLOODGATE_FAILPOINT", point)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child =
+        command.env("FLOODGATE_FAILPOINT", point).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let lines = stderr_lines(&mut child);
     let deadline = Instant::now() + Duration::from_secs(300);
     let mut text = String::new();
