@@ -67,9 +67,15 @@ pub struct FileReader {
 const LIGHT_HEAD: usize = HEADER_LEN + 10;
 
 impl FileReader {
-    /// Opens `path`, checks the magic and reads the format description.
+    /// Opens `path` (a file, or an `s3://bucket/key` object read in ranged GETs), checks the
+    /// magic and reads the format description.
     pub fn open(path: &Path, index: usize) -> Result<FileReader> {
-        let file = File::open(path).map_err(|source| BinlogError::Io { file: path.to_path_buf(), source })?;
+        let io = |source| BinlogError::Io { file: path.to_path_buf(), source };
+        if let Some(url) = path.to_str().filter(|p| floodgate_storage::is_url(p)) {
+            let object = floodgate_storage::Object::open(url).map_err(|e| io(std::io::Error::other(e)))?;
+            return FileReader::from_reader(path, index, Box::new(object.reader(0)));
+        }
+        let file = File::open(path).map_err(io)?;
         FileReader::from_reader(path, index, Box::new(file))
     }
 

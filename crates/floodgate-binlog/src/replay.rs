@@ -20,6 +20,14 @@ use crate::txn::{Applied, Limits, Txn, TxnReader};
 use crate::{BinlogError, Result};
 use floodgate_conn::CheckpointSchema;
 
+/// The size of a binary log, on disk or in object storage (one HEAD), for progress.
+fn file_size(path: &std::path::Path) -> Option<u64> {
+    match path.to_str().filter(|p| floodgate_storage::is_url(p)) {
+        Some(url) => floodgate_storage::Object::open(url).ok().map(|o| o.size()),
+        None => std::fs::metadata(path).ok().map(|m| m.len()),
+    }
+}
+
 /// How to replay.
 #[derive(Debug, Clone)]
 pub struct ReplayOptions {
@@ -108,7 +116,7 @@ pub async fn replay(
             .await
             .map_err(|e| BinlogError::Internal(format!("the verification thread failed: {e}")))??;
     }
-    let total: u64 = options.files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+    let total: u64 = options.files.iter().filter_map(|f| file_size(f)).sum();
     progress.bytes_total.store(total, Ordering::Relaxed);
     progress.set_phase(Phase::Data);
 

@@ -293,7 +293,10 @@ fn dump(args: DumpArgs) -> Result<()> {
     let progress = Arc::new(Progress::default());
     progress.set_phase(floodgate_pipeline::Phase::Data);
     let display = Display::start(progress.clone(), args.progress);
-    let outcome = runtime()?.block_on(floodgate_dump::dump(&source, &args.output, &options, progress));
+    let outcome = match args.output.to_str().filter(|o| floodgate_storage::is_url(o)) {
+        Some(prefix) => runtime()?.block_on(floodgate_dump::dump_to_objects(&source, prefix, &options, progress)),
+        None => runtime()?.block_on(floodgate_dump::dump(&source, &args.output, &options, progress)),
+    };
     display.finish();
     let report = outcome?;
     if let Some(path) = &args.report {

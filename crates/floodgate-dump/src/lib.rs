@@ -57,6 +57,9 @@ pub enum DumpError {
     /// A bug: a task that panicked.
     #[error("internal error: {0}")]
     Internal(String),
+    /// Writing to object storage failed.
+    #[error(transparent)]
+    Storage(#[from] floodgate_storage::StorageError),
 }
 
 impl Classify for DumpError {
@@ -65,6 +68,7 @@ impl Classify for DumpError {
             DumpError::Server(e) => e.class(),
             DumpError::Io { .. } => ErrorClass::Failed,
             DumpError::Refused(_) => ErrorClass::Refused,
+            DumpError::Storage(e) => floodgate_format::storage_class(e.kind),
             DumpError::Internal(_) => ErrorClass::Internal,
         }
     }
@@ -306,6 +310,68 @@ impl Shared {
         }
         Ok(())
     }
+}
+
+/// Dumps into object storage (`s3://bucket/prefix/`): into a private spool directory under
+/// the system's temporary directory (`TMPDIR`) first, then every file is uploaded (multipart
+/// for large ones) and the manifest last, so a reader never sees a manifest whose chunks are
+/// not all there. The prefix must hold nothing yet, as a local output directory must be
+/// empty. The spool is removed afterwards, whatever happened.
+pub async fn dump_to_objects(
+    source: &ConnectOptions,
+    prefix: &str,
+    options: &DumpOptions,
+    progress: Arc<Progress>,
+) -> Result<DumpReport> {
+    let prefix = format!("{}/", prefix.trim_end_matches('/'));
+    let listing = {
+        let prefix = prefix.clone();
+        tokio::task::spawn_blocking(move || floodgate_storage::Object::list(&prefix))
+            .await
+            .map_err(|e| DumpError::Internal(format!("listing task: {e}")))??
+    };
+    if !listing.is_empty() {
+        return Err(DumpError::Refused(format!(
+            "{prefix} already holds {} object(s); dump under a new prefix",
+            listing.len()
+        )));
+    }
+    let spool = tempfile::Builder::new().prefix("floodgate-dump-").tempdir().map_err(io(&std::env::temp_dir()))?;
+    let out = spool.path().join("dump");
+    let report = dump(source, &out, options, progress).await?;
+    let uploaded = tokio::task::spawn_blocking(move || upload_tree(&out, &prefix))
+        .await
+        .map_err(|e| DumpError::Internal(format!("upload task: {e}")))?;
+    uploaded?;
+    Ok(report)
+}
+
+/// Uploads every file under `dir` to `prefix`, the manifest last.
+fn upload_tree(dir: &Path, prefix: &str) -> Result<()> {
+    let mut files = Vec::new();
+    collect_files(dir, &mut files)?;
+    files.sort_by_key(|p| p.ends_with(MANIFEST));
+    for file in files {
+        let rel = file.strip_prefix(dir).map_err(|e| DumpError::Internal(e.to_string()))?;
+        let url = format!("{prefix}{}", rel.to_string_lossy());
+        let reader = std::fs::File::open(&file).map_err(io(&file))?;
+        floodgate_storage::upload(&url, reader)?;
+        // Uploaded: its spool copy is no longer needed.
+        std::fs::remove_file(&file).map_err(io(&file))?;
+    }
+    Ok(())
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+        let path = entry.map_err(io(dir))?.path();
+        if path.is_dir() {
+            collect_files(&path, out)?;
+        } else {
+            out.push(path);
+        }
+    }
+    Ok(())
 }
 
 fn prepare_dir(out: &Path) -> Result<()> {

@@ -28,7 +28,7 @@ pub mod split;
 pub mod sqltext;
 
 pub use class::{Classify, ErrorClass};
-pub use error::{FormatError, Result};
+pub use error::{storage_class, FormatError, Result};
 pub use model::{
     Chunk, Database, Delimited, Dialect, Format, Position, RestorePlan, RowsCheck, Selection, SessionSettings, SqlFile,
     Table, View,

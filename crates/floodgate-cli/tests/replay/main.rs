@@ -11,4 +11,5 @@ mod common;
 
 mod bad_input;
 mod pitr;
+mod s3;
 mod scenario;

@@ -265,6 +265,34 @@ fn a_native_dump_in_a_bucket_verifies_restores_and_drills() {
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
+/// `floodgate dump -o s3://...` writes the native format into the bucket (the manifest
+/// last); restored from there, the target ends with the source's fingerprint. A second dump
+/// under the same prefix is refused.
+#[test]
+fn a_dump_written_to_a_bucket_restores_exactly() {
+    let db = "s3_dumped";
+    load_awkward(db);
+    let socket = source().socket().display().to_string();
+    let url = format!("s3://{BUCKET}/dumped/{db}/");
+    let dump = |url: &str| {
+        run(floodgate_s3(
+            store(),
+            &["dump", "-S", &socket, "-u", "root", "-o", url, "--progress", "none", "--chunk-size", "16KiB", db],
+        ))
+    };
+    let out = dump(&url);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(store().object_file(BUCKET, &format!("dumped/{db}/manifest.json")).is_file());
+    let server = floodgate_sandbox::Sandbox::start(&options()).unwrap();
+    let target_socket = server.socket().display().to_string();
+    let out = run(floodgate_s3(store(), &restore_args(&url, &target_socket)));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_same(&fingerprint(source(), db), &fingerprint(&server, db));
+    let again = dump(&url);
+    assert!(!again.status.success());
+    assert!(stderr(&again).contains("already holds"), "{}", stderr(&again));
+}
+
 /// A chunk object damaged in the store, or missing from it: exit 3, naming its key.
 #[test]
 fn a_damaged_or_missing_chunk_object_is_an_integrity_failure_naming_it() {
