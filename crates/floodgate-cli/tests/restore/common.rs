@@ -68,6 +68,20 @@ pub fn load_awkward_into(server: &Sandbox, db: &str) {
     sql(server, &text.replace("`awkward`", &format!("`{db}`")));
 }
 
+/// Grows the awkward set's `bulk` table of `db` on `server` to `last` rows (ids 2001 up),
+/// for tests that need a table with many chunks or a large statement.
+pub fn grow_bulk(server: &Sandbox, db: &str, last: u64) {
+    sql(
+        server,
+        &format!(
+            "SET SESSION max_recursive_iterations = 1000000;
+             INSERT INTO `{db}`.bulk SELECT n, (n * 7919) % 1000, MD5(n), CONCAT(SHA1(n), '-', n) \
+             FROM (WITH RECURSIVE seq(n) AS (SELECT 2001 UNION ALL SELECT n + 1 FROM seq WHERE n < {last}) \
+             SELECT n FROM seq) s;"
+        ),
+    );
+}
+
 /// Runs the floodgate binary.
 pub fn floodgate(args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_floodgate"))

@@ -454,15 +454,7 @@ fn a_dumps_gtid_position_is_set_once_across_a_resume() {
     let db = "res_gtid";
     let src = Sandbox::start(&floodgate_sandbox::SandboxOptions { binlog: true, ..options() }).unwrap();
     load_awkward_into(&src, db);
-    sql(
-        &src,
-        &format!(
-            "SET SESSION max_recursive_iterations = 1000000;
-             INSERT INTO `{db}`.bulk SELECT n, (n * 7919) % 1000, MD5(n), CONCAT(SHA1(n), '-', n) \
-             FROM (WITH RECURSIVE seq(n) AS (SELECT 2001 UNION ALL SELECT n + 1 FROM seq WHERE n < 20000) \
-             SELECT n FROM seq) s;"
-        ),
-    );
+    grow_bulk(&src, db, 20000);
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new("mariadb-dump")
         .args(["--no-defaults", "-uroot", "--gtid", "--master-data", "--single-transaction", "--routines", "--events"])

@@ -165,15 +165,7 @@ fn a_corrupted_object_is_an_integrity_failure_naming_it() {
 fn a_store_that_stops_mid_restore_is_waited_for() {
     let db = "s3_paused";
     load_awkward(db);
-    sql(
-        source(),
-        &format!(
-            "SET SESSION max_recursive_iterations = 1000000;
-             INSERT INTO `{db}`.bulk SELECT n, (n * 7919) % 1000, MD5(n), CONCAT(SHA1(n), '-', n) \
-             FROM (WITH RECURSIVE seq(n) AS (SELECT 2001 UNION ALL SELECT n + 1 FROM seq WHERE n < 60000) \
-             SELECT n FROM seq) s;"
-        ),
-    );
+    grow_bulk(source(), db, 60000);
     let dir = tempfile::tempdir().unwrap();
     let file = mariadb_dump(dir.path(), &["--databases", db]);
     // The shared store: the other tests using it meanwhile wait out the pause too.

@@ -48,15 +48,7 @@ fn shell_dumps_restore_exactly_in_every_dialect_and_compression() {
 fn a_killed_shell_restore_resumes_exactly() {
     let db = "shell_resume";
     load_awkward(db);
-    sql(
-        source(),
-        &format!(
-            "SET SESSION max_recursive_iterations = 1000000;
-             INSERT INTO `{db}`.bulk SELECT n, (n * 7919) % 1000, MD5(n), CONCAT(SHA1(n), '-', n) \
-             FROM (WITH RECURSIVE seq(n) AS (SELECT 2001 UNION ALL SELECT n + 1 FROM seq WHERE n < 60000) \
-             SELECT n FROM seq) s;"
-        ),
-    );
+    grow_bulk(source(), db, 60000);
     // Uncompressed, so `bulk` is large enough on disk (4 MiB) to have its indexes deferred.
     let shell_options =
         ShellDumpOptions { bytes_per_chunk: 500_000, compression: Compression::None, ..Default::default() };

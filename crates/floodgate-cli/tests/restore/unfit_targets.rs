@@ -40,15 +40,7 @@ fn a_read_only_target_or_a_running_replica_is_refused_before_any_change() {
 fn a_statement_larger_than_max_allowed_packet_is_named_not_retried() {
     let db = "unfit_packet";
     load_awkward(db);
-    sql(
-        source(),
-        &format!(
-            "SET SESSION max_recursive_iterations = 1000000;
-             INSERT INTO `{db}`.bulk SELECT n, (n * 7919) % 1000, MD5(n), CONCAT(SHA1(n), '-', n) \
-             FROM (WITH RECURSIVE seq(n) AS (SELECT 2001 UNION ALL SELECT n + 1 FROM seq WHERE n < 30000) \
-             SELECT n FROM seq) s;"
-        ),
-    );
+    grow_bulk(source(), db, 30000);
     // INSERT IGNORE is not converted to LOAD DATA rows: it runs as written, one 2 MB statement.
     let dir = tempfile::tempdir().unwrap();
     let dump = dir.path().join("big.sql");
