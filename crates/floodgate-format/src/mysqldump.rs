@@ -52,12 +52,21 @@ impl DumpSource {
         }
     }
 
-    /// True for a regular, uncompressed file or object: a part of it can be read again by
-    /// offset ([`DumpSource::read_range`]). Not standard input, a pipe or a compressed file.
+    /// True for a regular, uncompressed file on disk: a part of it can be read again by
+    /// offset ([`DumpSource::read_range`]), so a chunk need not be held in memory. Not
+    /// standard input, a pipe, a compressed file, nor an object (read again, every byte
+    /// would cross the network twice; its chunks are held like a compressed file's).
     pub fn seekable(&self) -> bool {
-        let regular = self.object.is_some()
-            || self.path.as_ref().and_then(|p| std::fs::metadata(p).ok()).is_some_and(|m| m.is_file());
+        let regular = self.object.is_none()
+            && self.path.as_ref().and_then(|p| std::fs::metadata(p).ok()).is_some_and(|m| m.is_file());
         regular && self.compression == Compression::None
+    }
+
+    /// True when its last bytes can be read before the rest: an uncompressed file or object,
+    /// whose `-- Dump completed` line is then checked before anything changes
+    /// ([`DumpSource::plain_completeness`]).
+    pub fn ends_readable_first(&self) -> bool {
+        self.compression == Compression::None && (self.object.is_some() || self.seekable())
     }
 
     /// Whether a seekable dump is whole, from its first and last bytes ([`completeness`]):

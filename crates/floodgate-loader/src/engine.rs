@@ -300,7 +300,7 @@ fn identify(source: &Source, options: &RestoreOptions, progress: &Progress) -> R
             checkpoint::plan_identity(plan)
         }
         Source::Stream(stream) => {
-            if stream.source.seekable() && !options.allow_incomplete {
+            if stream.source.ends_readable_first() && !options.allow_incomplete {
                 stream.source.plain_completeness().map_err(|e| match e {
                     e @ floodgate_format::FormatError::Storage(_) => LoadError::Format(e),
                     e => crate::stream::incomplete(e, false),

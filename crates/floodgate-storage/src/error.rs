@@ -51,7 +51,22 @@ impl StorageError {
             other => {
                 let detail = describe(other);
                 let detail = detail.strip_prefix("Generic S3 error: ").unwrap_or(&detail);
-                (StorageErrorKind::Unreachable, format!("the store did not answer: {}", first_line(detail)))
+                // object_store reports some answers (a listing's) as generic errors: the
+                // status in the text still says what they are.
+                if detail.contains("403 Forbidden") || detail.contains("401 Unauthorized") {
+                    (
+                        StorageErrorKind::Denied,
+                        format!(
+                            "access denied: {}. Check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_PROFILE and the \
+                             bucket's policy",
+                            first_line(detail)
+                        ),
+                    )
+                } else if detail.contains("404 Not Found") || detail.contains("NoSuchBucket") {
+                    (StorageErrorKind::NotFound, "no such object (or bucket)".to_string())
+                } else {
+                    (StorageErrorKind::Unreachable, format!("the store did not answer: {}", first_line(detail)))
+                }
             }
         };
         StorageError::new(kind, url, reason)

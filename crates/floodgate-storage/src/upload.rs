@@ -25,7 +25,11 @@ pub fn upload(url: &str, mut reader: impl Read) -> Result<u64> {
         let shown = shown.clone();
         runtime::spawn(async move {
             let failed = |e: object_store::Error| StorageError::from_store(&shown, &e);
-            let Some(first) = rx.recv().await else { return Ok(()) };
+            let Some(first) = rx.recv().await else {
+                // An empty file is an empty object, not none.
+                store.put(&path, Bytes::new().into()).await.map_err(failed)?;
+                return Ok(());
+            };
             let second = rx.recv().await;
             let Some(second) = second else {
                 // One part: a plain PUT.

@@ -160,20 +160,21 @@ fn a_corrupted_object_is_an_integrity_failure_naming_it() {
 }
 
 /// The store stops answering mid-restore (SIGSTOP) for longer than a request may take, then
-/// comes back (SIGCONT): floodgate waits, tries again, and the restore ends exact.
+/// comes back (SIGCONT): floodgate waits, tries again, and the restore ends exact. A native
+/// dump of many small chunks, so that GETs go on for the whole restore.
 #[test]
 fn a_store_that_stops_mid_restore_is_waited_for() {
     let db = "s3_paused";
     load_awkward(db);
     grow_bulk(source(), db, 60000);
-    let dir = tempfile::tempdir().unwrap();
-    let file = mariadb_dump(dir.path(), &["--databases", db]);
+    sql(source(), &format!("ANALYZE TABLE `{db}`.bulk"));
+    let (_tmp, backup) = crate::native::dump(db, &["--chunk-size", "64KiB"]);
     // The shared store: the other tests using it meanwhile wait out the pause too.
     let own = store();
-    let url = upload(&file, "paused/dump.sql");
+    let url = upload_dir(&backup, "paused");
     let server = floodgate_sandbox::Sandbox::start(&options()).unwrap();
     let socket = server.socket().display().to_string();
-    let mut cmd = floodgate_s3(own, &[&restore_args(&url, &socket)[..], &["-t", "2", "--s3-timeout", "1"]].concat());
+    let mut cmd = floodgate_s3(own, &[&restore_args(&url, &socket)[..], &["-t", "1", "--s3-timeout", "1"]].concat());
     let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let lines = read_lines(child.stderr.take().unwrap());
     // Paused once rows are loading, not before the restore began.
@@ -275,9 +276,14 @@ fn a_dump_written_to_a_bucket_restores_exactly() {
     let out = dump(&url);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(store().object_file(BUCKET, &format!("dumped/{db}/manifest.json")).is_file());
+    // An empty file is uploaded as an empty object.
+    let empty = tempfile::NamedTempFile::new().unwrap();
+    let empty_url = upload(empty.path(), "dumped/empty");
+    assert_eq!(floodgate_storage::Object::open(&empty_url).unwrap().size(), 0);
     let server = floodgate_sandbox::Sandbox::start(&options()).unwrap();
     let target_socket = server.socket().display().to_string();
-    let out = run(floodgate_s3(store(), &restore_args(&url, &target_socket)));
+    // Named without its last `/`, as people type it.
+    let out = run(floodgate_s3(store(), &restore_args(url.trim_end_matches('/'), &target_socket)));
     assert!(out.status.success(), "{}", stderr(&out));
     assert_same(&fingerprint(source(), db), &fingerprint(&server, db));
     let again = dump(&url);

@@ -127,9 +127,9 @@ pub(crate) async fn load(work: &mut Work<'_>, stream: Stream) -> Result<Loaded> 
     };
     let mut seq =
         Sequencer::new(name.clone(), stream.selection, rules, session.checkpoints.clone(), work.resumed.clone());
-    // A plain file's trailer was checked before anything started; other streams' is checked
+    // A plain file's or object's trailer was checked before anything started; other streams'
     // as they end.
-    let ends = (!stream.source.seekable()).then(|| Arc::new(Ends::default()));
+    let ends = (!stream.source.ends_readable_first()).then(|| Arc::new(Ends::default()));
     let mut statements = session.pipeline.stream_statements(
         stream.raw,
         PathBuf::from(&name),
