@@ -83,6 +83,63 @@ start_sandbox() {
     done <"$env"
 }
 
+# start_s3 NAME: starts s3s-fs (ensure_s3_server installs it) on a free loopback port, with
+# a fresh root directory and a generated key, that lives until this shell exits (the root goes
+# with it). Sets NAME_ENDPOINT (http://127.0.0.1:PORT), NAME_ROOT (a bucket is a directory
+# made there), NAME_PID (the server's) and exports the AWS_* environment a client needs.
+# Fill it through the S3 API (floodgate-s3-put), not by copying into NAME_ROOT: s3s-fs keeps
+# an uploaded object's ETag, and hashes a file copied in by hand on every GET.
+start_s3() {
+    local name="$1"
+    local work="${FG_WORK:?FG_WORK must be set}"
+    local fifo="$work/$name.s3.hold" pidfile="$work/$name.s3.pid" log="$work/$name.s3.log"
+    local root key secret port
+    root="$(mktemp -d "$work/$name.s3.XXXXXX")"
+    key="fg-$(od -An -tx1 -N8 /dev/urandom | tr -d ' \n')"
+    secret="$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')"
+    # A port nothing answers on; s3s-fs exits if another takes it first (checked below).
+    while :; do
+        port=$((20000 + RANDOM % 40000))
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || break
+    done
+    rm -f "$fifo" "$pidfile"
+    mkfifo "$fifo"
+    # The guardian ends the server and removes its root when the write end below closes.
+    sh -c 'pidfile="$1" log="$2" root="$3"
+        shift 3
+        "$@" >"$log" 2>&1 &
+        srv=$!
+        echo "$srv" >"$pidfile"
+        cat >/dev/null
+        kill "$srv" 2>/dev/null
+        wait "$srv" 2>/dev/null
+        rm -rf "$root"' s3-guardian "$pidfile" "$log" "$root" \
+        s3s-fs --host 127.0.0.1 --port "$port" --access-key "$key" --secret-key "$secret" "$root" <"$fifo" &
+    # Keep the write end open for the life of this shell: when it exits, the server goes.
+    local fd
+    exec {fd}>"$fifo"
+    local pid="" ready=0
+    for _ in $(seq 200); do
+        [ -z "$pid" ] && [ -s "$pidfile" ] && pid="$(cat "$pidfile")"
+        if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+            echo "s3s-fs $name failed to start:" >&2
+            cat "$log" >&2
+            return 1
+        fi
+        if [ -n "$pid" ] && (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            ready=1
+            break
+        fi
+        sleep 0.1
+    done
+    if [ "$ready" = 0 ]; then
+        echo "s3s-fs $name did not listen on 127.0.0.1:$port within 20 s" >&2
+        return 1
+    fi
+    export "${name}_ENDPOINT=http://127.0.0.1:$port" "${name}_ROOT=$root" "${name}_PID=$pid"
+    export AWS_ACCESS_KEY_ID="$key" AWS_SECRET_ACCESS_KEY="$secret" AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+}
+
 # sql SOCKET [mariadb args...] < statements
 sql() {
     local sock="$1"
