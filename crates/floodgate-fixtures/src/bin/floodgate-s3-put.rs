@@ -31,10 +31,6 @@ enum PutError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{0}: a file name that is not UTF-8 cannot be an object key")]
     NotUtf8(PathBuf),
-    /// floodgate_storage::upload writes no object for an empty reader: refused, rather than
-    /// leaving a key missing from the bucket without a word.
-    #[error("{0}: an empty file (floodgate_storage::upload writes no object for one)")]
-    Empty(PathBuf),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -77,9 +73,6 @@ fn put(src: &Path, dest: &str) -> Result<(u64, u64), PutError> {
     // directory in the bucket.
     let mut objects = Vec::with_capacity(files.len());
     for file in files {
-        if std::fs::metadata(&file).map_err(io(&file))?.len() == 0 {
-            return Err(PutError::Empty(file));
-        }
         let relative = file.strip_prefix(src).unwrap_or(&file);
         let Some(relative) = relative.to_str() else { return Err(PutError::NotUtf8(file)) };
         let key = ObjectUrl { bucket: url.bucket.clone(), key: format!("{prefix}{relative}") }.to_url();
@@ -95,9 +88,6 @@ fn put(src: &Path, dest: &str) -> Result<(u64, u64), PutError> {
 
 fn upload_file(path: &Path, url: &str) -> Result<u64, PutError> {
     let file = std::fs::File::open(path).map_err(io(path))?;
-    if file.metadata().map_err(io(path))?.len() == 0 {
-        return Err(PutError::Empty(path.to_path_buf()));
-    }
     Ok(floodgate_storage::upload(url, std::io::BufReader::with_capacity(1 << 20, file))?)
 }
 
