@@ -118,10 +118,11 @@ fn describe_plan(plan: &RestorePlan, info: &mut BackupInfo) -> Result<()> {
         floodgate_format::Format::Native => {
             // On disk or in a bucket: read through where the plan found it.
             let located = floodgate_format::native::Located::open(&plan.root)?;
-            let m = located.manifest()?;
+            let bytes = located.manifest_bytes()?;
+            let m = floodgate_format::native::parse_manifest(&bytes, &located.manifest_path())?;
             info.created_at = Some(m.created_at);
             info.source_server_version = Some(m.source.server_version);
-            info.identity_sha256 = Some(hex(&Sha256::digest(located.manifest_bytes()?)));
+            info.identity_sha256 = Some(hex(&Sha256::digest(&bytes)));
         }
         floodgate_format::Format::MysqlShell { .. } => {
             let p = floodgate_format::shell::provenance(&plan.root)?;

@@ -39,18 +39,20 @@ use std::path::Path;
 /// A backup in object storage: a mysqldump file (plain, .gz, .zst) as one object, or a
 /// directory backup under a prefix (`s3://bucket/prefix/`), planned from one listing.
 fn open_object(url: &str) -> Result<Backup> {
+    let source_url = url;
     let mut parsed = floodgate_storage::ObjectUrl::parse(url)?;
-    if !parsed.key.is_empty() && !parsed.key.ends_with('/') {
+    let names_an_object = !parsed.key.is_empty() && !parsed.key.ends_with('/');
+    if names_an_object {
         // `s3://bucket/backups/2026-12-01` without its last `/` is a prefix when anything is
         // stored under it; otherwise the one object it names.
-        if floodgate_storage::Object::list(&format!("{url}/"))?.is_empty() {
-            let object = floodgate_storage::Object::open(url)?;
-            return mysqldump::detect_object(object).map(Backup::Dump);
-        }
         parsed.key.push('/');
     }
     let url = &parsed.to_url();
     let objects = floodgate_storage::Object::list(url)?;
+    if objects.is_empty() && names_an_object {
+        let object = floodgate_storage::Object::open(source_url)?;
+        return mysqldump::detect_object(object).map(Backup::Dump);
+    }
     let under = |name: &str| objects.iter().any(|o| o.key().strip_prefix(&parsed.key) == Some(name));
     if under(native::MANIFEST) {
         return native::read_located(&native::Located::listed(url, objects)?).map(Backup::Directory);

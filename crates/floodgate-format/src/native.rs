@@ -501,7 +501,7 @@ pub fn read_manifest(path: &Path) -> Result<Manifest> {
 }
 
 /// Parses and checks a manifest's bytes.
-fn parse_manifest(text: &[u8], path: &Path) -> Result<Manifest> {
+pub fn parse_manifest(text: &[u8], path: &Path) -> Result<Manifest> {
     let manifest: Manifest =
         serde_json::from_slice(text).map_err(|e| FormatError::corrupt(path, None, format!("invalid manifest: {e}")))?;
     if manifest.format != FORMAT {

@@ -12,14 +12,7 @@ use crate::scenario::scenario;
 fn binary_logs_in_a_bucket_replay_to_the_source() {
     let s3 = S3Sandbox::start().unwrap();
     s3.create_bucket("binlogs").unwrap();
-    floodgate_storage::configure(floodgate_storage::StoreOptions {
-        endpoint: Some(s3.endpoint()),
-        credentials: Some(floodgate_storage::Credentials {
-            key_id: s3.access_key().into(),
-            secret: S3Sandbox::SECRET_KEY.into(),
-        }),
-        ..Default::default()
-    });
+    point_storage_at(&s3);
     let s = scenario();
     let mut urls = Vec::new();
     for file in &s.binlogs {

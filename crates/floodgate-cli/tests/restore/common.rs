@@ -82,6 +82,18 @@ pub fn grow_bulk(server: &Sandbox, db: &str, last: u64) {
     );
 }
 
+/// Points this test process's storage client at `s3` (to upload what the tests restore).
+pub fn point_storage_at(s3: &floodgate_sandbox::S3Sandbox) {
+    floodgate_storage::configure(floodgate_storage::StoreOptions {
+        endpoint: Some(s3.endpoint()),
+        credentials: Some(floodgate_storage::Credentials {
+            key_id: s3.access_key().into(),
+            secret: floodgate_sandbox::S3Sandbox::SECRET_KEY.into(),
+        }),
+        ..Default::default()
+    });
+}
+
 /// Runs the floodgate binary.
 pub fn floodgate(args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_floodgate"))

@@ -378,6 +378,19 @@ fn a_dump_of_rows_only_loads_into_existing_tables() {
     }
 }
 
+/// `mariadb-dump --all-databases` of `src`, written to `dir`/all.sql.
+fn dump_all_databases(src: &floodgate_sandbox::Sandbox, dir: &Path) -> PathBuf {
+    let out = Command::new("mariadb-dump")
+        .args(["--no-defaults", "-uroot", "--all-databases", "--single-transaction"])
+        .arg(format!("--socket={}", src.socket().display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let dump = dir.join("all.sql");
+    std::fs::write(&dump, &out.stdout).unwrap();
+    dump
+}
+
 /// A dump of a whole server (`--all-databases`) holds its `mysql` schema: the source's
 /// accounts and privilege tables, which restored as rows would replace the target's (its
 /// root included). floodgate restores the user databases and says it left `mysql` out.
@@ -390,15 +403,8 @@ fn an_all_databases_dump_leaves_the_server_schemas_alone() {
                CREATE USER 'someone'@'%' IDENTIFIED BY 'pw';",
     );
     let dir = tempfile::tempdir().unwrap();
-    let dump = dir.path().join("all.sql");
-    let out = Command::new("mariadb-dump")
-        .args(["--no-defaults", "-uroot", "--all-databases", "--single-transaction"])
-        .arg(format!("--socket={}", src.socket().display()))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    std::fs::write(&dump, &out.stdout).unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout).contains("INSERT INTO `global_priv`"));
+    let dump = dump_all_databases(&src, dir.path());
+    assert!(std::fs::read_to_string(&dump).unwrap().contains("INSERT INTO `global_priv`"));
 
     let target = floodgate_sandbox::Sandbox::start(&options()).unwrap();
     let before = sql(&target, "SELECT User, Host FROM mysql.global_priv ORDER BY 1, 2");
@@ -425,14 +431,7 @@ fn users_restores_the_accounts_of_an_all_databases_dump() {
          CREATE USER 'ops'@'localhost' IDENTIFIED BY 'x'; GRANT RELOAD ON *.* TO 'ops'@'localhost';",
     );
     let dir = tempfile::tempdir().unwrap();
-    let dump = dir.path().join("all.sql");
-    let out = Command::new("mariadb-dump")
-        .args(["--no-defaults", "-uroot", "--all-databases", "--single-transaction"])
-        .arg(format!("--socket={}", src.socket().display()))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    std::fs::write(&dump, &out.stdout).unwrap();
+    let dump = dump_all_databases(&src, dir.path());
 
     let target = floodgate_sandbox::Sandbox::start(&options()).unwrap();
     let root_before = sql(&target, "SELECT Priv FROM mysql.global_priv WHERE User = 'root' ORDER BY Host");

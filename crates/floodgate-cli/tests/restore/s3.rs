@@ -20,14 +20,7 @@ fn store() -> &'static S3Sandbox {
     STORE.get_or_init(|| {
         let s3 = S3Sandbox::start().expect("start s3s-fs");
         s3.create_bucket(BUCKET).unwrap();
-        floodgate_storage::configure(floodgate_storage::StoreOptions {
-            endpoint: Some(s3.endpoint()),
-            credentials: Some(floodgate_storage::Credentials {
-                key_id: s3.access_key().into(),
-                secret: S3Sandbox::SECRET_KEY.into(),
-            }),
-            ..Default::default()
-        });
+        point_storage_at(&s3);
         s3
     })
 }
