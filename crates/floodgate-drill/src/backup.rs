@@ -10,6 +10,7 @@ use floodgate_format::split::StatementLimit;
 use floodgate_format::{Backup, RestorePlan};
 use sha2::{Digest, Sha256};
 
+use floodgate_format::located::Located;
 use floodgate_format::native::rfc3339;
 
 use crate::report::{BackupInfo, Check};
@@ -55,6 +56,10 @@ pub fn prepare(path: &Path, into: Option<String>, limit: StatementLimit) -> Resu
         }
         Backup::Dump(dump) => {
             info.format = Some("mysqldump".into());
+            if let Some(object) = &dump.object {
+                (info.files, info.bytes) = (1, object.size());
+                info.modified_at = Some(object.modified()).filter(|&t| t > 0).map(rfc3339);
+            }
             let scan = mysqldump::scan(dump, into, true, limit)?;
             info.databases = scan.summary.databases.len() as u64;
             info.tables = scan.summary.tables.len() as u64;
@@ -98,10 +103,8 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn sha256_file(path: &Path) -> Option<String> {
-    let bytes = std::fs::read(path).ok()?;
-    Some(hex(&Sha256::digest(&bytes)))
-}
+/// Most bytes of the file that names a backup (manifest, metadata) read for its digest.
+const IDENTITY_LIMIT: u64 = 256 << 20;
 
 fn describe_plan(plan: &RestorePlan, info: &mut BackupInfo) -> Result<()> {
     info.format = Some(plan.format.name().to_string());
@@ -114,10 +117,16 @@ fn describe_plan(plan: &RestorePlan, info: &mut BackupInfo) -> Result<()> {
         info.binlog_position = p.binlog_position;
         info.gtid_executed.clone_from(&p.gtid_executed);
     }
+    // On disk or in a bucket: the backup's files are read through where the plan found them.
+    let located = Located::open(&plan.root)?;
+    if let Located::Objects { by_name, .. } = &located {
+        info.files = by_name.len() as u64;
+        info.bytes = by_name.values().map(|o| o.size()).sum();
+        info.modified_at = by_name.values().map(|o| o.modified()).max().filter(|&t| t > 0).map(rfc3339);
+    }
+    let sha256 = |name: &str| located.read(name, IDENTITY_LIMIT, "a dump's metadata").map(|b| hex(&Sha256::digest(b)));
     match plan.format {
         floodgate_format::Format::Native => {
-            // On disk or in a bucket: read through where the plan found it.
-            let located = floodgate_format::native::Located::open(&plan.root)?;
             let bytes = located.manifest_bytes()?;
             let m = floodgate_format::native::parse_manifest(&bytes, &located.manifest_path())?;
             info.created_at = Some(m.created_at);
@@ -125,25 +134,24 @@ fn describe_plan(plan: &RestorePlan, info: &mut BackupInfo) -> Result<()> {
             info.identity_sha256 = Some(hex(&Sha256::digest(&bytes)));
         }
         floodgate_format::Format::MysqlShell { .. } => {
-            let p = floodgate_format::shell::provenance(&plan.root)?;
+            let p = floodgate_format::shell::provenance(located.clone())?;
             info.created_at = p.began;
             info.source_server_version = p.server_version;
             // Written last, with every data file's size: it names this dump's content.
-            info.identity_sha256 = sha256_file(&plan.root.join(floodgate_format::shell::DONE));
+            info.identity_sha256 = Some(sha256(floodgate_format::shell::DONE)?);
         }
         floodgate_format::Format::Mydumper { .. } => {
-            let metadata = plan.root.join("metadata");
-            info.identity_sha256 = sha256_file(&metadata);
-            info.created_at = mydumper_started(&metadata);
+            let metadata = located.read("metadata", IDENTITY_LIMIT, "mydumper's metadata")?;
+            info.identity_sha256 = Some(hex(&Sha256::digest(&metadata)));
+            info.created_at = mydumper_started(&String::from_utf8_lossy(&metadata));
         }
     }
     Ok(())
 }
 
 /// mydumper's `# Started dump at: 2026-11-25 19:02:39` (0.13+) or `Started dump at: ...`.
-fn mydumper_started(metadata: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(metadata).ok()?;
-    let line = text.lines().find(|l| l.contains("Started dump at:"))?;
+fn mydumper_started(metadata: &str) -> Option<String> {
+    let line = metadata.lines().find(|l| l.contains("Started dump at:"))?;
     Some(line.split_once("Started dump at:")?.1.trim().to_string()).filter(|s| !s.is_empty())
 }
 

@@ -1,4 +1,4 @@
-//! Files floodgate reads from a backup directory ([`inside`]), and files it writes: a dump's chunks, schema and manifest, reports and metrics. They
+//! Files floodgate reads from a backup ([`open_planned`], [`read_whole`], [`read_at`]), and files it writes: a dump's chunks, schema and manifest, reports and metrics. They
 //! hold a copy of the database (or name its hosts), so they are private to their owner:
 //! directories 0700, files 0600 unless a reader needs more. Files are created new, never
 //! through a symbolic link (`O_NOFOLLOW`), and a file that replaces another is written under
@@ -51,32 +51,6 @@ fn temporary_beside(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.{:016x}.tmp", hasher.finish()))
 }
 
-/// A regular file `name` directly in the backup directory `root`, with its size. A symbolic
-/// link is followed only if it stays inside `root`: a backup must not lead the reader to
-/// other files on the host.
-pub fn inside(root: &Path, name: &str) -> crate::Result<crate::SqlFile> {
-    use crate::FormatError;
-    let path = root.join(name);
-    let meta = std::fs::symlink_metadata(&path).map_err(|e| FormatError::io(&path, e))?;
-    let meta = if meta.file_type().is_symlink() {
-        let target = path.canonicalize().map_err(|e| FormatError::io(&path, e))?;
-        if !target.starts_with(root) {
-            return Err(FormatError::UnsafePath {
-                path: path.clone(),
-                name: target.display().to_string(),
-                reason: "symbolic link leads out of the backup directory".into(),
-            });
-        }
-        std::fs::metadata(&target).map_err(|e| FormatError::io(&path, e))?
-    } else {
-        meta
-    };
-    if !meta.is_file() {
-        return Err(FormatError::corrupt(&path, None, "expected a regular file"));
-    }
-    Ok(crate::SqlFile::found(path, &meta))
-}
-
 /// Opens a backup file for reading, once, and checks it is the regular file the plan was
 /// made from: one replaced since by a link elsewhere, a FIFO or another file is refused
 /// (`InvalidData`). Opened without blocking, so a FIFO cannot hang the open. Returns the
@@ -99,6 +73,36 @@ pub fn open_planned(file: &crate::SqlFile) -> std::io::Result<(Box<dyn std::io::
         Some(id) if (id.dev, id.ino) != (meta.dev(), meta.ino()) => Err(swapped("replaced by another file")),
         _ => Ok((Box::new(f), meta.len())),
     }
+}
+
+/// The whole of `file` if it holds at most `limit` bytes, else None: small files only
+/// (metadata, scripts), read once, pinned as [`open_planned`] pins them.
+pub fn read_whole(file: &crate::SqlFile, limit: u64) -> crate::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    if let Some(object) = &file.object {
+        return match object.size() <= limit {
+            true => Ok(Some(object.read_range(0, object.size())?.to_vec())),
+            false => Ok(None),
+        };
+    }
+    let failed = |e| crate::FormatError::io(&file.path, e);
+    let (reader, _) = open_planned(file).map_err(failed)?;
+    let mut bytes = Vec::new();
+    reader.take(limit.saturating_add(1)).read_to_end(&mut bytes).map_err(failed)?;
+    Ok((bytes.len() as u64 <= limit).then_some(bytes))
+}
+
+/// `len` bytes of `file` from `offset` (an index's last entry, a trailer).
+pub fn read_at(file: &crate::SqlFile, offset: u64, len: u64) -> crate::Result<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    if let Some(object) = &file.object {
+        return Ok(object.read_range(offset, len)?.to_vec());
+    }
+    let failed = |e| crate::FormatError::io(&file.path, e);
+    let mut f = File::open(&file.path).map_err(failed)?;
+    let mut bytes = vec![0; usize::try_from(len).map_err(|e| failed(std::io::Error::other(e)))?];
+    f.seek(SeekFrom::Start(offset)).and_then(|_| f.read_exact(&mut bytes)).map_err(failed)?;
+    Ok(bytes)
 }
 
 #[cfg(test)]

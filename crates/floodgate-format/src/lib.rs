@@ -17,6 +17,7 @@ mod error;
 pub mod files;
 pub mod ident;
 mod ini;
+pub mod located;
 pub mod model;
 pub mod mydumper;
 pub mod mysqldump;
@@ -37,7 +38,8 @@ pub use model::{
 use std::path::Path;
 
 /// A backup in object storage: a mysqldump file (plain, .gz, .zst) as one object, or a
-/// directory backup under a prefix (`s3://bucket/prefix/`), planned from one listing.
+/// directory backup (native, mydumper, MySQL Shell) under a prefix (`s3://bucket/prefix/`),
+/// planned from one listing.
 fn open_object(url: &str) -> Result<Backup> {
     let source_url = url;
     let mut parsed = floodgate_storage::ObjectUrl::parse(url)?;
@@ -53,19 +55,21 @@ fn open_object(url: &str) -> Result<Backup> {
         let object = floodgate_storage::Object::open(source_url)?;
         return mysqldump::detect_object(object).map(Backup::Dump);
     }
-    let under = |name: &str| objects.iter().any(|o| o.key().strip_prefix(&parsed.key) == Some(name));
-    if under(native::MANIFEST) {
-        return native::read_located(&native::Located::listed(url, objects)?).map(Backup::Directory);
+    let backup = located::Located::listed(url, objects)?;
+    if backup.has(native::MANIFEST) {
+        return native::read_located(&backup).map(Backup::Directory);
     }
-    let reason = match (objects.is_empty(), under("metadata") || under("@.json")) {
-        (true, _) => "nothing is stored under this prefix".to_string(),
-        (false, true) => "mydumper and MySQL Shell directories are not read from object storage yet (a floodgate \
-                          dump and mysqldump files are): copy it to local disk first"
-            .to_string(),
-        (false, false) => format!(
-            "{} objects, none a backup's manifest (a floodgate dump has manifest.json; a mysqldump file is named \
-             by its key)",
-            objects.len()
+    if backup.has(shell::STARTED) {
+        return shell::read_located(backup).map(Backup::Directory);
+    }
+    if mydumper::looks_like(&backup)? {
+        return mydumper::read_located(&backup).map(Backup::Directory);
+    }
+    let reason = match backup.names()?.len() {
+        0 => "nothing is stored under this prefix".to_string(),
+        n => format!(
+            "{n} objects, none a backup's metadata (a floodgate dump has manifest.json, a mydumper dump `metadata` \
+             and schema files, a MySQL Shell dump @.json; a mysqldump file is named by its key)"
         ),
     };
     Err(FormatError::NotABackup { path: url.into(), reason })
@@ -106,7 +110,7 @@ pub fn open(source: &Path) -> Result<Backup> {
         if shell::looks_like(source) {
             return shell::read(source).map(Backup::Directory);
         }
-        if mydumper::looks_like(source)? {
+        if mydumper::looks_like(&located::Located::open(source)?)? {
             return mydumper::read(source).map(Backup::Directory);
         }
         return Err(FormatError::NotABackup {

@@ -9,33 +9,29 @@
 //! (`get_file_type` in myloader_process_filename.c), after stripping `.gz`/`.zst`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs;
 use std::path::Path;
 
 use crate::compress;
-use crate::files::inside;
 use crate::ident;
 use crate::ini;
+use crate::located::Located;
 use crate::model::*;
 use crate::split::Terminator;
 use crate::{FormatError, Result};
 
-/// True if `dir` has mydumper's `metadata` file (or the `.partial` one of an unfinished
+/// Most bytes of `metadata` read: a modern one lists every table in a few lines.
+const METADATA_LIMIT: u64 = 256 << 20;
+
+/// True if the backup has mydumper's `metadata` file (or the `.partial` one of an unfinished
 /// dump) and at least one schema file.
-pub fn looks_like(dir: &Path) -> Result<bool> {
-    let has_metadata = dir.join("metadata").is_file() || dir.join("metadata.partial").is_file();
-    if !has_metadata {
+pub fn looks_like(backup: &Located) -> Result<bool> {
+    if !backup.has("metadata") && !backup.has("metadata.partial") {
         return Ok(false);
     }
-    for entry in fs::read_dir(dir).map_err(|e| FormatError::io(dir, e))? {
-        let entry = entry.map_err(|e| FormatError::io(dir, e))?;
-        let name = entry.file_name();
-        let name = compress::strip_suffix(&name.to_string_lossy()).to_string();
-        if name.ends_with("-schema-create.sql") || name.ends_with("-schema.sql") {
-            return Ok(true);
-        }
-    }
-    Ok(false)
+    Ok(backup.names()?.iter().any(|name| {
+        let name = compress::strip_suffix(name);
+        name.ends_with("-schema-create.sql") || name.ends_with("-schema.sql")
+    }))
 }
 
 #[derive(Debug, Default)]
@@ -73,35 +69,26 @@ struct TableMeta {
 
 /// Reads the mydumper directory at `dir` into a plan.
 pub fn read(dir: &Path) -> Result<RestorePlan> {
-    let root = dir.canonicalize().map_err(|e| FormatError::io(dir, e))?;
-    let metadata_path = root.join("metadata");
-    if !metadata_path.is_file() {
+    read_located(&Located::open(dir)?)
+}
+
+/// Reads a mydumper dump, on disk or in a bucket, into a plan.
+pub fn read_located(backup: &Located) -> Result<RestorePlan> {
+    let root = backup.root();
+    if !backup.has("metadata") {
         return Err(FormatError::corrupt(
             &root.join("metadata.partial"),
             None,
             "the dump did not finish (mydumper writes `metadata` only when it completes)",
         ));
     }
-    let metadata = read_metadata(&metadata_path)?;
-    let mut names = Vec::new();
-    for entry in fs::read_dir(&root).map_err(|e| FormatError::io(&root, e))? {
-        let entry = entry.map_err(|e| FormatError::io(&root, e))?;
-        let os_name = entry.file_name();
-        let Some(name) = os_name.to_str() else {
-            return Err(FormatError::UnsafePath {
-                path: root.clone(),
-                name: os_name.to_string_lossy().into_owned(),
-                reason: "file name is not UTF-8".into(),
-            });
-        };
-        names.push(name.to_string());
-    }
-    names.sort();
+    let metadata = read_metadata(backup)?;
+    let names = backup.names()?;
     let plain: Vec<String> = names.iter().map(|n| compress::strip_suffix(n).to_string()).collect();
     let declared = Declared::new(&plain, &metadata);
     let mut dbs: BTreeMap<String, DbFiles> = BTreeMap::new();
     for name in &names {
-        classify(&root, name, &declared, &mut dbs)?;
+        classify(backup, name, &declared, &mut dbs)?;
     }
     check_listed_tables(&root, &metadata, &dbs)?;
     let mut databases = Vec::new();
@@ -331,15 +318,16 @@ fn file_kind(plain: &str, declared: &Declared) -> FileKind {
     FileKind::Ignored
 }
 
-fn classify(root: &Path, name: &str, declared: &Declared, dbs: &mut BTreeMap<String, DbFiles>) -> Result<()> {
+fn classify(backup: &Located, name: &str, declared: &Declared, dbs: &mut BTreeMap<String, DbFiles>) -> Result<()> {
+    let root = &backup.root();
     let plain = compress::strip_suffix(name);
     match file_kind(plain, declared) {
         FileKind::Ignored => {}
-        FileKind::CreateDatabase { db } => dbs.entry(db).or_default().create = Some(inside(root, name)?),
-        FileKind::Post { db } => dbs.entry(db).or_default().post.push(inside(root, name)?),
-        FileKind::Triggers { db } => dbs.entry(db).or_default().triggers.push(inside(root, name)?),
+        FileKind::CreateDatabase { db } => dbs.entry(db).or_default().create = Some(backup.file(name)?),
+        FileKind::Post { db } => dbs.entry(db).or_default().post.push(backup.file(name)?),
+        FileKind::Triggers { db } => dbs.entry(db).or_default().triggers.push(backup.file(name)?),
         FileKind::TableSchema { db, table, kind } => {
-            let file = inside(root, name)?;
+            let file = backup.file(name)?;
             let tf = dbs.entry(db).or_default().tables.entry(table).or_default();
             match kind {
                 TableFileKind::Schema => tf.schema = Some(file),
@@ -348,11 +336,11 @@ fn classify(root: &Path, name: &str, declared: &Declared, dbs: &mut BTreeMap<Str
             }
         }
         FileKind::Chunk { db, table, part, sub } => {
-            let file = inside(root, name)?;
+            let file = backup.file(name)?;
             dbs.entry(db).or_default().tables.entry(table).or_default().chunks.push((part, sub, file));
         }
         FileKind::Payload { db, table } => {
-            let file = inside(root, name)?;
+            let file = backup.file(name)?;
             dbs.entry(db).or_default().tables.entry(table).or_default().dat.insert(name.to_string(), file);
         }
         FileKind::Stray => {
@@ -467,8 +455,8 @@ fn name_after_keyword(sql: &str, what: &str) -> Option<String> {
     }
 }
 
-fn read_metadata(path: &Path) -> Result<Metadata> {
-    let text = fs::read(path).map_err(|e| FormatError::io(path, e))?;
+fn read_metadata(backup: &Located) -> Result<Metadata> {
+    let text = backup.read("metadata", METADATA_LIMIT, "mydumper's metadata")?;
     let text = String::from_utf8_lossy(&text);
     if text.contains("SHOW MASTER STATUS:") || text.trim_start().starts_with("Started dump at:") {
         return Ok(legacy_metadata(&text));

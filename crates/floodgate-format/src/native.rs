@@ -11,11 +11,12 @@
 //! Names in paths are percent-encoded ([`encode_name`]). Every path in a manifest is checked
 //! to stay inside the directory ([`resolve`]): no `..`, nothing absolute, no link out.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::Xxh3;
 
+use crate::located::Located;
 use crate::model::*;
 use crate::{FormatError, Result};
 
@@ -152,46 +153,6 @@ pub fn encode_name(name: &str) -> String {
     out
 }
 
-/// Resolves a manifest path inside `root`, refusing `..`, absolute paths and symbolic links
-/// that lead out of the directory. The file must exist.
-/// Refuses a manifest path that is absolute or holds `..`, `.` or a root.
-fn check_relative(relative: &str, manifest: &Path) -> Result<()> {
-    let unsafe_path = |reason: &str| FormatError::UnsafePath {
-        path: manifest.to_path_buf(),
-        name: relative.to_string(),
-        reason: reason.to_string(),
-    };
-    let rel = Path::new(relative);
-    if relative.is_empty() || rel.is_absolute() {
-        return Err(unsafe_path("paths in a manifest must be relative"));
-    }
-    if rel.components().any(|c| !matches!(c, Component::Normal(_))) || relative.contains("//") {
-        return Err(unsafe_path("`..`, `.` and roots are not allowed in manifest paths"));
-    }
-    Ok(())
-}
-
-pub fn resolve(root: &Path, relative: &str, manifest: &Path) -> Result<PathBuf> {
-    let unsafe_path = |reason: &str| FormatError::UnsafePath {
-        path: manifest.to_path_buf(),
-        name: relative.to_string(),
-        reason: reason.to_string(),
-    };
-    check_relative(relative, manifest)?;
-    let path = root.join(relative);
-    let real = path.canonicalize().map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            FormatError::corrupt(&path, None, "listed in the manifest but missing")
-        } else {
-            FormatError::io(&path, e)
-        }
-    })?;
-    if !real.starts_with(root) {
-        return Err(unsafe_path("leads out of the backup directory"));
-    }
-    Ok(path)
-}
-
 /// The order-independent digest of a table's rows: the sum, modulo 2^128, of the XXH3-128
 /// hash of each row's encoded bytes (the row as a rows file holds it, without its line end).
 /// Any order of the same rows gives the same digest, so it can be recomputed from the target.
@@ -287,49 +248,11 @@ pub fn read(dir: &Path) -> Result<RestorePlan> {
 
 /// Reads a native backup, on disk or in object storage, into a plan.
 pub fn read_located(backup: &Located) -> Result<RestorePlan> {
-    plan(backup.root(), &backup.manifest_path(), &backup.manifest()?, |rel| backup.file(rel))
+    plan(backup.root(), &backup.manifest_path(), &backup.manifest()?, |rel| backup.manifest_file(rel))
 }
 
-/// Where a native backup is: a directory, or a prefix in object storage listed once.
-pub enum Located {
-    Dir(PathBuf),
-    Objects {
-        /// `s3://bucket/prefix`, without the last `/`: the root paths are shown under.
-        root: PathBuf,
-        /// The objects under the prefix, by name relative to it.
-        by_name: std::collections::HashMap<String, floodgate_storage::Object>,
-    },
-}
-
+// The native format's view of a [`Located`] backup: its manifest and the files it names.
 impl Located {
-    /// A directory (canonical), or an `s3://bucket/prefix/` URL (listed now).
-    pub fn open(source: &Path) -> Result<Located> {
-        match source.to_str().filter(|s| floodgate_storage::is_url(s)) {
-            Some(url) => Ok(Located::listed(url, floodgate_storage::Object::list(url)?)?),
-            None => Ok(Located::Dir(source.canonicalize().map_err(|e| FormatError::io(source, e))?)),
-        }
-    }
-
-    /// The backup under `prefix`, from its listing.
-    pub fn listed(prefix: &str, objects: Vec<floodgate_storage::Object>) -> Result<Located> {
-        let key_prefix = floodgate_storage::ObjectUrl::parse(prefix)?.key;
-        let by_name = objects
-            .into_iter()
-            .filter_map(|o| {
-                let rel = o.key().strip_prefix(&key_prefix)?.trim_start_matches('/').to_string();
-                Some((rel, o))
-            })
-            .collect();
-        Ok(Located::Objects { root: PathBuf::from(prefix.trim_end_matches('/')), by_name })
-    }
-
-    /// The directory, or the prefix as a path (for messages).
-    pub fn root(&self) -> PathBuf {
-        match self {
-            Located::Dir(root) | Located::Objects { root, .. } => root.clone(),
-        }
-    }
-
     pub fn manifest_path(&self) -> PathBuf {
         self.root().join(MANIFEST)
     }
@@ -341,51 +264,29 @@ impl Located {
 
     /// The manifest's bytes (at most [`MANIFEST_LIMIT`]): what names the backup.
     pub fn manifest_bytes(&self) -> Result<Vec<u8>> {
-        let path = self.manifest_path();
-        let too_large = || {
-            FormatError::corrupt(
-                &path,
-                None,
-                format!("larger than {} MiB: not a manifest floodgate wrote", MANIFEST_LIMIT >> 20),
-            )
-        };
-        let missing = || {
-            FormatError::corrupt(&path, None, "no manifest.json: the dump did not finish (floodgate writes it last)")
-        };
-        match self {
-            Located::Dir(_) => match read_manifest_bytes(&path) {
-                Ok(Some(text)) => Ok(text),
-                Ok(None) => Err(too_large()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(missing()),
-                Err(e) => Err(FormatError::io(&path, e)),
-            },
-            Located::Objects { by_name, .. } => {
-                let object = by_name.get(MANIFEST).ok_or_else(missing)?;
-                if object.size() > MANIFEST_LIMIT {
-                    return Err(too_large());
-                }
-                Ok(object.read_range(0, object.size())?.to_vec())
+        match self.read(MANIFEST, MANIFEST_LIMIT, "a manifest floodgate wrote") {
+            Err(FormatError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Err(FormatError::corrupt(
+                    &self.manifest_path(),
+                    None,
+                    "no manifest.json: the dump did not finish (floodgate writes it last)",
+                ))
             }
+            other => other,
         }
     }
 
-    /// The file a manifest path names: it must be a relative path to a file inside the
-    /// backup (on disk, links out are refused; in a bucket, an object under the prefix).
-    pub fn file(&self, rel: &str) -> Result<SqlFile> {
-        let manifest = self.manifest_path();
-        match self {
-            Located::Dir(root) => {
-                let path = resolve(root, rel, &manifest)?;
-                let meta = std::fs::metadata(&path).map_err(|e| FormatError::io(&path, e))?;
-                Ok(SqlFile::found(path, &meta))
+    /// The file a manifest path names: a relative path to a file inside the backup (on
+    /// disk, links out are refused; in a bucket, an object under the prefix).
+    pub fn manifest_file(&self, rel: &str) -> Result<SqlFile> {
+        match self.file(rel) {
+            Err(FormatError::Io { path, source }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Err(FormatError::corrupt(&path, None, "listed in the manifest but missing"))
             }
-            Located::Objects { root, by_name } => {
-                check_relative(rel, &manifest)?;
-                let object = by_name
-                    .get(rel)
-                    .ok_or_else(|| FormatError::corrupt(&root.join(rel), None, "listed in the manifest but missing"))?;
-                Ok(SqlFile::remote(object.clone()))
+            Err(FormatError::UnsafePath { name, reason, .. }) => {
+                Err(FormatError::UnsafePath { path: self.manifest_path(), name, reason })
             }
+            other => other,
         }
     }
 }
@@ -570,18 +471,20 @@ mod tests {
     }
 
     #[test]
-    fn resolve_refuses_escapes() {
+    fn manifest_paths_never_escape_the_backup() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().canonicalize().unwrap();
         std::fs::write(root.join("ok"), "x").unwrap();
         std::os::unix::fs::symlink("/etc/hostname", root.join("link")).unwrap();
-        let m = root.join(MANIFEST);
-        assert!(resolve(&root, "ok", &m).is_ok());
-        for bad in ["../ok", "/etc/hostname", "a/../../ok", "./ok", "", "link"] {
-            let e = resolve(&root, bad, &m).unwrap_err();
+        let backup = Located::open(&root).unwrap();
+        assert!(backup.manifest_file("ok").is_ok());
+        for bad in ["../ok", "/etc/hostname", "a/../../ok", "./ok", "", "link", "a//ok"] {
+            let e = backup.manifest_file(bad).unwrap_err();
             assert!(e.is_integrity(), "{bad}: {e}");
         }
-        assert!(matches!(resolve(&root, "missing", &m), Err(FormatError::Corrupt { .. })));
+        let missing = backup.manifest_file("missing").unwrap_err();
+        assert!(matches!(&missing, FormatError::Corrupt { .. }), "{missing}");
+        assert!(missing.to_string().contains("listed in the manifest but missing"), "{missing}");
     }
 
     fn encode(row: &[u8]) -> Vec<u8> {

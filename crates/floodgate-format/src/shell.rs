@@ -11,12 +11,11 @@
 //! Layout details and their sources in MySQL Shell's code: docs/shell-format.md.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::files::inside;
+use crate::located::Located;
 use crate::model::{Chunk, Database, Delimited, Dialect, Format, Position, RestorePlan, SessionSettings, SqlFile};
 use crate::model::{RowChecksum, RowChecksums, Table, View};
 use crate::{FormatError, Result};
@@ -34,14 +33,20 @@ const JSON_LIMIT: u64 = 64 << 20;
 /// refused, as MySQL Shell's own loader does.
 const KNOWN_CAPABILITIES: [&str; 2] = ["partition_awareness", "multifile_schema_ddl"];
 
-/// True if `dir` holds a MySQL Shell dump (its `@.json`).
-pub fn looks_like(dir: &Path) -> bool {
-    dir.join(STARTED).is_file()
+/// True if `source` (a directory, or an `s3://` prefix) holds a MySQL Shell dump (its `@.json`).
+pub fn looks_like(source: &Path) -> bool {
+    Located::open(source).is_ok_and(|backup| backup.has(STARTED))
 }
 
-/// Reads a complete dump: one whose `@.done.json` is there.
-pub fn read(dir: &Path) -> Result<RestorePlan> {
-    let dump = open(dir)?;
+/// Reads a complete dump in a directory or under an `s3://` prefix: one whose `@.done.json`
+/// is there.
+pub fn read(source: &Path) -> Result<RestorePlan> {
+    read_located(Located::open(source)?)
+}
+
+/// Reads a complete dump, on disk or in a bucket.
+pub fn read_located(backup: Located) -> Result<RestorePlan> {
+    let dump = open(backup)?;
     if dump.done.is_none() {
         return Err(FormatError::corrupt(
             &dump.root.join(DONE),
@@ -65,8 +70,8 @@ pub struct Provenance {
 }
 
 /// Reads the dump's provenance from its `@.json`.
-pub fn provenance(dir: &Path) -> Result<Provenance> {
-    let dump = open(dir)?;
+pub fn provenance(backup: Located) -> Result<Provenance> {
+    let dump = open(backup)?;
     let field = |key: &str| text(&dump.started, key).map(str::to_string);
     Ok(Provenance { began: field("begin"), server_version: field("serverVersion"), dumper: field("dumper") })
 }
@@ -75,8 +80,8 @@ pub fn provenance(dir: &Path) -> Result<Provenance> {
 /// (final names only, never `.dumping`) and, once `@.done.json` is there, everything, checked
 /// as [`read`] checks it. `None` while the dump has not yet written every table's metadata
 /// (MySQL Shell writes it all before any data).
-pub fn read_unfinished(dir: &Path) -> Result<Option<RestorePlan>> {
-    let dump = open(dir)?;
+pub fn read_unfinished(source: &Path) -> Result<Option<RestorePlan>> {
+    let dump = open(Located::open(source)?)?;
     match dump.plan() {
         Ok(plan) => Ok(Some(plan)),
         Err(FormatError::Io { source, .. }) if !dump.finished && source.kind() == std::io::ErrorKind::NotFound => {
@@ -132,10 +137,8 @@ pub fn split_account(account: &str) -> (String, String) {
 
 /// Reads `@.users.sql` into its accounts' blocks, in file order.
 pub fn account_blocks(file: &SqlFile) -> Result<Vec<AccountBlock>> {
-    if file.bytes > JSON_LIMIT {
-        return Err(FormatError::corrupt(&file.path, None, format!("{} bytes: not a users script", file.bytes)));
-    }
-    let text = fs::read(&file.path).map_err(|e| FormatError::io(&file.path, e))?;
+    let too_large = || FormatError::corrupt(&file.path, None, format!("{} bytes: not a users script", file.bytes));
+    let text = crate::files::read_whole(file, JSON_LIMIT)?.ok_or_else(too_large)?;
     let text = String::from_utf8_lossy(&text);
     let mut blocks = Vec::new();
     let mut open: Option<AccountBlock> = None;
@@ -162,6 +165,8 @@ pub fn account_blocks(file: &SqlFile) -> Result<Vec<AccountBlock>> {
 /// A dump directory, its dump-wide metadata read.
 #[derive(Debug)]
 struct Dump {
+    backup: Located,
+    /// The dump's directory or prefix, for messages.
     root: PathBuf,
     started: Value,
     done: Option<Value>,
@@ -178,31 +183,27 @@ struct Dump {
 /// The checksums file of a dump made with `checksum: true`.
 pub const CHECKSUMS: &str = "@.checksums.json";
 
-fn open(dir: &Path) -> Result<Dump> {
-    let mut root = dir.canonicalize().map_err(|e| FormatError::io(dir, e))?;
-    let mut started = read_json(&root, STARTED)?;
+fn open(mut backup: Located) -> Result<Dump> {
+    let mut started = read_json(&backup, STARTED)?;
     if let Some(redirect) = started.get("redirectedDumpDir").and_then(Value::as_str) {
         // 9.4.1+: the dump proper is in a subdirectory.
-        let at = root.join(STARTED);
-        let redirected = root.join(safe_basename(&at, redirect)?);
-        let redirected = redirected.canonicalize().map_err(|e| FormatError::io(&redirected, e))?;
-        if !redirected.starts_with(&root) || redirected == root {
-            return Err(unsafe_name(&at, redirect, "redirectedDumpDir must be a directory inside the dump"));
-        }
-        root = redirected;
-        started = read_json(&root, STARTED)?;
+        let at = backup.root().join(STARTED);
+        let redirected = backup.subdirectory(safe_basename(&at, redirect)?)?;
+        backup = redirected;
+        started = read_json(&backup, STARTED)?;
     }
+    let root = backup.root();
     let version = text(&started, "version").unwrap_or("1.0.0").to_string();
     check_version(&root.join(STARTED), &version)?;
     check_capabilities(&root.join(STARTED), &started)?;
-    let names = list(&root)?;
-    let done = names.contains(DONE).then(|| read_json(&root, DONE)).transpose()?;
-    let checksums = names.contains(CHECKSUMS).then(|| read_json(&root, CHECKSUMS)).transpose()?;
+    let names: HashSet<String> = backup.names()?.into_iter().collect();
+    let done = names.contains(DONE).then(|| read_json(&backup, DONE)).transpose()?;
+    let checksums = names.contains(CHECKSUMS).then(|| read_json(&backup, CHECKSUMS)).transpose()?;
     if let Some(c) = &checksums {
         check_checksum_config(&root.join(CHECKSUMS), c)?;
     }
     let finished = done.is_some();
-    Ok(Dump { root, started, done, version, names, checksums, finished })
+    Ok(Dump { backup, root, started, done, version, names, checksums, finished })
 }
 
 impl Dump {
@@ -257,7 +258,7 @@ impl Dump {
     }
 
     fn database(&self, schema: &str, base: &str) -> Result<Database> {
-        let meta = read_json(&self.root, &format!("{base}.json"))?;
+        let meta = read_json(&self.backup, &format!("{base}.json"))?;
         let at = self.root.join(format!("{base}.json"));
         let includes_ddl = meta.get("includesDdl").and_then(Value::as_bool).unwrap_or(true);
         let basenames = map(&meta, "basenames");
@@ -300,7 +301,7 @@ impl Dump {
     /// A table: its CREATE, its data files in order, the rows the dump says it wrote.
     fn table(&self, schema: &str, name: &str, base: &str, ddl: bool) -> Result<(Table, Option<SqlFile>)> {
         let at = self.root.join(format!("{base}.json"));
-        let meta = read_json(&self.root, &format!("{base}.json"))?;
+        let meta = read_json(&self.backup, &format!("{base}.json"))?;
         if !ddl || !meta.get("includesDdl").and_then(Value::as_bool).unwrap_or(true) {
             return Err(FormatError::NotABackup {
                 path: at,
@@ -538,7 +539,7 @@ impl Dump {
 
     fn file(&self, name: &str) -> Result<SqlFile> {
         let name = safe_basename(&self.root.join(STARTED), name)?;
-        inside(&self.root, name)
+        self.backup.file(name)
     }
 
     fn optional_file(&self, name: &str) -> Result<Option<SqlFile>> {
@@ -571,12 +572,8 @@ fn read_idx(file: &SqlFile) -> Result<u64> {
             format!("{} bytes: an .idx holds whole 8-byte offsets", file.bytes),
         ));
     }
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = fs::File::open(&file.path).map_err(|e| FormatError::io(&file.path, e))?;
-    let mut last = [0u8; 8];
-    f.seek(SeekFrom::Start(file.bytes - 8))
-        .and_then(|_| f.read_exact(&mut last))
-        .map_err(|e| FormatError::io(&file.path, e))?;
+    let last = crate::files::read_at(file, file.bytes - 8, 8)?;
+    let last: [u8; 8] = last.try_into().map_err(|_| FormatError::corrupt(&file.path, None, "shorter than listed"))?;
     Ok(u64::from_be_bytes(last))
 }
 
@@ -619,26 +616,12 @@ fn check_capabilities(at: &Path, started: &Value) -> Result<()> {
     Ok(())
 }
 
-/// Every name in the directory (data files are found by name, never by parsing names).
-fn list(root: &Path) -> Result<HashSet<String>> {
-    let mut names = HashSet::new();
-    for entry in fs::read_dir(root).map_err(|e| FormatError::io(root, e))? {
-        let entry = entry.map_err(|e| FormatError::io(root, e))?;
-        if let Some(name) = entry.file_name().to_str() {
-            names.insert(name.to_string());
-        }
-    }
-    Ok(names)
-}
-
-fn read_json(root: &Path, name: &str) -> Result<Value> {
-    let file = inside(root, safe_basename(&root.join(STARTED), name)?)?;
-    if file.bytes > JSON_LIMIT {
-        return Err(FormatError::corrupt(&file.path, None, format!("{} bytes: not a dump's metadata", file.bytes)));
-    }
-    let bytes = fs::read(&file.path).map_err(|e| FormatError::io(&file.path, e))?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| FormatError::corrupt(&file.path, None, format!("not valid JSON ({e}): the file is damaged")))
+fn read_json(backup: &Located, name: &str) -> Result<Value> {
+    let name = safe_basename(&backup.root().join(STARTED), name)?;
+    let bytes = backup.read(name, JSON_LIMIT, "a dump's metadata")?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        FormatError::corrupt(&backup.root().join(name), None, format!("not valid JSON ({e}): the file is damaged"))
+    })
 }
 
 /// A file name taken from metadata: one plain name in the dump directory, never a path.
@@ -686,6 +669,8 @@ fn strings(v: &Value, key: &str, at: &Path) -> Result<Vec<String>> {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
 
     fn write(dir: &Path, files: &[(&str, &[u8])]) {

@@ -639,9 +639,15 @@ pub fn plan_identity(plan: &floodgate_format::RestorePlan) -> String {
         for t in &db.tables {
             put(t.name.as_bytes());
             put(relative(&t.schema.path).as_bytes());
+            if let Some(tag) = etag(&t.schema) {
+                put(tag.as_bytes());
+            }
             for c in t.chunks.iter().filter(|_| !growing) {
                 put(relative(&c.file.path).as_bytes());
                 put(&c.file.bytes.to_le_bytes());
+                if let Some(tag) = etag(&c.file) {
+                    put(tag.as_bytes());
+                }
                 if let Some(check) = &c.rows {
                     put(check.sha256.as_bytes());
                 }
@@ -652,6 +658,12 @@ pub fn plan_identity(plan: &floodgate_format::RestorePlan) -> String {
         }
     }
     format!("{}:{:032x}", plan.format.name(), h.digest128())
+}
+
+/// An object's ETag (a backup in a bucket, whose metadata files the identity cannot read
+/// from disk); none for a file on disk.
+fn etag(file: &floodgate_format::SqlFile) -> Option<&str> {
+    file.object.as_ref().and_then(|o| o.etag())
 }
 
 /// Identity of a mysqldump stream: the first bytes of the stream as stored (they hold the

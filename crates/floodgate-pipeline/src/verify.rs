@@ -6,7 +6,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use floodgate_format::compress::AtMost;
-use floodgate_format::native::{self, ContentDigest, RowState};
+use floodgate_format::native::{ContentDigest, RowState};
 use floodgate_format::{RowsCheck, SqlFile};
 use rayon::prelude::*;
 
@@ -100,7 +100,7 @@ pub fn check_stored<R: Read>(stored: R, check: &RowsCheck) -> Result<ChunkOutcom
 
 /// Verifies the native backup in `dir` on `threads` threads.
 pub fn verify_backup(dir: &Path, threads: usize) -> Result<VerifyReport, floodgate_format::FormatError> {
-    let backup = native::Located::open(dir)?;
+    let backup = floodgate_format::located::Located::open(dir)?;
     let (root, manifest_path, manifest) = (backup.root(), backup.manifest_path(), backup.manifest()?);
     let mut report = VerifyReport::default();
     let pool = rayon::ThreadPoolBuilder::new()
@@ -114,7 +114,7 @@ pub fn verify_backup(dir: &Path, threads: usize) -> Result<VerifyReport, floodga
                     .par_iter()
                     .map(|c| {
                         let file = backup
-                            .file(&c.file)
+                            .manifest_file(&c.file)
                             .map_err(|e| Problem { file: root.join(&c.file), reason: e.to_string() })?;
                         check_chunk(&file, &c.check()).map_err(|reason| Problem { file: file.path.clone(), reason })
                     })

@@ -38,7 +38,13 @@ pub struct Object {
     path: StorePath,
     size: u64,
     etag: Option<String>,
+    /// Last written, seconds since the epoch.
+    modified: u64,
     gets: Arc<AtomicU64>,
+}
+
+fn seconds(meta: &object_store::ObjectMeta) -> u64 {
+    u64::try_from(meta.last_modified.timestamp()).unwrap_or(0)
 }
 
 impl std::fmt::Debug for Object {
@@ -72,7 +78,8 @@ impl Object {
                 .await
             })?
         };
-        Ok(Object { store, url: parsed, path, size: meta.size, etag: meta.e_tag, gets: Arc::default() })
+        let modified = seconds(&meta);
+        Ok(Object { store, url: parsed, path, size: meta.size, etag: meta.e_tag, modified, gets: Arc::default() })
     }
 
     /// Every object under `prefix` (`s3://bucket/some/prefix/`), with its size and ETag as
@@ -108,6 +115,7 @@ impl Object {
         Ok(listed
             .into_iter()
             .map(|meta| Object {
+                modified: seconds(&meta),
                 store: store.clone(),
                 url: ObjectUrl { bucket: bucket.clone(), key: meta.location.to_string() },
                 path: meta.location,
@@ -136,6 +144,11 @@ impl Object {
     /// Its ETag when it was looked up.
     pub fn etag(&self) -> Option<&str> {
         self.etag.as_deref()
+    }
+
+    /// When it was last written, in seconds since the epoch (0 if the store did not say).
+    pub fn modified(&self) -> u64 {
+        self.modified
     }
 
     /// GET requests made for this object (and its clones) so far.

@@ -5,7 +5,7 @@ use crate::common::*;
 
 /// mydumper 0.10 cannot dump names with backticks (it does not quote them), so the data set
 /// drops its odd-name table and view before the legacy dump; the modern fixtures keep them.
-fn load_awkward_for_legacy(db: &str) {
+pub fn load_awkward_for_legacy(db: &str) {
     load_awkward(db);
     sql(source(), &format!("DROP VIEW `{db}`.`view; odd`; DROP TABLE `{db}`.`odd name; with ``tick`` and 'quote'`;"));
 }
@@ -168,12 +168,23 @@ fn legacy_mydumper_stray_data_file_is_refused() {
     assert_eq!(sql(target(), &format!("SHOW DATABASES LIKE '{db}'")).trim(), "");
 }
 
-fn modern_fixture_round_trip(variant: &str, extra: &[&str]) {
+/// The modern fixtures were made from the awkward set in a database named `awkward`: load
+/// it on the source once, to compare with.
+pub fn load_modern_fixture_source() {
     static LOADED: std::sync::Once = std::sync::Once::new();
     LOADED.call_once(|| load_awkward("awkward"));
+}
+
+/// The modern fixture `variant` (a mydumper 0.21 dump directory).
+pub fn modern_fixture(variant: &str) -> std::path::PathBuf {
+    repo_root().join("fixtures/mydumper-modern").join(variant)
+}
+
+fn modern_fixture_round_trip(variant: &str, extra: &[&str]) {
+    load_modern_fixture_source();
     // The fixture's database is named `awkward`: restore each variant into its own server.
     let target = floodgate_sandbox::Sandbox::start(&options()).unwrap();
-    let fixture = repo_root().join("fixtures/mydumper-modern").join(variant);
+    let fixture = modern_fixture(variant);
     let out = restore(&target, &fixture, &[&["-t", "3"], extra].concat());
     assert!(out.status.success(), "{}", stderr(&out));
     assert_same(&fingerprint(source(), "awkward"), &fingerprint(&target, "awkward"));

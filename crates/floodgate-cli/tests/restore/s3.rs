@@ -361,3 +361,85 @@ fn read_lines(stream: impl std::io::Read + Send + 'static) -> std::sync::mpsc::R
     });
     rx
 }
+
+/// mydumper dumps uploaded to a bucket restore from there to the source's fingerprint: the
+/// legacy layout (chunked plain, and gzip-compressed) and the modern one's LOAD DATA variant
+/// (its .dat payloads streamed from their objects); inspect describes one, drill passes on it.
+#[test]
+fn mydumper_dumps_in_a_bucket_restore_exactly() {
+    crate::mydumper::load_modern_fixture_source();
+    let url = upload_dir(&crate::mydumper::modern_fixture("load-data"), "mydumper/modern");
+    let server = floodgate_sandbox::Sandbox::start(&options()).unwrap();
+    let socket = server.socket().display().to_string();
+    let out = run(floodgate_s3(store(), &[&restore_args(&url, &socket)[..], &["-t", "3"]].concat()));
+    assert!(out.status.success(), "modern: {}", stderr(&out));
+    assert_same(&fingerprint(source(), "awkward"), &fingerprint(&server, "awkward"));
+
+    let db = "s3_mydumper";
+    crate::mydumper::load_awkward_for_legacy(db);
+    let dir = tempfile::tempdir().unwrap();
+    let socket = target().socket().display().to_string();
+    for (i, flags) in [&["--rows", "300"][..], &["-c"]].into_iter().enumerate() {
+        let dump = mydumper(db, flags);
+        let url = upload_dir(&dump.path().join("dump"), &format!("mydumper/{i}"));
+        let out = run(floodgate_s3(store(), &[&restore_args(&url, &socket)[..], &["-t", "3"]].concat()));
+        assert!(out.status.success(), "{flags:?}: {}", stderr(&out));
+        assert_same(&fingerprint(source(), db), &fingerprint(target(), db));
+        sql(target(), &format!("DROP DATABASE `{db}`; DROP DATABASE IF EXISTS floodgate"));
+    }
+    let url = format!("s3://{BUCKET}/mydumper/1");
+    let out = run(floodgate_s3(store(), &["inspect", &url]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("mydumper"), "{}", String::from_utf8_lossy(&out.stdout));
+    let report = dir.path().join("drill.json");
+    let out = run(floodgate_s3(store(), &["drill", &url, "--report", &report.display().to_string()]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(report["status"], "success", "{report}");
+    assert!(report["backup"]["bytes"].as_u64().unwrap() > 0, "{report}");
+    assert!(report["backup"]["identity_sha256"].is_string(), "{report}");
+}
+
+/// A MySQL Shell dump (chunked, zstd, with @.checksums.json) in a bucket restores to the
+/// source's fingerprint and drills; one whose data object is missing, or whose @.done.json
+/// was never written, is refused with exit 3 naming the key, before the target is touched.
+#[test]
+fn a_shell_dump_in_a_bucket_restores_exactly_and_a_gap_is_refused() {
+    use floodgate_fixtures::{Compression, ShellDumpOptions};
+    let db = "s3_shell";
+    load_awkward(db);
+    let chunked = ShellDumpOptions { bytes_per_chunk: 20_000, checksum: true, ..Default::default() };
+    let (_tmp, dump) = shell_dump(db, ShellDumpOptions { compression: Compression::Zstd, ..chunked });
+    let url = upload_dir(&dump, "shell/whole");
+    let server = floodgate_sandbox::Sandbox::start(&options()).unwrap();
+    let socket = server.socket().display().to_string();
+    let out = run(floodgate_s3(store(), &[&restore_args(&url, &socket)[..], &["-t", "3"]].concat()));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_same(&fingerprint(source(), db), &fingerprint(&server, db));
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("drill.json");
+    let out = run(floodgate_s3(store(), &["drill", &url, "--report", &report.display().to_string()]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(report["status"], "success", "{report}");
+
+    // The same dump without one data object, then without @.done.json.
+    let data = crate::shell::first_data_file(&dump, db, "bulk");
+    let gap = data.file_name().unwrap().to_string_lossy().into_owned();
+    for (prefix, left_out) in [("shell/gap", gap.as_str()), ("shell/unfinished", "@.done.json")] {
+        let partial = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(&dump).unwrap() {
+            let path = entry.unwrap().path();
+            if path.file_name().unwrap() != left_out {
+                std::fs::copy(&path, partial.path().join(path.file_name().unwrap())).unwrap();
+            }
+        }
+        let url = upload_dir(partial.path(), prefix);
+        let fresh = floodgate_sandbox::Sandbox::start(&options()).unwrap();
+        let socket = fresh.socket().display().to_string();
+        let out = run(floodgate_s3(store(), &restore_args(&url, &socket)));
+        assert_eq!(out.status.code(), Some(3), "{left_out}: {}", stderr(&out));
+        assert!(stderr(&out).contains(&format!("{prefix}/{left_out}")), "{left_out}: {}", stderr(&out));
+        assert_eq!(sql(&fresh, &format!("SHOW DATABASES LIKE '{db}'")).trim(), "", "target untouched");
+    }
+}

@@ -67,7 +67,7 @@ fn a_killed_shell_restore_resumes_exactly() {
 }
 
 /// The first data file of `db`.`table` (by name), not its .idx.
-fn first_data_file(dump: &Path, db: &str, table: &str) -> PathBuf {
+pub fn first_data_file(dump: &Path, db: &str, table: &str) -> PathBuf {
     let prefix = format!("{db}@{table}@");
     let mut files: Vec<PathBuf> = std::fs::read_dir(dump)
         .unwrap()
