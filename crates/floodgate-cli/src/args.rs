@@ -152,8 +152,13 @@ pub struct RestoreArgs {
     pub databases: Vec<String>,
     /// Restore the backup's single database (or the one --database picks) under this name;
     /// mysqldump files made without --databases name no database and need it.
-    #[arg(long, value_name = "NEWDB")]
+    #[arg(long, value_name = "NEWDB", conflicts_with = "rename_db")]
     pub into: Option<String>,
+    /// Restore the backup's database OLD as NEW (repeatable): its views, routines and
+    /// triggers, and references to OLD from other databases', follow. --database and
+    /// --exclude name databases as the backup does.
+    #[arg(long = "rename-db", value_name = "OLD:NEW", value_parser = parse_rename)]
+    pub rename_db: Vec<(String, String)>,
     /// Skip this table (repeatable).
     #[arg(long = "exclude", value_name = "DB.TABLE")]
     pub exclude: Vec<String>,
@@ -447,9 +452,28 @@ fn parse_definer(text: &str) -> Result<String, String> {
     Ok(format!("{}@{}", floodgate_format::ident::quote(&user), floodgate_format::ident::quote(&host)))
 }
 
+/// `OLD:NEW`, split at the first `:` (a database name holding one is the NEW's).
+fn parse_rename(text: &str) -> Result<(String, String), String> {
+    match text.split_once(':') {
+        Some((from, to)) if !from.is_empty() && !to.is_empty() && to.len() <= 64 => {
+            Ok((from.to_string(), to.to_string()))
+        }
+        _ => Err("OLD:NEW, two database names, e.g. shop:shop_restored".into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn renames() {
+        assert_eq!(parse_rename("a:b").unwrap(), ("a".to_string(), "b".to_string()));
+        assert_eq!(parse_rename("a:b:c").unwrap(), ("a".to_string(), "b:c".to_string()));
+        for bad in ["a", ":b", "a:", ""] {
+            assert!(parse_rename(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn definer_accounts() {

@@ -79,7 +79,8 @@ fn open_backup(args: &RestoreArgs) -> Result<Backup> {
 }
 
 fn restore(args: RestoreArgs) -> Result<()> {
-    let selection = Selection::new(args.into.clone(), args.databases.clone(), args.exclude.clone());
+    let selection = Selection::new(args.into.clone(), args.databases.clone(), args.exclude.clone())
+        .renaming(args.rename_db.clone());
     let backup = match open_backup(&args)? {
         Backup::Directory(plan) => {
             // What the selection keeps, to show; the engine makes the selection itself.

@@ -336,7 +336,7 @@ impl RestorePlan {
     }
 
     /// The statements of one of the plan's SQL files, as this restore runs them: with the
-    /// database renamed under `--into`.
+    /// databases renamed under `--into` or `--rename-db`.
     pub fn statements(&self, file: &SqlFile) -> crate::Result<Vec<crate::split::Statement>> {
         let mut statements = crate::read_statements(file, self.format.terminator())?;
         if let Some(rename) = &self.rename {
@@ -347,7 +347,7 @@ impl RestorePlan {
         Ok(statements)
     }
 
-    /// `text` with `--into`'s rename applied, or why it cannot be (see [`crate::rename`]).
+    /// `text` with `--into`'s or `--rename-db`'s renames applied, or why it cannot be (see [`crate::rename`]).
     pub fn rename_text(&self, text: &[u8], file: &SqlFile, offset: u64) -> crate::Result<Vec<u8>> {
         match &self.rename {
             Some(rename) => self.renamed(rename, text, file, offset),
@@ -364,9 +364,9 @@ impl RestorePlan {
     ) -> crate::Result<Vec<u8>> {
         rename.rewrite(text).map(std::borrow::Cow::into_owned).map_err(|reason| {
             crate::FormatError::Selection(format!(
-                "{} at byte {offset}: --into {}: {reason}",
+                "{} at byte {offset}: renaming {}: {reason}",
                 file.path.display(),
-                rename.to
+                rename.describe()
             ))
         })
     }
@@ -391,16 +391,26 @@ impl RestorePlan {
             let [db] = &mut self.databases[..] else {
                 let names: Vec<&str> = self.databases.iter().map(|d| d.name.as_str()).collect();
                 return Err(crate::FormatError::Selection(format!(
-                    "--into renames the one database restored; this backup holds {} ({}): pick one with --database",
+                    "--into renames the one database restored; this backup holds {} ({}): pick one with --database, \
+                     or name each with --rename-db OLD:NEW",
                     names.len(),
                     names.join(", ")
                 )));
             };
-            if &db.name != into {
-                self.rename = Some(crate::rename::Rename { from: db.name.clone(), to: into.clone() });
-                db.name = into.clone();
+            let rename = crate::rename::Rename::one(&db.name, into);
+            db.name = into.clone();
+            self.rename = (!rename.is_empty()).then_some(rename);
+            return Ok(());
+        }
+        let rename = selection.rename();
+        let names: Vec<&str> = self.databases.iter().map(|d| d.name.as_str()).collect();
+        selection.check_renames(&names).map_err(crate::FormatError::Selection)?;
+        for db in &mut self.databases {
+            if let Some(to) = rename.get(&db.name) {
+                db.name = to.to_string();
             }
         }
+        self.rename = (!rename.is_empty()).then_some(rename);
         Ok(())
     }
 
@@ -450,6 +460,9 @@ pub struct Selection {
     pub databases: Vec<String>,
     /// Tables to skip, as `db.table`.
     pub exclude: Vec<String>,
+    /// `--rename-db OLD:NEW`: databases restored under other names (`--database` and
+    /// `--exclude` name them as the backup does).
+    pub renames: Vec<(String, String)>,
     matched: std::collections::BTreeSet<String>,
     left_out: std::collections::BTreeSet<String>,
 }
@@ -457,7 +470,64 @@ pub struct Selection {
 impl Selection {
     /// A selection from the command line's flags.
     pub fn new(into: Option<String>, databases: Vec<String>, exclude: Vec<String>) -> Self {
-        Selection { into, databases, exclude, matched: Default::default(), left_out: Default::default() }
+        Selection {
+            into,
+            databases,
+            exclude,
+            renames: Vec::new(),
+            matched: Default::default(),
+            left_out: Default::default(),
+        }
+    }
+
+    /// The selection restoring each `OLD` database of the backup as `NEW` (`--rename-db`).
+    pub fn renaming(mut self, renames: Vec<(String, String)>) -> Self {
+        self.renames = renames;
+        self
+    }
+
+    /// The `--rename-db` renames.
+    pub fn rename(&self) -> crate::rename::Rename {
+        crate::rename::Rename::new(self.renames.iter().cloned())
+    }
+
+    /// Every name the restore creates databases under: `--into`'s, `--rename-db`'s NEWs.
+    pub fn new_names(&self) -> Vec<&str> {
+        self.into.iter().map(String::as_str).chain(self.renames.iter().map(|(_, to)| to.as_str())).collect()
+    }
+
+    /// Refuses renames that would lose data or cannot be meant, given the databases the
+    /// backup restores (`restored`, as the backup names them; `None` for a stream, not known
+    /// up front): an OLD named twice, two databases given one name, an OLD not restored, a
+    /// NEW that another restored database already has.
+    pub fn check_renames(&self, restored: &[&str]) -> Result<(), String> {
+        let mut by_new: std::collections::BTreeMap<&str, &str> = Default::default();
+        let mut olds = std::collections::BTreeSet::new();
+        for (from, to) in &self.renames {
+            if !olds.insert(from.as_str()) {
+                return Err(format!("--rename-db names `{from}` twice"));
+            }
+            if let Some(other) = by_new.insert(to.as_str(), from.as_str()) {
+                return Err(format!("--rename-db maps both `{other}` and `{from}` to `{to}`: one database each"));
+            }
+        }
+        let unknown: Vec<&str> = olds.iter().copied().filter(|old| !restored.contains(old)).collect();
+        if !unknown.is_empty() {
+            return Err(format!("--rename-db: not in the backup (or not selected): {}", unknown.join(", ")));
+        }
+        for (&to, &from) in &by_new {
+            if to != from && restored.contains(&to) && !olds.contains(to) {
+                return Err(format!(
+                    "--rename-db {from}:{to}: the backup also restores a database named `{to}`; rename that one too"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The backup's name of the database restored as `db`.
+    fn original<'a>(&'a self, db: &'a str) -> &'a str {
+        self.renames.iter().find(|(_, to)| to == db).map_or(db, |(from, _)| from.as_str())
     }
 
     /// The server's own schemas the stream held and the selection left out.
@@ -468,6 +538,11 @@ impl Selection {
     /// True if statements of `db` are wanted. The server's own schemas are wanted only when
     /// named; one left out is remembered ([`Selection::server_schemas_left_out`]).
     pub fn wants_db(&mut self, db: &str) -> bool {
+        let db = self.original(db).to_string();
+        let db = db.as_str();
+        if self.renames.iter().any(|(from, _)| from == db) {
+            self.matched.insert(format!("--rename-db {db}"));
+        }
         if self.databases.is_empty() {
             if is_server_schema(db) {
                 self.left_out.insert(db.to_string());
@@ -487,7 +562,7 @@ impl Selection {
         if !self.wants_db(db) {
             return false;
         }
-        let name = format!("{db}.{table}");
+        let name = format!("{}.{table}", self.original(db));
         if self.exclude.contains(&name) {
             self.matched.insert(name);
             return false;
@@ -497,6 +572,8 @@ impl Selection {
 
     /// Names given on the command line that matched nothing in the stream so far.
     pub fn unmatched(&self) -> Vec<String> {
-        self.databases.iter().chain(&self.exclude).filter(|n| !self.matched.contains(*n)).cloned().collect()
+        let renamed = self.renames.iter().map(|(from, _)| format!("--rename-db {from}"));
+        let given = self.databases.iter().chain(&self.exclude).cloned().chain(renamed);
+        given.filter(|n| !self.matched.contains(n)).collect()
     }
 }

@@ -232,12 +232,20 @@ pub struct Classifier {
     current_db: Option<String>,
     into: Option<String>,
     source_db: Option<String>,
+    /// `--rename-db`: databases restored under other names.
+    rename: crate::rename::Rename,
 }
 
 impl Classifier {
     /// A classifier; `into` renames the dump's (single) database.
     pub fn new(into: Option<String>) -> Self {
-        Classifier { current_db: into.clone(), into, source_db: None }
+        Classifier { current_db: into.clone(), into, source_db: None, rename: Default::default() }
+    }
+
+    /// A classifier renaming each database `rename` names (`--rename-db`), in `USE`,
+    /// `CREATE DATABASE` and the qualified references of schema and post-data statements.
+    pub fn renaming(rename: crate::rename::Rename) -> Self {
+        Classifier { rename, ..Classifier::default() }
     }
 
     /// The database selected by the last `USE` (or `--into`).
@@ -280,10 +288,15 @@ impl Classifier {
                 Item::Rows { db, table, statement }
             }
             "CREATE" | "DROP" | "ALTER" => match post_object(&words) {
-                true => Item::Post(statement),
+                true => {
+                    self.rewrite_references(&mut statement, source)?;
+                    Item::Post(statement)
+                }
                 false => {
-                    if matches!(w(1), "DATABASE" | "SCHEMA") && self.into.is_some() {
+                    if matches!(w(1), "DATABASE" | "SCHEMA") && (self.into.is_some() || !self.rename.is_empty()) {
                         statement.text = self.rewrite_database(&statement, source)?;
+                    } else {
+                        self.rewrite_references(&mut statement, source)?;
                     }
                     Item::Schema(statement)
                 }
@@ -293,7 +306,30 @@ impl Classifier {
         })
     }
 
+    /// A schema or post-data statement with the renamed databases' qualified references
+    /// rewritten (a view of one database reading another's table).
+    fn rewrite_references(&self, statement: &mut Statement, source: &str) -> Result<()> {
+        if self.rename.is_empty() {
+            return Ok(());
+        }
+        match self.rename.rewrite(&statement.text) {
+            Ok(std::borrow::Cow::Borrowed(_)) => Ok(()),
+            Ok(std::borrow::Cow::Owned(text)) => {
+                statement.text = text;
+                Ok(())
+            }
+            Err(reason) => Err(FormatError::Selection(format!(
+                "{source} at byte {}: renaming {}: {reason}",
+                statement.offset,
+                self.rename.describe()
+            ))),
+        }
+    }
+
     fn rename(&mut self, db: String, statement: &Statement, source: &str) -> Result<String> {
+        if let Some(to) = self.rename.get(&db) {
+            return Ok(to.to_string());
+        }
         let Some(into) = &self.into else { return Ok(db) };
         match &self.source_db {
             Some(first) if first != &db => Err(FormatError::corrupt(
@@ -515,6 +551,15 @@ impl Scanner {
     /// A scanner; `into` renames the dump's (single) database.
     pub fn new(into: Option<String>) -> Self {
         Scanner { classifier: Classifier::new(into), summary: DumpSummary::default() }
+    }
+
+    /// A scanner of the selection's renames: `--into` or `--rename-db`.
+    pub fn for_selection(selection: &crate::Selection) -> Self {
+        let classifier = match &selection.into {
+            Some(_) => Classifier::new(selection.into.clone()),
+            None => Classifier::renaming(selection.rename()),
+        };
+        Scanner { classifier, summary: DumpSummary::default() }
     }
 
     /// The database selected by the last `USE` (or `--into`).

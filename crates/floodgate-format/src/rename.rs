@@ -1,22 +1,48 @@
-//! Restoring a database under another name (`--into`): the SQL a backup runs names its
-//! database in `CREATE DATABASE`, `USE`, and qualified references (`` `shop`.`t` ``, which
-//! MySQL writes in every view body, and routines and triggers may hold). Those are rewritten;
-//! strings and comments never are (a name in a string is data).
+//! Restoring databases under other names (`--rename-db OLD:NEW`, and `--into NEW` for a
+//! backup of one database): the SQL a backup runs names its databases in `CREATE DATABASE`,
+//! `USE`, and qualified references (`` `shop`.`t` ``, which MySQL writes in every view body,
+//! and routines and triggers may hold, also across databases). Those are rewritten; strings
+//! and comments never are (a name in a string is data).
 //!
-//! A name is only rewritten where it can only be the database: before a `.` or after
+//! A name is only rewritten where it can only be a database: before a `.` or after
 //! `DATABASE`/`SCHEMA`/`USE`. A statement that also uses the name for something else (a
 //! table or alias named like its database: `` `shop`.`id` `` may then be that table's column)
 //! cannot be rewritten safely, and is refused rather than guessed at.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
-/// Renames one database in SQL text.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+/// Renames databases in SQL text: each name in the backup to its name on the target.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 pub struct Rename {
-    /// The name in the backup.
-    pub from: String,
-    /// The name on the target.
-    pub to: String,
+    map: BTreeMap<String, String>,
+}
+
+impl Rename {
+    /// One database, `from` in the backup, `to` on the target.
+    pub fn one(from: &str, to: &str) -> Rename {
+        Rename::new([(from.to_string(), to.to_string())])
+    }
+
+    /// Every `(from, to)` pair; a pair naming the same database twice is left out.
+    pub fn new(pairs: impl IntoIterator<Item = (String, String)>) -> Rename {
+        Rename { map: pairs.into_iter().filter(|(from, to)| from != to).collect() }
+    }
+
+    /// The target's name for the backup's database `db`, if it is renamed.
+    pub fn get(&self, db: &str) -> Option<&str> {
+        self.map.get(db).map(String::as_str)
+    }
+
+    /// True when no database is renamed.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// `OLD:NEW, ...`, for messages.
+    pub fn describe(&self) -> String {
+        self.map.iter().map(|(from, to)| format!("{from}:{to}")).collect::<Vec<_>>().join(", ")
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,52 +66,57 @@ struct Token {
 }
 
 impl Rename {
-    /// `text` with the database renamed, or why it cannot be done safely.
+    /// `text` with the databases renamed, or why it cannot be done safely.
     pub fn rewrite<'a>(&self, text: &'a [u8]) -> Result<Cow<'a, [u8]>, String> {
+        if self.map.is_empty() {
+            return Ok(Cow::Borrowed(text));
+        }
         let tokens = tokenize(text);
-        let mut rewrite = Vec::new();
-        let mut other_use = false;
+        let mut rewrite: Vec<(usize, &str)> = Vec::new();
+        let mut other_uses: Vec<&str> = Vec::new();
         let trigger =
             tokens.iter().any(|t| t.kind == (Kind::Word { quoted: false }) && t.name.eq_ignore_ascii_case("TRIGGER"));
         for (i, t) in tokens.iter().enumerate() {
-            if !matches!(t.kind, Kind::Word { .. }) || !t.name.eq_ignore_ascii_case(&self.from) {
+            if !matches!(t.kind, Kind::Word { .. }) {
                 continue;
             }
+            let Some((from, to)) = self.map.iter().find(|(from, _)| t.name.eq_ignore_ascii_case(from)) else {
+                continue;
+            };
             // In a trigger, a bare NEW.col or OLD.col is the row (in any case), not a database.
             let row_alias = trigger
                 && t.kind == (Kind::Word { quoted: false })
                 && (t.name.eq_ignore_ascii_case("NEW") || t.name.eq_ignore_ascii_case("OLD"));
             if row_alias {
-                other_use = true;
+                other_uses.push(from);
                 continue;
             }
-            if t.name != self.from {
+            if &t.name != from {
                 continue;
             }
             let after_dot = i > 0 && tokens[i - 1].kind == Kind::Dot;
             let before_dot = tokens.get(i + 1).is_some_and(|n| n.kind == Kind::Dot);
             if (before_dot && !after_dot) || names_database(&tokens[..i]) {
-                rewrite.push(i);
+                rewrite.push((i, to));
             } else {
-                other_use = true;
+                other_uses.push(from);
             }
         }
         if rewrite.is_empty() {
             return Ok(Cow::Borrowed(text));
         }
-        if other_use {
+        if let Some(name) = other_uses.iter().find(|name| rewrite.iter().any(|&(i, _)| &tokens[i].name == *name)) {
             return Err(format!(
-                "the name `{}` is both the database and another object in this statement, so which references \
-                 to rename cannot be told; restore without --into and rename afterwards",
-                self.from
+                "the name `{name}` is both a renamed database and another object in this statement, so which \
+                 references to rename cannot be told; restore without renaming it and rename afterwards"
             ));
         }
-        let mut out = Vec::with_capacity(text.len() + rewrite.len() * self.to.len());
+        let mut out = Vec::with_capacity(text.len() + rewrite.iter().map(|(_, to)| to.len() + 2).sum::<usize>());
         let mut at = 0;
-        for i in rewrite {
+        for (i, to) in rewrite {
             let t = &tokens[i];
             out.extend_from_slice(&text[at..t.start]);
-            out.extend_from_slice(crate::ident::quote(&self.to).as_bytes());
+            out.extend_from_slice(crate::ident::quote(to).as_bytes());
             at = t.end;
         }
         out.extend_from_slice(&text[at..]);
@@ -221,7 +252,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn shop() -> Rename {
-        Rename { from: "shop".into(), to: "shop_copy".into() }
+        Rename::one("shop", "shop_copy")
     }
 
     fn renamed(sql: &str) -> String {
@@ -270,17 +301,33 @@ mod tests {
 
     #[test]
     fn a_triggers_new_and_old_rows_are_not_databases() {
-        let new = Rename { from: "new".into(), to: "n2".into() };
+        let new = Rename::one("new", "n2");
         let sql = b"CREATE TRIGGER tr BEFORE INSERT ON `new`.t FOR EACH ROW SET NEW.a = 1";
         assert!(new.rewrite(sql).is_err(), "`new`.t is the database, NEW.a the row: ambiguous, refused");
         let sql = b"CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET NEW.a = OLD.a";
         assert_eq!(new.rewrite(sql).unwrap().as_ref(), sql);
     }
 
+    #[test]
+    fn several_databases_are_renamed_in_one_statement() {
+        let r = Rename::new([("shop".into(), "s2".into()), ("hr".into(), "h2".into()), ("same".into(), "same".into())]);
+        let sql = b"CREATE VIEW v AS SELECT * FROM `shop`.t JOIN hr.people p ON p.id = t.id WHERE same.f() > 0";
+        assert_eq!(
+            String::from_utf8(r.rewrite(sql).unwrap().into_owned()).unwrap(),
+            "CREATE VIEW v AS SELECT * FROM `s2`.t JOIN `h2`.people p ON p.id = t.id WHERE same.f() > 0"
+        );
+        assert_eq!(r.describe(), "hr:h2, shop:s2");
+        let err = r.rewrite(b"SELECT hr.id FROM hr.hr").unwrap_err();
+        assert!(err.contains("`hr`"), "{err}");
+        // A column named like a renamed database elsewhere in the statement does not matter
+        // when that database is not referenced.
+        assert_eq!(r.rewrite(b"SELECT t.shop FROM t").unwrap().as_ref(), b"SELECT t.shop FROM t");
+    }
+
     proptest! {
         #[test]
         fn rewriting_never_panics_and_keeps_text_without_the_name(text in proptest::collection::vec(any::<u8>(), 0..300)) {
-            let r = Rename { from: "\u{1}never".into(), to: "x".into() };
+            let r = Rename::one("\u{1}never", "x");
             let same = r.rewrite(&text).unwrap();
             prop_assert_eq!(same.as_ref(), &text[..]);
             let _ = shop().rewrite(&text);

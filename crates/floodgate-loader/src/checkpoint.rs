@@ -675,6 +675,9 @@ pub fn stream_identity(prefix: &[u8], selection: &floodgate_format::Selection, c
     // The chunk size decides where chunks are cut, so the numbers of the chunks.
     let selected = format!("{:?}|{:?}|{:?}|{chunk_bytes}", selection.into, selection.databases, selection.exclude);
     h.update(selected.as_bytes());
+    if !selection.renames.is_empty() {
+        h.update(format!("|{:?}", selection.renames).as_bytes());
+    }
     format!("mysqldump:{:032x}", h.digest128())
 }
 

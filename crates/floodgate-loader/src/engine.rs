@@ -110,8 +110,12 @@ pub async fn restore(
     let started = Instant::now();
     let mut phases = PhaseSeconds::default();
     progress.set_phase(Phase::Checks);
-    if let Some(into) = &selection.into {
-        target::refuse_own_schema(&options.checkpoint_schema, std::iter::once(into.as_str()))?;
+    target::refuse_own_schema(&options.checkpoint_schema, selection.new_names().into_iter())?;
+    if matches!(backup, Backup::Dump(_)) {
+        // A stream's databases are known only as it is read: what can be checked now is.
+        selection
+            .check_renames(&selection.renames.iter().map(|(from, _)| from.as_str()).collect::<Vec<_>>())
+            .map_err(|e| LoadError::Format(floodgate_format::FormatError::Selection(e)))?;
     }
     let source = Source::open(backup, selection, &progress)?;
     let name = source.name();

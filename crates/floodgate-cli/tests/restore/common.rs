@@ -293,6 +293,12 @@ fn vm_hwm_kib(pid: u32) -> Option<u64> {
 
 /// Writes `db` from the source in Shell's layout; the dump is `dir/dump`.
 pub fn shell_dump(db: &str, options: floodgate_fixtures::ShellDumpOptions) -> (tempfile::TempDir, PathBuf) {
+    shell_dump_schemas(&[db], options)
+}
+
+/// Writes the schemas `dbs` from the source in Shell's layout (`dumpSchemas`); the dump is
+/// `dir/dump`.
+pub fn shell_dump_schemas(dbs: &[&str], options: floodgate_fixtures::ShellDumpOptions) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("dump");
     let _guard = source_guard(source());
@@ -304,7 +310,8 @@ pub fn shell_dump(db: &str, options: floodgate_fixtures::ShellDumpOptions) -> (t
             ..Default::default()
         };
         let mut conn = floodgate_conn::connect(&opts, &[]).await.unwrap();
-        let options = floodgate_fixtures::ShellDumpOptions { schemas: vec![db.to_string()], users: false, ..options };
+        let schemas = dbs.iter().map(|d| d.to_string()).collect();
+        let options = floodgate_fixtures::ShellDumpOptions { schemas, users: false, ..options };
         floodgate_fixtures::write_shell_dump(&mut conn, &out, &options).await.unwrap();
     });
     (dir, out)

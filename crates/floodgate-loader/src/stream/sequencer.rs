@@ -207,7 +207,7 @@ impl Sequencer {
     ) -> Sequencer {
         Sequencer {
             source,
-            scanner: Scanner::new(selection.into.clone()),
+            scanner: Scanner::for_selection(&selection),
             selection,
             rules,
             checkpoints,
