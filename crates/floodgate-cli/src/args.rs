@@ -245,6 +245,15 @@ pub struct RestoreArgs {
     /// changes; applied once.
     #[arg(long)]
     pub set_gtid_purged: bool,
+    /// Into a live server: hold the loaders between chunks while a global status variable
+    /// is above a limit, e.g. 'Threads_running>20' (sampled every second; floodgate's own
+    /// loaders count too, so set it above -t).
+    #[arg(long, value_name = "NAME>N")]
+    pub throttle: Option<floodgate_loader::StatusLimit>,
+    /// Load at most this many megabytes (10^6 bytes, of the backup as stored) per second,
+    /// on average.
+    #[arg(long, value_name = "MB/s", value_parser = parse_rate)]
+    pub max_rate: Option<f64>,
 }
 
 #[derive(Debug, Args)]
@@ -452,6 +461,15 @@ fn parse_definer(text: &str) -> Result<String, String> {
     Ok(format!("{}@{}", floodgate_format::ident::quote(&user), floodgate_format::ident::quote(&host)))
 }
 
+/// `--max-rate`: megabytes per second (`50`, `50MB/s`, `0.5`), as bytes per second.
+fn parse_rate(text: &str) -> Result<f64, String> {
+    let number = text.trim().trim_end_matches("/s").trim_end_matches(['M', 'B', 'm', 'b']).trim();
+    match number.parse::<f64>() {
+        Ok(mb) if mb > 0.0 && mb.is_finite() => Ok(mb * 1e6),
+        _ => Err(format!("{text:?}: megabytes per second, e.g. 50 or 50MB/s")),
+    }
+}
+
 /// `OLD:NEW`, split at the first `:` (a database name holding one is the NEW's).
 fn parse_rename(text: &str) -> Result<(String, String), String> {
     match text.split_once(':') {
@@ -465,6 +483,16 @@ fn parse_rename(text: &str) -> Result<(String, String), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rates() {
+        assert_eq!(parse_rate("50").unwrap(), 50e6);
+        assert_eq!(parse_rate("50MB/s").unwrap(), 50e6);
+        assert_eq!(parse_rate("0.5").unwrap(), 0.5e6);
+        for bad in ["", "0", "-1", "fast", "inf"] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn renames() {

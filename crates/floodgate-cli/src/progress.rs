@@ -44,8 +44,9 @@ fn plain_interval() -> Duration {
 }
 
 fn summary(p: &Progress) -> String {
+    let paused = p.paused().map(|why| format!(", paused ({why})")).unwrap_or_default();
     format!(
-        "{} rows, tables {}/{}, chunks {}/{}",
+        "{} rows, tables {}/{}, chunks {}/{}{paused}",
         HumanCount(Progress::get(&p.rows_done)),
         Progress::get(&p.tables_done),
         Progress::get(&p.tables_total),

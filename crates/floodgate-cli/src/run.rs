@@ -136,6 +136,8 @@ fn restore(args: RestoreArgs) -> Result<()> {
         users: args.users,
         ignore_grant_errors: args.ignore_grant_errors,
         set_gtid_purged: args.set_gtid_purged,
+        throttle: args.throttle.clone(),
+        max_rate: args.max_rate,
     };
     let runtime = runtime()?;
     let progress = Arc::new(Progress::default());

@@ -99,6 +99,18 @@ impl Source {
     }
 }
 
+/// With `--throttle`, reads its status variable once (a name the server does not have is
+/// refused before any data) and starts sampling it on a connection of its own.
+async fn watch_throttle(session: &Arc<Session>) -> Result<Option<tokio::task::JoinHandle<()>>> {
+    if session.options.throttle.is_none() {
+        return Ok(None);
+    }
+    let mut conn = session.connect().await?;
+    session.throttle.sample(&mut conn).await?;
+    let session = session.clone();
+    Ok(Some(tokio::spawn(async move { session.throttle.watch(conn, &session.progress).await })))
+}
+
 /// Restores the part of `backup` that `selection` picks into the server `target` describes.
 pub async fn restore(
     backup: Backup,
@@ -168,6 +180,7 @@ pub async fn restore(
     let pipeline =
         Pipeline::new(config).map_err(|e| LoadError::Refused(format!("cannot start the pipeline threads: {e}")))?;
     let (complete_tx, complete_rx) = mpsc::unbounded_channel();
+    let (options_throttle, options_rate) = (options.throttle.clone(), options.max_rate);
     let session = Arc::new(Session {
         target,
         options,
@@ -179,8 +192,10 @@ pub async fn restore(
         tables: Tables::new(complete_tx),
         source: name.clone(),
         max_packet: server.max_allowed_packet,
+        throttle: crate::throttle::Throttle::new(options_throttle, options_rate),
     });
     let threads = session.options.threads.max(1);
+    let throttle_watch = watch_throttle(&session).await?;
     let queue = Arc::new(ChunkQueue::new(match &source {
         Source::Planned(_) => u64::MAX,
         Source::Stream(s) => s.queue_limit(threads, session.options.stream_chunk_bytes),
@@ -222,6 +237,10 @@ pub async fn restore(
         Err(_) => queue.stop(),
     }
     let joined = join_all(&mut tasks).await;
+    if let Some(watch) = throttle_watch {
+        watch.abort();
+        session.progress.set_paused(None);
+    }
     // A loader's own error explains a source that found the queue stopped.
     joined?;
     let Loaded { post: post_data, unmatched, schema_seconds, grants, grants_file } = loaded?;
@@ -290,6 +309,7 @@ pub async fn restore(
         position,
         gtid_set: set_gtid,
         object_gets: floodgate_storage::gets(),
+        throttle: session.throttle.report(),
     })
 }
 

@@ -39,6 +39,7 @@ mod sql;
 mod stream;
 mod tables;
 mod target;
+mod throttle;
 mod verify;
 mod worker;
 
@@ -48,4 +49,5 @@ pub use floodgate_conn::ConnectOptions;
 pub use floodgate_pipeline::{Phase, Progress};
 pub use report::{PhaseSeconds, RestoreReport, TableReport};
 pub use session::{RestoreOptions, VerifyMode};
+pub use throttle::{StatusLimit, ThrottleReport};
 pub use verify::table_digest;

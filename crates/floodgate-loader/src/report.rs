@@ -96,4 +96,7 @@ pub struct RestoreReport {
     /// GET requests made to object storage (0 for a backup on disk): a resumed restore
     /// fetches only what was not committed.
     pub object_gets: u64,
+    /// What `--throttle` and `--max-rate` held the loaders for (absent when neither is set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throttle: Option<crate::ThrottleReport>,
 }

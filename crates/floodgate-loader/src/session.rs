@@ -71,6 +71,10 @@ pub struct RestoreOptions {
     pub ignore_grant_errors: bool,
     /// Give the target the backup's GTID position at the end (`--set-gtid-purged`).
     pub set_gtid_purged: bool,
+    /// Hold the loaders between chunks while a status variable is above a limit (`--throttle`).
+    pub throttle: Option<crate::StatusLimit>,
+    /// Load at most this many bytes (as stored) per second, on average (`--max-rate`).
+    pub max_rate: Option<f64>,
 }
 
 impl Default for RestoreOptions {
@@ -96,6 +100,8 @@ impl Default for RestoreOptions {
             users: false,
             ignore_grant_errors: false,
             set_gtid_purged: false,
+            throttle: None,
+            max_rate: None,
         }
     }
 }
@@ -119,6 +125,8 @@ pub(crate) struct Session {
     pub source: String,
     /// The largest statement the target accepts (`max_allowed_packet`).
     pub max_packet: u64,
+    /// `--throttle` and `--max-rate`: the gate before every chunk.
+    pub throttle: crate::throttle::Throttle,
 }
 
 impl Session {

@@ -33,6 +33,7 @@ async fn work(session: &Session, queue: &ChunkQueue<Job>) -> Result<()> {
     while let Some((table, job)) = queue.pop().await {
         let Job { number, progress_bytes, body } = job;
         session.tables.wait_created(table).await?;
+        session.throttle.before_chunk(progress_bytes).await;
         session.tables.loading(table)?;
         let ready = body.ready(session, table, open(session, &mut conn).await?).await?;
         let outcome = load_with_retries(session, &mut conn, (table, number), &ready).await?;

@@ -58,6 +58,8 @@ pub struct Progress {
     pub chunks_done: AtomicU64,
     /// Messages for the user (resuming, reloading a table) not yet shown.
     notices: Mutex<Vec<String>>,
+    /// Why the loaders are held now (`--throttle`), if they are.
+    paused: Mutex<Option<String>>,
 }
 
 impl Progress {
@@ -86,6 +88,18 @@ impl Progress {
         if let Ok(mut n) = self.notices.lock() {
             n.push(message);
         }
+    }
+
+    /// Says why the loaders are held (`None`: they are not).
+    pub fn set_paused(&self, reason: Option<String>) {
+        if let Ok(mut p) = self.paused.lock() {
+            *p = reason;
+        }
+    }
+
+    /// Why the loaders are held now, if they are.
+    pub fn paused(&self) -> Option<String> {
+        self.paused.lock().ok().and_then(|p| p.clone())
     }
 
     /// The notices since the last call.

@@ -10,6 +10,7 @@ mod crafted;
 mod credentials;
 mod differential;
 mod into;
+mod live;
 mod mydumper;
 mod mysqldump;
 mod native;

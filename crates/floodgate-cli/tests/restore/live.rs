@@ -1,0 +1,111 @@
+//! Restoring into a live server: `--throttle NAME>N` holds the loaders while the server is
+//! busy, `--max-rate` spaces them out. Both leave the result exact.
+
+use std::path::Path;
+
+use crate::common::*;
+
+fn report(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// A native dump of `db` in small chunks, the `bulk` table grown so there are many.
+fn chunked_dump(db: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    load_awkward(db);
+    grow_bulk(source(), db, 20_000);
+    crate::native::dump(db, &["--chunk-size", "64KiB"])
+}
+
+/// Twelve sessions sleeping on the target hold Threads_running above 8: no chunk loads
+/// until they end (every progress line that says paused shows no chunk done), the progress
+/// says why, and the restore then completes exactly.
+#[test]
+fn throttle_holds_the_loaders_while_the_target_is_busy() {
+    let db = "live_throttle";
+    let (_dir, backup) = chunked_dump(db);
+    let server = floodgate_sandbox::Sandbox::start(&options()).unwrap();
+    let sleepers: Vec<_> = (0..12)
+        .map(|_| {
+            let socket = server.socket().to_path_buf();
+            std::thread::spawn(move || {
+                std::process::Command::new("mariadb")
+                    .args(["--no-defaults", "-uroot", "-e", "SELECT SLEEP(6)"])
+                    .arg(format!("--socket={}", socket.display()))
+                    .output()
+                    .unwrap()
+            })
+        })
+        .collect();
+    // Wait until the server counts them.
+    let busy = || sql(&server, "SHOW GLOBAL STATUS LIKE 'Threads_running'");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while busy().split_whitespace().nth(1).and_then(|n| n.parse::<u64>().ok()).unwrap_or(0) <= 8 {
+        assert!(std::time::Instant::now() < deadline, "the sleepers never ran: {}", busy());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let report_path = dir.path().join("r.json");
+    let r = report_path.display().to_string();
+    let out = restore(&server, &backup, &["-t", "2", "--throttle", "Threads_running>8", "--report", &r]);
+    for s in sleepers {
+        s.join().unwrap();
+    }
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(text.contains("--throttle: paused between chunks: Threads_running = "), "{text}");
+    assert!(text.contains("--throttle: resumed after"), "{text}");
+    let paused: Vec<&str> = text.lines().filter(|l| l.contains("paused (Threads_running")).collect();
+    assert!(!paused.is_empty(), "the progress shows the pause: {text}");
+    for line in paused {
+        assert!(line.contains("chunks 0/"), "a chunk loaded while paused: {line}");
+    }
+    let throttle = &report(&report_path)["throttle"];
+    assert!(throttle["paused_seconds"].as_f64().unwrap() >= 2.0, "{throttle}");
+    assert_eq!(throttle["limit"], "Threads_running>8");
+    assert_same(&fingerprint(source(), db), &fingerprint(&server, db));
+
+    // A name the server has no status variable for is refused before any data.
+    let fresh = floodgate_sandbox::Sandbox::start(&options()).unwrap();
+    let out = restore(&fresh, &backup, &["--throttle", "Threads_sprinting>8"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no global status variable Threads_sprinting"), "{}", stderr(&out));
+    assert_eq!(
+        sql(
+            &fresh,
+            &format!("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{db}' AND table_rows > 0")
+        )
+        .trim(),
+        "0"
+    );
+}
+
+/// --max-rate spaces chunk starts: the data cannot load faster than the rate (after the
+/// first chunk, which starts at once), the loaders' waits are reported, and the result is
+/// exact.
+#[test]
+fn max_rate_paces_the_load() {
+    let db = "live_rate";
+    let (_dir, backup) = chunked_dump(db);
+    let bytes: u64 = crate::native::manifest(&backup)["databases"][0]["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| t["chunks"].as_array().unwrap().iter().map(|c| c["compressed_bytes"].as_u64().unwrap()))
+        .collect::<Vec<_>>()
+        .iter()
+        .sum();
+    let server = floodgate_sandbox::Sandbox::start(&options()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let report_path = dir.path().join("r.json");
+    let r = report_path.display().to_string();
+    let rate_mb = 0.4;
+    let out = restore(&server, &backup, &["-t", "4", "--max-rate", &rate_mb.to_string(), "--report", &r]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = report(&report_path);
+    let data_seconds = report["phases"]["data"].as_f64().unwrap();
+    let largest = 64.0 * 1024.0;
+    let least = (bytes as f64 - largest) / (rate_mb * 1e6);
+    assert!(data_seconds >= least * 0.9, "{bytes} bytes in {data_seconds} s at {rate_mb} MB/s (at least {least} s)");
+    assert!(report["throttle"]["loader_wait_seconds"].as_f64().unwrap() > 0.0, "{}", report["throttle"]);
+    assert_same(&fingerprint(source(), db), &fingerprint(&server, db));
+}
