@@ -57,6 +57,17 @@ fn open_object(url: &str) -> Result<Backup> {
     if under(native::MANIFEST) {
         return native::read_located(&native::Located::listed(url, objects)?).map(Backup::Directory);
     }
+    let under_dir =
+        |dir: &str| objects.iter().any(|o| o.key().strip_prefix(&parsed.key).is_some_and(|k| k.starts_with(dir)));
+    if under_dir("schema/") {
+        // floodgate's layout without its manifest: a dump that did not finish (or failed an
+        // upload), as on disk.
+        return Err(FormatError::corrupt(
+            Path::new(&format!("{url}{}", native::MANIFEST)),
+            None,
+            "no manifest.json: the dump did not finish (floodgate writes it last)",
+        ));
+    }
     let reason = match (objects.is_empty(), under("metadata") || under("@.json")) {
         (true, _) => "nothing is stored under this prefix".to_string(),
         (false, true) => "mydumper and MySQL Shell directories are not read from object storage yet (a floodgate \
