@@ -260,7 +260,8 @@ pub struct RestoreArgs {
 pub struct DumpArgs {
     #[command(flatten)]
     pub conn: ConnArgs,
-    /// The new backup directory (must not exist, or be empty).
+    /// The new backup directory (must not exist, or be empty), or `s3://bucket/prefix/`
+    /// (must hold nothing): each file is uploaded as soon as it is complete, the manifest last.
     #[arg(short = 'o', long = "output", value_name = "DIR")]
     pub output: PathBuf,
     /// Databases to dump (all user databases when none).

@@ -309,6 +309,9 @@ fn dump(args: DumpArgs) -> Result<()> {
         "floodgate: dumped {} rows of {} tables into {} chunks ({} bytes, {} compressed) in {:.2}s",
         report.rows, report.tables, report.chunks, report.bytes, report.compressed_bytes, report.seconds
     );
+    if report.spool_peak_bytes > 0 {
+        eprintln!("floodgate: uploaded as it went; the spool held {} bytes at most", report.spool_peak_bytes);
+    }
     Ok(())
 }
 

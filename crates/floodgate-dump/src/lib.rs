@@ -12,6 +12,9 @@
 //! LOAD DATA's default format, zstd-compressed, each chunk hashed (SHA-256 of the file) and
 //! counted, each table digested ([`ContentDigest`]). manifest.json is written last, by
 //! rename: its presence means the dump is complete.
+//!
+//! Object storage: each file is uploaded as soon as it is complete, from a spool that holds
+//! a few files at a time, and the manifest last (see `sink.rs`).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -35,6 +38,9 @@ use mysql_async::{Conn, Row};
 use sha2::{Digest, Sha256};
 
 mod post;
+mod sink;
+
+use sink::Sink;
 
 /// Why a dump failed.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +66,16 @@ pub enum DumpError {
     /// Writing to object storage failed.
     #[error(transparent)]
     Storage(#[from] floodgate_storage::StorageError),
+    /// Uploading a file of the dump failed (the message names its object): the dump stops
+    /// and writes no manifest, so readers see the prefix as an unfinished dump.
+    #[error("uploading {}: {}", source.url, source.reason)]
+    Upload {
+        /// The failure, naming the object.
+        source: floodgate_storage::StorageError,
+    },
+    /// A worker stopped because an upload failed; the dump reports that failure instead.
+    #[error("stopped: an upload of the dump failed")]
+    UploadStopped,
 }
 
 impl Classify for DumpError {
@@ -68,7 +84,8 @@ impl Classify for DumpError {
             DumpError::Server(e) => e.class(),
             DumpError::Io { .. } => ErrorClass::Failed,
             DumpError::Refused(_) => ErrorClass::Refused,
-            DumpError::Storage(e) => floodgate_format::storage_class(e.kind),
+            DumpError::Storage(e) | DumpError::Upload { source: e } => floodgate_format::storage_class(e.kind),
+            DumpError::UploadStopped => ErrorClass::Failed,
             DumpError::Internal(_) => ErrorClass::Internal,
         }
     }
@@ -129,6 +146,9 @@ pub struct DumpReport {
     pub tables: usize,
     /// Chunk files.
     pub chunks: usize,
+    /// The most bytes the spool of a dump to object storage held at once (files written and
+    /// not yet uploaded); 0 for a local dump.
+    pub spool_peak_bytes: u64,
 }
 
 /// One table to dump.
@@ -170,12 +190,94 @@ pub async fn dump(
 ) -> Result<DumpReport> {
     let started = Instant::now();
     prepare_dir(out)?;
+    let sink = Arc::new(Sink::local(out));
+    let (manifest, mut report) = dump_into(source, &sink, options, &progress).await?;
+    sink.settle().await?;
+    write_manifest(out, &manifest)?;
+    Progress::add(&progress.tables_done, report.tables as u64);
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Dumps into object storage (`s3://bucket/prefix/`). Each file is written into a private
+/// spool directory under the system's temporary directory (`TMPDIR`), uploaded (multipart
+/// for large ones) as soon as it is complete, and deleted: the spool holds a few files at a
+/// time, not the dump (see `sink.rs`). The manifest goes up last, from memory, once every
+/// other upload succeeded, so a reader never sees a manifest whose files are not all there;
+/// after a failure there is none, and readers refuse the prefix as an unfinished dump. The
+/// prefix must hold nothing yet, as a local output directory must be empty. The spool is
+/// removed afterwards, whatever happened.
+pub async fn dump_to_objects(
+    source: &ConnectOptions,
+    prefix: &str,
+    options: &DumpOptions,
+    progress: Arc<Progress>,
+) -> Result<DumpReport> {
+    let started = Instant::now();
+    let prefix = format!("{}/", prefix.trim_end_matches('/'));
+    refuse_non_empty(&prefix).await?;
+    let spool = tempfile::Builder::new().prefix("floodgate-dump-").tempdir().map_err(io(&std::env::temp_dir()))?;
+    let out = spool.path().join("dump");
+    prepare_dir(&out)?;
+    let sink = Arc::new(Sink::objects(&out, &prefix, options.threads));
+    let dumped = dump_into(source, &sink, options, &progress).await;
+    if dumped.is_err() {
+        sink.abandon();
+    }
+    // Settled before the spool goes, on every path. A failed upload is what stopped the
+    // dump, whatever error the workers gave then, so it is the one reported.
+    sink.settle().await?;
+    let (manifest, mut report) = dumped?;
+    upload_manifest(&prefix, &manifest).await?;
+    Progress::add(&progress.tables_done, report.tables as u64);
+    report.spool_peak_bytes = sink.spool_peak();
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// A dump goes under a prefix that holds nothing yet: objects of another dump would mix
+/// with its own.
+async fn refuse_non_empty(prefix: &str) -> Result<()> {
+    let listing = {
+        let prefix = prefix.to_string();
+        tokio::task::spawn_blocking(move || floodgate_storage::Object::list(&prefix))
+            .await
+            .map_err(|e| DumpError::Internal(format!("listing task: {e}")))??
+    };
+    if !listing.is_empty() {
+        return Err(DumpError::Refused(format!(
+            "{prefix} already holds {} object(s); dump under a new prefix",
+            listing.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Uploads manifest.json, the dump's last object: its presence means the dump is whole.
+async fn upload_manifest(prefix: &str, manifest: &Manifest) -> Result<()> {
+    let json = manifest_json(manifest)?;
+    let url = format!("{prefix}{MANIFEST}");
+    tokio::task::spawn_blocking(move || floodgate_storage::upload(&url, json.as_slice()))
+        .await
+        .map_err(|e| DumpError::Internal(format!("upload task: {e}")))?
+        .map_err(|source| DumpError::Upload { source })?;
+    Ok(())
+}
+
+/// The dump itself: every file is handed to `sink` as soon as it is complete. Returns the
+/// manifest, for the caller to write once the sink has settled.
+async fn dump_into(
+    source: &ConnectOptions,
+    sink: &Arc<Sink>,
+    options: &DumpOptions,
+    progress: &Arc<Progress>,
+) -> Result<(Manifest, DumpReport)> {
     let mut control = connect(source, &["SET NAMES utf8mb4".into()]).await?;
     let databases = list_databases(&mut control, &options.databases, &options.checkpoint_schema).await?;
     let mut tables = Vec::new();
     let mut entries = Vec::new();
     for db in &databases {
-        entries.push(write_database_schema(&mut control, out, db).await?);
+        entries.push(write_database_schema(&mut control, sink, db).await?);
         for t in list_tables(&mut control, db).await? {
             tables.push(t);
         }
@@ -201,20 +303,18 @@ pub async fn dump(
         workers.push(connector.connect(&session).await?);
     }
     for t in &tables {
-        let path = out.join("schema").join(encode_name(&t.db)).join(format!("{}.sql", encode_name(&t.name)));
-        write_create_table(&mut control, &path, t).await?;
+        write_create_table(&mut control, sink, t).await?;
     }
-    let post_files = post::write_all(&mut control, out, &databases).await?;
+    let post_files = post::write_all(&mut control, sink, &databases).await?;
 
     let pipeline = Pipeline::new(PipelineConfig::for_budget(options.threads, 256 << 20))
         .map_err(|e| DumpError::Refused(format!("cannot start the compression threads: {e}")))?;
     let shared = Arc::new(Shared {
-        out: out.to_path_buf(),
+        sink: sink.clone(),
         tables: tables.clone(),
         options: options.clone(),
         pipeline,
         progress: progress.clone(),
-        syncs: Mutex::new(tokio::task::JoinSet::new()),
     });
 
     let (first, second): (Vec<usize>, Vec<usize>) = (0..tables.len()).partition(|&i| !tables[i].transactional);
@@ -230,9 +330,18 @@ pub async fn dump(
     for w in workers {
         w.close().await;
     }
-    shared.synced().await?;
+    let _ = control.disconnect().await;
+    Ok(assemble(&tables, entries, results, post_files, position))
+}
 
-    // Assemble the manifest: chunks in order, digests merged per table.
+/// The manifest and the report: chunks in order, digests merged per table.
+fn assemble(
+    tables: &[TableJob],
+    mut entries: Vec<DatabaseEntry>,
+    results: Vec<ChunkResult>,
+    post_files: Vec<(String, String)>,
+    position: SourceInfo,
+) -> (Manifest, DumpReport) {
     let mut per_table: Vec<(Vec<(usize, ChunkEntry)>, ContentDigest)> =
         vec![(Vec::new(), ContentDigest::default()); tables.len()];
     for r in results {
@@ -251,7 +360,7 @@ pub async fn dump(
         let Some(db) = entries.iter_mut().find(|d: &&mut DatabaseEntry| d.name == t.db) else { continue };
         db.tables.push(TableEntry {
             name: t.name.clone(),
-            schema_file: format!("schema/{}/{}.sql", encode_name(&t.db), encode_name(&t.name)),
+            schema_file: table_schema_file(t),
             columns: t.columns.clone(),
             rows: chunks.iter().map(|c| c.rows).sum(),
             content_digest: digest.hex(),
@@ -270,108 +379,16 @@ pub async fn dump(
         source: position,
         databases: entries,
     };
-    write_manifest(out, &manifest)?;
-    Progress::add(&progress.tables_done, tables.len() as u64);
-    let _ = control.disconnect().await;
-    report.seconds = started.elapsed().as_secs_f64();
-    Ok(report)
+    (manifest, report)
 }
 
 struct Shared {
-    out: PathBuf,
+    /// Where finished files go: kept, or uploaded (see `sink.rs`).
+    sink: Arc<Sink>,
     tables: Vec<TableJob>,
     options: DumpOptions,
     pipeline: Pipeline,
     progress: Arc<Progress>,
-    /// fsyncs of finished chunk files, on blocking threads: a worker goes on to its next
-    /// rows instead of waiting for the disk, and the manifest waits for all of them.
-    syncs: Mutex<tokio::task::JoinSet<Result<()>>>,
-}
-
-impl Shared {
-    fn sync_later(&self, file: std::fs::File, path: PathBuf) -> Result<()> {
-        let sync = move || file.sync_all().map_err(|source| DumpError::Io { path, source });
-        match self.syncs.lock() {
-            Ok(mut syncs) => {
-                syncs.spawn_blocking(sync);
-                Ok(())
-            }
-            // Never skipped: a manifest must not list a file that is not on disk.
-            Err(_) => sync(),
-        }
-    }
-
-    /// Waits for every chunk file to be on disk.
-    async fn synced(&self) -> Result<()> {
-        let mut syncs =
-            std::mem::take(&mut *self.syncs.lock().map_err(|_| DumpError::Internal("sync list poisoned".into()))?);
-        while let Some(done) = syncs.join_next().await {
-            done.map_err(|e| DumpError::Internal(format!("an fsync task failed: {e}")))??;
-        }
-        Ok(())
-    }
-}
-
-/// Dumps into object storage (`s3://bucket/prefix/`): into a private spool directory under
-/// the system's temporary directory (`TMPDIR`) first, then every file is uploaded (multipart
-/// for large ones) and the manifest last, so a reader never sees a manifest whose chunks are
-/// not all there. The prefix must hold nothing yet, as a local output directory must be
-/// empty. The spool is removed afterwards, whatever happened.
-pub async fn dump_to_objects(
-    source: &ConnectOptions,
-    prefix: &str,
-    options: &DumpOptions,
-    progress: Arc<Progress>,
-) -> Result<DumpReport> {
-    let prefix = format!("{}/", prefix.trim_end_matches('/'));
-    let listing = {
-        let prefix = prefix.clone();
-        tokio::task::spawn_blocking(move || floodgate_storage::Object::list(&prefix))
-            .await
-            .map_err(|e| DumpError::Internal(format!("listing task: {e}")))??
-    };
-    if !listing.is_empty() {
-        return Err(DumpError::Refused(format!(
-            "{prefix} already holds {} object(s); dump under a new prefix",
-            listing.len()
-        )));
-    }
-    let spool = tempfile::Builder::new().prefix("floodgate-dump-").tempdir().map_err(io(&std::env::temp_dir()))?;
-    let out = spool.path().join("dump");
-    let report = dump(source, &out, options, progress).await?;
-    let uploaded = tokio::task::spawn_blocking(move || upload_tree(&out, &prefix))
-        .await
-        .map_err(|e| DumpError::Internal(format!("upload task: {e}")))?;
-    uploaded?;
-    Ok(report)
-}
-
-/// Uploads every file under `dir` to `prefix`, the manifest last.
-fn upload_tree(dir: &Path, prefix: &str) -> Result<()> {
-    let mut files = Vec::new();
-    collect_files(dir, &mut files)?;
-    files.sort_by_key(|p| p.ends_with(MANIFEST));
-    for file in files {
-        let rel = file.strip_prefix(dir).map_err(|e| DumpError::Internal(e.to_string()))?;
-        let url = format!("{prefix}{}", rel.to_string_lossy());
-        let reader = std::fs::File::open(&file).map_err(io(&file))?;
-        floodgate_storage::upload(&url, reader)?;
-        // Uploaded: its spool copy is no longer needed.
-        std::fs::remove_file(&file).map_err(io(&file))?;
-    }
-    Ok(())
-}
-
-fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
-        let path = entry.map_err(io(dir))?.path();
-        if path.is_dir() {
-            collect_files(&path, out)?;
-        } else {
-            out.push(path);
-        }
-    }
-    Ok(())
 }
 
 fn prepare_dir(out: &Path) -> Result<()> {
@@ -411,7 +428,7 @@ async fn list_databases(conn: &mut Conn, wanted: &[String], checkpoints: &Checkp
     Ok(wanted.to_vec())
 }
 
-async fn write_database_schema(conn: &mut Conn, out: &Path, db: &str) -> Result<DatabaseEntry> {
+async fn write_database_schema(conn: &mut Conn, sink: &Sink, db: &str) -> Result<DatabaseEntry> {
     let row: Option<(String, String)> = conn
         .query_first(format!("SHOW CREATE DATABASE {}", quote(db)))
         .await
@@ -426,8 +443,8 @@ async fn write_database_schema(conn: &mut Conn, out: &Path, db: &str) -> Result<
         .map_err(sql("reading the database's charset"))?
         .unwrap_or_default();
     let rel = format!("schema/{}.sql", encode_name(db));
-    let path = out.join(&rel);
-    write_file(&path, format!("{create};\n").as_bytes())?;
+    write_file(sink, &rel, format!("{create};\n").as_bytes()).await?;
+    let out = sink.out();
     create_private_dir(&out.join("schema").join(encode_name(db))).map_err(io(out))?;
     create_private_dir(&out.join("data").join(encode_name(db))).map_err(io(out))?;
     Ok(DatabaseEntry { name: db.into(), charset, collation, schema_file: rel, tables: Vec::new(), post_file: None })
@@ -490,12 +507,17 @@ fn is_integer(column_type: &str) -> bool {
     ["tinyint", "smallint", "mediumint", "int", "bigint"].iter().any(|p| t.starts_with(p))
 }
 
-async fn write_create_table(conn: &mut Conn, path: &Path, t: &TableJob) -> Result<()> {
+async fn write_create_table(conn: &mut Conn, sink: &Sink, t: &TableJob) -> Result<()> {
     let row: Option<(String, String)> = conn
         .query_first(format!("SHOW CREATE TABLE {}", qualified(&t.db, &t.name)))
         .await
         .map_err(sql(format!("SHOW CREATE TABLE {}", qualified(&t.db, &t.name))))?;
-    write_file(path, format!("{};\n", row.map(|r| r.1).unwrap_or_default()).as_bytes())
+    write_file(sink, &table_schema_file(t), format!("{};\n", row.map(|r| r.1).unwrap_or_default()).as_bytes()).await
+}
+
+/// A table's CREATE TABLE file, relative to the dump.
+fn table_schema_file(t: &TableJob) -> String {
+    format!("schema/{}/{}.sql", encode_name(&t.db), encode_name(&t.name))
 }
 
 async fn source_info(conn: &mut Conn) -> Result<SourceInfo> {
@@ -654,10 +676,10 @@ impl HashingWriter {
 impl ChunkWriter {
     fn create(shared: &Shared, t: &TableJob, number: usize) -> Result<ChunkWriter> {
         let dir_rel = format!("data/{}/{}", encode_name(&t.db), encode_name(&t.name));
-        let dir = shared.out.join(&dir_rel);
+        let dir = shared.sink.out().join(&dir_rel);
         create_private_dir(&dir).map_err(io(&dir))?;
         let rel = format!("{dir_rel}/{number:06}.tsv.zst");
-        let path = shared.out.join(&rel);
+        let path = shared.sink.out().join(&rel);
         let file = files::create_new(&path, files::PRIVATE).map_err(io(&path))?;
         let compressor = Compressor::new(shared.options.compress_level).map_err(io(&path))?;
         let writer = HashingWriter { file, hash: Sha256::new(), written: 0 };
@@ -674,13 +696,18 @@ impl ChunkWriter {
 
     /// Compresses a block of encoded rows into one frame, on the pipeline pool; gives the
     /// block back, emptied, for the next rows.
-    async fn write(&mut self, pipeline: &Pipeline, block: Vec<u8>) -> Result<Vec<u8>> {
+    async fn write(&mut self, shared: &Shared, block: Vec<u8>) -> Result<Vec<u8>> {
         if block.is_empty() {
             return Ok(block);
         }
-        let Some((mut writer, mut compressor)) = self.state.take() else { return Ok(block) };
+        // A spent writer (see `finish`) never gets rows: losing them silently would be worse.
+        let Some((mut writer, mut compressor)) = self.state.take() else {
+            return Err(DumpError::Internal(format!("{}: written after it was finished", self.path.display())));
+        };
         self.bytes += block.len() as u64;
-        let (writer, compressor, mut block, result) = pipeline
+        let before = writer.written;
+        let (writer, compressor, mut block, result) = shared
+            .pipeline
             .run(move || {
                 let r = compressor.compress(&block).and_then(|frame| writer.write_all(frame));
                 (writer, compressor, block, r)
@@ -688,31 +715,34 @@ impl ChunkWriter {
             .await
             .ok_or_else(|| DumpError::Internal("the compressor stopped".into()))?;
         result.map_err(io(&self.path))?;
+        shared.sink.wrote(writer.written - before);
         self.state = Some((writer, compressor));
         block.clear();
         Ok(block)
     }
 
-    /// Ends the chunk; its file is synced in the background (see `Shared::sync_later`).
-    fn finish(mut self, shared: &Shared) -> Result<ChunkEntry> {
+    /// Ends the chunk: its manifest entry, and its file for the sink. The writer is spent
+    /// (it writes nothing more) until replaced by the next chunk's.
+    fn finish(&mut self, shared: &Shared) -> Result<(ChunkEntry, std::fs::File)> {
         let (mut writer, mut compressor) =
-            self.state.take().ok_or_else(|| DumpError::Refused("internal error: chunk finished twice".into()))?;
+            self.state.take().ok_or_else(|| DumpError::Internal("chunk finished twice".into()))?;
         if writer.written == 0 {
             // An empty chunk is still a valid zstd file: one empty frame.
             let frame = compressor.compress(&[]).map_err(io(&self.path))?;
             writer.write_all(frame).map_err(io(&self.path))?;
+            shared.sink.wrote(writer.written);
         }
-        shared.sync_later(writer.file, self.path)?;
         let sha256 = writer.hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
-        Ok(ChunkEntry {
-            file: self.rel,
+        let entry = ChunkEntry {
+            file: std::mem::take(&mut self.rel),
             rows: self.rows,
             bytes: self.bytes,
             compressed_bytes: writer.written,
             sha256,
-            first_key: self.first_key,
-            last_key: self.last_key,
-        })
+            first_key: self.first_key.take(),
+            last_key: self.last_key.take(),
+        };
+        Ok((entry, writer.file))
     }
 }
 
@@ -806,25 +836,33 @@ impl<'s> ChunkOutput<'s> {
         if self.block.len() >= BLOCK {
             Progress::add(&self.shared.progress.bytes_done, self.block.len() as u64);
             let block = std::mem::take(&mut self.block);
-            self.block = self.writer.write(&self.shared.pipeline, block).await?;
+            self.block = self.writer.write(self.shared, block).await?;
         }
         if self.job.range.is_none() && self.writer.bytes >= self.shared.options.chunk_size {
+            self.seal().await?;
             self.number += 1;
-            let next = ChunkWriter::create(self.shared, &self.shared.tables[self.job.table], self.number)?;
-            let mut done = std::mem::replace(&mut self.writer, next);
-            done.last_key = self.last_key.take().map(|k| String::from_utf8_lossy(&k).into_owned());
-            self.entries.push((self.number - 1, done.finish(self.shared)?));
+            self.writer = ChunkWriter::create(self.shared, &self.shared.tables[self.job.table], self.number)?;
         }
+        Ok(())
+    }
+
+    /// Ends the chunk being written and hands its file to the sink, which may wait for room
+    /// in the upload queue. The next chunk's file is created only after: a waiting worker
+    /// holds one file in the spool, not two.
+    async fn seal(&mut self) -> Result<()> {
+        self.writer.last_key = self.last_key.take().map(|k| String::from_utf8_lossy(&k).into_owned());
+        let (entry, file) = self.writer.finish(self.shared)?;
+        self.shared.sink.finished(&entry.file, file, entry.compressed_bytes).await?;
+        self.entries.push((self.number, entry));
         Ok(())
     }
 
     async fn finish(mut self) -> Result<ChunkResult> {
         Progress::add(&self.shared.progress.bytes_done, self.block.len() as u64);
         let block = std::mem::take(&mut self.block);
-        self.writer.write(&self.shared.pipeline, block).await?;
-        self.writer.last_key = self.last_key.map(|k| String::from_utf8_lossy(&k).into_owned());
-        let rows: u64 = self.entries.iter().map(|(_, e)| e.rows).sum::<u64>() + self.writer.rows;
-        self.entries.push((self.number, self.writer.finish(self.shared)?));
+        self.writer.write(self.shared, block).await?;
+        self.seal().await?;
+        let rows: u64 = self.entries.iter().map(|(_, e)| e.rows).sum();
         Progress::add(&self.shared.progress.rows_done, rows);
         Progress::add(&self.shared.progress.chunks_done, self.entries.len() as u64);
         // Chunk numbers of one-pass tables start at 0; range chunks have their own numbers.
@@ -832,19 +870,25 @@ impl<'s> ChunkOutput<'s> {
     }
 }
 
-/// Writes a schema or post-data file of the dump: new, private, synced.
-fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut f = files::create_new(path, files::PRIVATE).map_err(io(path))?;
-    f.write_all(bytes).map_err(io(path))?;
-    f.sync_all().map_err(io(path))
+/// Writes a schema or post-data file of the dump (`rel`, relative to the dump), new and
+/// private, and hands it to the sink: synced, or uploaded.
+async fn write_file(sink: &Sink, rel: &str, bytes: &[u8]) -> Result<()> {
+    let path = sink.out().join(rel);
+    let mut f = files::create_new(&path, files::PRIVATE).map_err(io(&path))?;
+    f.write_all(bytes).map_err(io(&path))?;
+    sink.wrote(bytes.len() as u64);
+    sink.finished(rel, f, bytes.len() as u64).await
 }
 
 /// The manifest, written last and renamed into place: its presence means the dump is whole.
 fn write_manifest(out: &Path, manifest: &Manifest) -> Result<()> {
-    let json = serde_json::to_vec_pretty(manifest)
-        .map_err(|e| DumpError::Internal(format!("serialising the manifest: {e}")))?;
+    let json = manifest_json(manifest)?;
     let path = out.join(MANIFEST);
     files::replace(&path, &json, files::PRIVATE).map_err(io(&path))
+}
+
+fn manifest_json(manifest: &Manifest) -> Result<Vec<u8>> {
+    serde_json::to_vec_pretty(manifest).map_err(|e| DumpError::Internal(format!("serialising the manifest: {e}")))
 }
 
 fn now_rfc3339() -> String {

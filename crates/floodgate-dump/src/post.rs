@@ -2,17 +2,15 @@
 //! function), then triggers (which may call a procedure), each with the session it was
 //! created under, in `DELIMITER ;;` blocks a `mysql` client can replay too.
 
-use std::path::Path;
-
 use floodgate_format::ident::quote;
 use floodgate_format::native::encode_name;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
 
-use crate::{sql, write_file, Result};
+use crate::{sql, write_file, Result, Sink};
 
 /// Writes one post file per database that has post-data objects; returns (db, relative path).
-pub async fn write_all(conn: &mut Conn, out: &Path, databases: &[String]) -> Result<Vec<(String, String)>> {
+pub async fn write_all(conn: &mut Conn, sink: &Sink, databases: &[String]) -> Result<Vec<(String, String)>> {
     let mut files = Vec::new();
     for db in databases {
         let mut text = String::new();
@@ -49,7 +47,7 @@ pub async fn write_all(conn: &mut Conn, out: &Path, databases: &[String]) -> Res
             continue;
         }
         let rel = format!("post/{}.sql", encode_name(db));
-        write_file(&out.join(&rel), format!("DELIMITER ;;\n{text}DELIMITER ;\n").as_bytes())?;
+        write_file(sink, &rel, format!("DELIMITER ;;\n{text}DELIMITER ;\n").as_bytes()).await?;
         files.push((db.clone(), rel));
     }
     Ok(files)

@@ -55,6 +55,7 @@ fn open_object(url: &str) -> Result<Backup> {
         let object = floodgate_storage::Object::open(source_url)?;
         return mysqldump::detect_object(object).map(Backup::Dump);
     }
+    let count = objects.len();
     let backup = located::Located::listed(url, objects)?;
     if backup.has(native::MANIFEST) {
         return native::read_located(&backup).map(Backup::Directory);
@@ -65,7 +66,20 @@ fn open_object(url: &str) -> Result<Backup> {
     if mydumper::looks_like(&backup)? {
         return mydumper::read_located(&backup).map(Backup::Directory);
     }
-    let reason = match backup.names()?.len() {
+    let unfinished_native = match &backup {
+        located::Located::Objects { by_name, .. } => by_name.keys().any(|k| k.starts_with("schema/")),
+        located::Located::Dir(_) => false,
+    };
+    if unfinished_native {
+        // floodgate's layout without its manifest: a dump that did not finish (or failed an
+        // upload), as on disk.
+        return Err(FormatError::corrupt(
+            &backup.root().join(native::MANIFEST),
+            None,
+            "no manifest.json: the dump did not finish (floodgate writes it last)",
+        ));
+    }
+    let reason = match count {
         0 => "nothing is stored under this prefix".to_string(),
         n => format!(
             "{n} objects, none a backup's metadata (a floodgate dump has manifest.json, a mydumper dump `metadata` \

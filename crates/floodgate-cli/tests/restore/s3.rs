@@ -252,23 +252,39 @@ fn a_native_dump_in_a_bucket_verifies_restores_and_drills() {
 }
 
 /// `floodgate dump -o s3://...` writes the native format into the bucket (the manifest
-/// last); restored from there, the target ends with the source's fingerprint. A second dump
-/// under the same prefix is refused.
+/// last); restored from there, the target ends with the source's fingerprint. Each file went
+/// up as soon as it was complete: the spool never held more than a file per worker, two
+/// queued and one per uploader (as many as workers, up to four: `sink.rs`), far less than
+/// the dump, and it is gone afterwards.
+/// A second dump under the same prefix is refused.
 #[test]
 fn a_dump_written_to_a_bucket_restores_exactly() {
     let db = "s3_dumped";
     load_awkward(db);
+    grow_bulk(source(), db, 40000);
+    sql(source(), &format!("ANALYZE TABLE `{db}`.bulk"));
     let socket = source().socket().display().to_string();
     let url = format!("s3://{BUCKET}/dumped/{db}/");
+    let tmp = tempfile::tempdir().unwrap();
+    let spool = tmp.path().join("spool");
+    std::fs::create_dir(&spool).unwrap();
+    let report_file = tmp.path().join("dump.json").display().to_string();
     let dump = |url: &str| {
-        run(floodgate_s3(
-            store(),
-            &["dump", "-S", &socket, "-u", "root", "-o", url, "--progress", "none", "--chunk-size", "16KiB", db],
-        ))
+        let args = ["--chunk-size", "16KiB", "-t", "3", "--report", &report_file, db];
+        let mut cmd = floodgate_s3(store(), &[&dump_args(&socket, url)[..], &args].concat());
+        cmd.env("TMPDIR", &spool);
+        run(cmd)
     };
     let out = dump(&url);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(store().object_file(BUCKET, &format!("dumped/{db}/manifest.json")).is_file());
+    assert_eq!(files_under(&spool), 0, "the spool is removed");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&report_file).unwrap()).unwrap();
+    let (peak, total) = (report["spool_peak_bytes"].as_u64().unwrap(), report["compressed_bytes"].as_u64().unwrap());
+    let largest = largest_file(&store().object_file(BUCKET, &format!("dumped/{db}")));
+    assert!(report["chunks"].as_u64().unwrap() > 100, "{report}");
+    assert!(peak > 0 && peak <= (3 + 2 + 3) * largest, "spool peak {peak}, largest file {largest}");
+    assert!(peak * 10 < total, "spool peak {peak} of a {total} byte dump");
     // An empty file is uploaded as an empty object.
     let empty = tempfile::NamedTempFile::new().unwrap();
     let empty_url = upload(empty.path(), "dumped/empty");
@@ -282,6 +298,120 @@ fn a_dump_written_to_a_bucket_restores_exactly() {
     let again = dump(&url);
     assert!(!again.status.success());
     assert!(stderr(&again).contains("already holds"), "{}", stderr(&again));
+}
+
+/// The store pauses mid-dump (SIGSTOP) for less than a request may take, then comes back:
+/// the dump waits for it rather than filling its spool. While the store is stopped the
+/// spool holds at most a file per worker, two queued and one per uploader (here 2 + 2 + 2);
+/// the dump then ends, and every chunk it uploaded verifies.
+#[test]
+fn a_store_that_pauses_mid_dump_makes_the_dump_wait() {
+    let db = "s3_dump_paused";
+    load_awkward(db);
+    grow_bulk(source(), db, 60000);
+    sql(source(), &format!("ANALYZE TABLE `{db}`.bulk"));
+    let own = S3Sandbox::start().unwrap();
+    own.create_bucket(BUCKET).unwrap();
+    let (spool, reports) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let report = reports.path().join("dump.json").display().to_string();
+    let extra = ["-t", "2", "--s3-timeout", "30", "--report", &report];
+    let (child, pid) = dump_then_stop_the_store(&own, db, "paused", spool.path(), &extra);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let held = files_under(spool.path());
+    assert!(Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    eprintln!("--- stderr\n{}", stderr(&out));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(held <= 2 + 2 + 2, "the spool held {held} files while the store was stopped");
+    assert_eq!(files_under(spool.path()), 0, "the spool is removed");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let (peak, total) = (report["spool_peak_bytes"].as_u64().unwrap(), report["compressed_bytes"].as_u64().unwrap());
+    let largest = largest_file(&own.object_file(BUCKET, "paused"));
+    assert!(peak <= (2 + 2 + 2) * largest, "spool peak {peak}, largest file {largest}");
+    assert!(peak * 10 < total, "spool peak {peak} of a {total} byte dump");
+    let out = run(floodgate_s3(&own, &["verify", &format!("s3://{BUCKET}/paused/")]));
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// The store stops answering mid-dump (SIGSTOP) for longer than a request may take
+/// (`--s3-timeout 1`; uploads are not retried): the dump fails, exit 1, naming the object
+/// it could not upload, and writes no manifest, so readers refuse the prefix as an
+/// unfinished dump (exit 3). Its spool is removed.
+#[test]
+fn a_store_that_stops_mid_dump_fails_it_without_a_manifest() {
+    let db = "s3_dump_stalled";
+    load_awkward(db);
+    grow_bulk(source(), db, 60000);
+    sql(source(), &format!("ANALYZE TABLE `{db}`.bulk"));
+    let own = S3Sandbox::start().unwrap();
+    own.create_bucket(BUCKET).unwrap();
+    let spool = tempfile::tempdir().unwrap();
+    let extra = ["-t", "1", "--s3-timeout", "1"];
+    let (child, pid) = dump_then_stop_the_store(&own, db, "stalled", spool.path(), &extra);
+    let stopped = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let waited = stopped.elapsed();
+    assert!(Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
+    eprintln!("--- stderr\n{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let url = format!("s3://{BUCKET}/stalled/");
+    assert!(stderr(&out).contains(&format!("uploading {url}")), "the object is named: {}", stderr(&out));
+    assert!(waited.as_secs() < 30, "the dump failed {waited:?} after the store stopped");
+    assert!(!own.object_file(BUCKET, "stalled/manifest.json").exists(), "no manifest after a failed upload");
+    assert_eq!(files_under(spool.path()), 0, "the spool is removed");
+    let out = run(floodgate_s3(&own, &["inspect", &url]));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("did not finish"), "{}", stderr(&out));
+}
+
+/// Starts `floodgate dump -o s3://backups/PREFIX/` of `db` into `own` with `spool` as its
+/// TMPDIR, and stops the store (SIGSTOP) once chunks are going up, not before the dump began.
+/// Returns the dump and the store's pid.
+fn dump_then_stop_the_store(
+    own: &S3Sandbox,
+    db: &str,
+    prefix: &str,
+    spool: &Path,
+    extra: &[&str],
+) -> (std::process::Child, String) {
+    let socket = source().socket().display().to_string();
+    let url = format!("s3://{BUCKET}/{prefix}/");
+    let args = [&dump_args(&socket, &url)[..], &["--chunk-size", "16KiB", db], extra].concat();
+    let mut cmd = floodgate_s3(own, &args);
+    let child = cmd.env("TMPDIR", spool).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let data = own.object_file(BUCKET, &format!("{prefix}/data"));
+    let started = std::time::Instant::now();
+    while largest_file(&data) == 0 {
+        assert!(started.elapsed().as_secs() < 60, "no chunk was uploaded");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let pid = own.pid().unwrap().to_string();
+    assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+    (child, pid)
+}
+
+/// Files under `dir`, at any depth.
+fn files_under(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries.map(|e| e.unwrap().path()).map(|p| if p.is_dir() { files_under(&p) } else { 1 }).sum()
+}
+
+fn dump_args<'a>(socket: &'a str, url: &'a str) -> Vec<&'a str> {
+    vec!["dump", "-S", socket, "-u", "root", "-o", url, "--progress", "none"]
+}
+
+/// The size of the largest file under `dir` but the manifest, which is never in the spool
+/// (0 if there is none, or no `dir`).
+fn largest_file(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let sizes = entries.map(|e| e.unwrap().path()).filter(|p| !p.ends_with("manifest.json")).map(|p| {
+        if p.is_dir() {
+            largest_file(&p)
+        } else {
+            std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0)
+        }
+    });
+    sizes.max().unwrap_or(0)
 }
 
 /// A chunk object damaged in the store, or missing from it: exit 3, naming its key.
