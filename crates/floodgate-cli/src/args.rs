@@ -32,10 +32,15 @@ pub struct Cli {
     #[arg(long, value_name = "REGION", global = true)]
     pub s3_region: Option<String>,
     /// One s3:// request's limit in seconds: a transfer that stalls longer is cut and tried
-    /// again (for up to five minutes of failures in a row).
+    /// again (for up to --s3-retry-for seconds of failures in a row).
     #[arg(long, value_name = "SECONDS", default_value_t = 30, global = true,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub s3_timeout: u64,
+    /// How long a store that fails, stalls or throttles is tried again, reads and uploads
+    /// alike, before floodgate gives up (a restore then resumes when run again).
+    #[arg(long, value_name = "SECONDS", default_value_t = 300, global = true,
+          value_parser = clap::value_parser!(u64).range(0..=86400))]
+    pub s3_retry_for: u64,
     /// Print help.
     #[arg(long, action = clap::ArgAction::Help, global = true)]
     help: Option<bool>,

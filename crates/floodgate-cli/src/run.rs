@@ -37,6 +37,7 @@ pub fn configure_storage(cli: &Cli) {
         endpoint: cli.s3_endpoint.clone(),
         region: cli.s3_region.clone(),
         request_timeout: Duration::from_secs(cli.s3_timeout),
+        retry_for: Duration::from_secs(cli.s3_retry_for),
         ..Default::default()
     };
     floodgate_storage::configure(options.within_budget((budget_mib as u64) << 20, readers));
@@ -147,15 +148,13 @@ fn restore(args: RestoreArgs) -> Result<()> {
     let relaxed = match args.fast_target {
         true => Some(runtime.block_on(floodgate_loader::fast_target::relax_target(&target, &schema))?),
         false => {
-            // A --fast-target run killed before it put the settings back left them recorded.
+            // A run killed before it put its settings back (--fast-target, local_infile) left
+            // them recorded.
             if let Ok(saved) =
                 runtime.block_on(floodgate_loader::fast_target::put_back(&target, &schema, Duration::ZERO))
             {
                 if !saved.is_empty() {
-                    eprintln!(
-                        "floodgate: put back settings an interrupted --fast-target run relaxed: {}",
-                        describe_saved(&saved)
-                    );
+                    eprintln!("floodgate: put back settings an interrupted run changed: {}", describe_saved(&saved));
                 }
             }
             None
@@ -172,17 +171,21 @@ fn restore(args: RestoreArgs) -> Result<()> {
         }
     });
     display.finish();
-    if let Some(relaxed) = relaxed {
-        // Always, whatever the outcome: the server goes back to the durability it had.
-        let put_back = runtime.block_on(floodgate_loader::fast_target::put_back(&target_again, &schema, wait));
-        match put_back {
-            Ok(_) => eprintln!("floodgate: --fast-target: put back {}", describe_saved(&relaxed.saved)),
-            Err(e) => eprintln!(
-                "floodgate: error: --fast-target could not put the settings back ({e}); they are recorded in \
-                 floodgate.saved_settings and the next `floodgate restore` puts them back: {}",
-                describe_saved(&relaxed.saved)
-            ),
+    // Always, whatever the outcome: the server goes back to the settings it had (the
+    // durability --fast-target relaxed, a local_infile the restore turned on).
+    let put_back = runtime.block_on(floodgate_loader::fast_target::put_back(&target_again, &schema, wait));
+    match (put_back, relaxed) {
+        (Ok(saved), Some(_)) if !saved.is_empty() => {
+            eprintln!("floodgate: --fast-target: put back {}", describe_saved(&saved))
         }
+        (Ok(saved), None) if !saved.is_empty() => eprintln!("floodgate: put back {}", describe_saved(&saved)),
+        (Ok(_), _) => {}
+        (Err(e), Some(relaxed)) => eprintln!(
+            "floodgate: error: --fast-target could not put the settings back ({e}); they are recorded in \
+             floodgate.saved_settings and the next `floodgate restore` puts them back: {}",
+            describe_saved(&relaxed.saved)
+        ),
+        (Err(e), None) => tracing::debug!("no settings to put back, or the target is gone: {e}"),
     }
     let report = outcome?;
     if let Some(path) = &args.report {

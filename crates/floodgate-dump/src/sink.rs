@@ -248,8 +248,7 @@ fn next(queue: &Mutex<mpsc::Receiver<Upload>>) -> Option<Upload> {
 }
 
 fn upload_file(upload: &Upload) -> Result<()> {
-    let file = File::open(&upload.path).map_err(io(&upload.path))?;
-    floodgate_storage::upload(&upload.url, file).map_err(|source| DumpError::Upload { source })?;
+    floodgate_storage::upload_file(&upload.url, &upload.path).map_err(|source| DumpError::Upload { source })?;
     Ok(())
 }
 

@@ -135,7 +135,7 @@ pub async fn restore(
         Source::Planned(plan) => plan.session.clone(),
         Source::Stream(_) => Default::default(),
     };
-    let (mut control, server, init) = target::open(&target, &options, &settings).await?;
+    let (mut control, server, init) = target::open(&target, &options, &settings, &progress).await?;
     let identity = identify(&source, &options, &progress)?;
     let position = match &source {
         Source::Planned(plan) => plan.position.clone(),
@@ -154,8 +154,12 @@ pub async fn restore(
             ))
         }
     };
-    if needs_local_infile(&source, &options) {
-        target::check_local_infile(&mut control).await?;
+    if needs_local_infile(&source, &options)
+        && crate::fast_target::enable_local_infile(&mut control, &options.checkpoint_schema).await?
+    {
+        progress.notice(
+            "the target had local_infile = OFF: turned it on for this restore; it is put back afterwards".into(),
+        );
     }
     let checkpoints = resume::prepare(&mut control, &options, &progress, &identity).await?;
     let existing = match &source {
@@ -310,6 +314,7 @@ pub async fn restore(
         gtid_set: set_gtid,
         object_gets: floodgate_storage::gets(),
         throttle: session.throttle.report(),
+        notices: progress.notices_so_far(),
     })
 }
 

@@ -1,5 +1,6 @@
-//! `--fast-target`: on a fresh host, relax the target's durability for the load and always put
-//! the previous settings back. The previous values are also written to the checkpoint schema
+//! Global settings a restore changes and always puts back: `--fast-target` relaxes the
+//! target's durability on a fresh host, and a target with `local_infile` off has it turned
+//! on for the load. The previous values are also written to the checkpoint schema
 //! before anything changes, so a process killed with the settings relaxed leaves a record the
 //! next `floodgate restore` puts back.
 
@@ -136,6 +137,50 @@ pub async fn restore_settings(conn: &mut Conn, schema: &CheckpointSchema) -> Res
     Ok(saved)
 }
 
+/// Turns `local_infile` on for a restore that needs LOAD DATA LOCAL, when it is off (MySQL
+/// 8's default, and many managed services'), recording the old value first as `--fast-target`
+/// records its settings, so it is put back after the restore, and by the next run after a
+/// kill -9. Returns true when it was turned on. An account that may not (no SUPER or
+/// SYSTEM_VARIABLES_ADMIN) is refused with what to ask for, and nothing is left recorded.
+pub async fn enable_local_infile(conn: &mut Conn, schema: &CheckpointSchema) -> Result<bool> {
+    let on: Option<u8> =
+        conn.query_first("SELECT @@GLOBAL.local_infile").await.map_err(LoadError::sql("reading local_infile"))?;
+    if on == Some(1) {
+        return Ok(false);
+    }
+    persist(conn, schema, &[Saved { name: "local_infile".into(), value: "0".into() }]).await?;
+    match conn.query_drop("SET GLOBAL local_infile = 1").await {
+        Ok(()) => Ok(true),
+        Err(e) => {
+            // Nothing changed: forget the record (putting it back would need the same privilege).
+            let _ = forget(conn, schema, "local_infile").await;
+            Err(match &e {
+                mysql_async::Error::Server(se) if matches!(se.code, 1227 | 1229) => LoadError::Refused(format!(
+                    "this backup loads with LOAD DATA LOCAL INFILE, which the target refuses (local_infile = OFF), \
+                     and this account may not turn it on ({}). Ask for SET GLOBAL local_infile = 1 (or the \
+                     SYSTEM_VARIABLES_ADMIN privilege) and run again; nothing was changed.",
+                    se.message
+                )),
+                _ => LoadError::sql("SET GLOBAL local_infile = 1")(e),
+            })
+        }
+    }
+}
+
+/// Drops the record of setting `name`; the table and schema go when nothing else is in them.
+async fn forget(conn: &mut Conn, schema: &CheckpointSchema, name: &str) -> Result<()> {
+    let table = schema.table(SAVED);
+    let context = "forgetting a saved setting";
+    conn.exec_drop(format!("DELETE FROM {table} WHERE name = ?"), (name,)).await.map_err(LoadError::sql(context))?;
+    let left: Option<u64> =
+        conn.query_first(format!("SELECT COUNT(*) FROM {table}")).await.map_err(LoadError::sql(context))?;
+    if left == Some(0) {
+        conn.query_drop(format!("DROP TABLE {table}")).await.map_err(LoadError::sql(context))?;
+        crate::checkpoint::drop_schema_if_unused(conn, schema).await?;
+    }
+    Ok(())
+}
+
 async fn apply_saved(conn: &mut Conn, saved: &[Saved]) -> Result<()> {
     for s in saved {
         let statement = match s.name.as_str() {
@@ -143,7 +188,7 @@ async fn apply_saved(conn: &mut Conn, saved: &[Saved]) -> Result<()> {
                 "ALTER INSTANCE ENABLE INNODB REDO_LOG".to_string()
             }
             "innodb_redo_log" => continue,
-            "innodb_flush_log_at_trx_commit" | "sync_binlog" => {
+            "innodb_flush_log_at_trx_commit" | "sync_binlog" | "local_infile" => {
                 let value: u64 = s.value.parse().map_err(|_| {
                     LoadError::Refused(format!("saved setting {} = {:?} is not a number", s.name, s.value))
                 })?;

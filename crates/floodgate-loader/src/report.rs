@@ -99,4 +99,7 @@ pub struct RestoreReport {
     /// What `--throttle` and `--max-rate` held the loaders for (absent when neither is set).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub throttle: Option<crate::ThrottleReport>,
+    /// What the restore told the user as it ran: a privilege it did without, a setting it
+    /// changed and put back, a pause, a resume.
+    pub notices: Vec<String>,
 }

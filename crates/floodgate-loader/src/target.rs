@@ -8,6 +8,7 @@ use floodgate_conn::server::{load_session, ServerInfo};
 use floodgate_conn::{CheckpointSchema, ConnError, ConnectOptions};
 use floodgate_format::ident::{qualified, quote};
 use floodgate_format::{RestorePlan, SessionSettings};
+use floodgate_pipeline::Progress;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
@@ -22,20 +23,26 @@ pub(crate) async fn open(
     target: &ConnectOptions,
     options: &RestoreOptions,
     settings: &SessionSettings,
+    progress: &Progress,
 ) -> Result<(Conn, ServerInfo, Vec<String>)> {
     let mut conn = floodgate_conn::connect(target, &[]).await?;
     let server = ServerInfo::read(&mut conn).await?;
     refuse_unfit(&mut conn, &server, options.allow_replica, target).await?;
-    let init = load_session(settings, options.binlog, &server);
-    for s in &init {
-        conn.query_drop(s.as_str()).await.map_err(|e| match ConnError::session(s, e) {
-            ConnError::Refused(why) => {
-                LoadError::Refused(format!("{why}; grant it, or pass --binlog to keep binary logging"))
-            }
-            other => other.into(),
-        })?;
+    let mut init = load_session(settings, options.binlog, &server);
+    let mut kept = Vec::with_capacity(init.len());
+    for s in init.drain(..) {
+        match conn.query_drop(s.as_str()).await.map_err(|e| ConnError::session(&s, e)) {
+            Ok(()) => kept.push(s),
+            // A managed service's admin account may not stop binary logging: the restore goes
+            // on, logged (replicas receive it too), and says so.
+            Err(ConnError::Refused(why)) if s.contains("sql_log_bin") => progress.notice(format!(
+                "binary logging stays on for this restore: {why}. Its rows are written to the binary log (and \
+                 reach any replica); pass --binlog to say that is meant"
+            )),
+            Err(e) => return Err(e.into()),
+        }
     }
-    Ok((conn, server, init))
+    Ok((conn, server, kept))
 }
 
 /// A read-only server, or one replicating from another (unless `allow_replica`), is refused
@@ -66,21 +73,6 @@ async fn refuse_unfit(
             Ok(())
         }
     }
-}
-
-/// Refuses a target that will not take LOAD DATA LOCAL INFILE, which every source but a
-/// directory of plain INSERT files needs.
-pub(crate) async fn check_local_infile(conn: &mut Conn) -> Result<()> {
-    let on: Option<u8> =
-        conn.query_first("SELECT @@GLOBAL.local_infile").await.map_err(LoadError::sql("reading local_infile"))?;
-    if on != Some(1) {
-        return Err(LoadError::Refused(
-            "this backup loads with LOAD DATA LOCAL INFILE, which the target refuses (local_infile = OFF). \
-             Enable it with SET GLOBAL local_infile = 1 and run again; nothing was changed."
-                .into(),
-        ));
-    }
-    Ok(())
 }
 
 /// The checkpoint schema is floodgate's own: a backup that holds (or `--into` names) a

@@ -60,6 +60,8 @@ pub struct Progress {
     notices: Mutex<Vec<String>>,
     /// Why the loaders are held now (`--throttle`), if they are.
     paused: Mutex<Option<String>>,
+    /// Every notice so far, for the report.
+    history: Mutex<Vec<String>>,
 }
 
 impl Progress {
@@ -85,9 +87,17 @@ impl Progress {
     /// Tells the user something worth knowing, through whatever shows progress.
     pub fn notice(&self, message: String) {
         tracing::info!("{message}");
+        if let Ok(mut h) = self.history.lock() {
+            h.push(message.clone());
+        }
         if let Ok(mut n) = self.notices.lock() {
             n.push(message);
         }
+    }
+
+    /// Every notice given so far, shown or not.
+    pub fn notices_so_far(&self) -> Vec<String> {
+        self.history.lock().map(|h| h.clone()).unwrap_or_default()
     }
 
     /// Says why the loaders are held (`None`: they are not).

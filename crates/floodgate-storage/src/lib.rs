@@ -23,7 +23,7 @@ mod url;
 pub use error::{StorageError, StorageErrorKind};
 pub use object::{gets, Object, ObjectReader};
 pub use options::{configure, Credentials, StoreOptions};
-pub use upload::upload;
+pub use upload::{upload, upload_file};
 pub use url::{is_url, ObjectUrl};
 
 /// Result of storage operations.

@@ -14,6 +14,40 @@ use crate::{Result, StorageError, StorageErrorKind};
 const FIRST_WAIT: Duration = Duration::from_millis(100);
 const MAX_WAIT: Duration = Duration::from_millis(6400);
 
+/// Doubling waits between tries of one request, until `deadline` has passed since the first.
+pub(crate) struct Backoff {
+    started: Instant,
+    deadline: Duration,
+    wait: Duration,
+    tries: u32,
+}
+
+impl Backoff {
+    pub fn new(deadline: Duration) -> Backoff {
+        Backoff { started: Instant::now(), deadline, wait: FIRST_WAIT, tries: 0 }
+    }
+
+    /// After a failed try: how long to wait before the next one, or the error to give up
+    /// with (a final one at once; a transient one once the deadline would pass).
+    pub fn after(&mut self, error: StorageError, what: &str) -> std::result::Result<Duration, StorageError> {
+        self.tries += 1;
+        if error.kind != StorageErrorKind::Unreachable {
+            return Err(error);
+        }
+        if self.started.elapsed() + self.wait > self.deadline {
+            return Err(StorageError::new(
+                error.kind,
+                error.url,
+                format!("{} (gave up after {} tries in {:.0?})", error.reason, self.tries, self.started.elapsed()),
+            ));
+        }
+        tracing::warn!("{what}: {}; trying again in {:?}", error.reason, self.wait);
+        let wait = self.wait;
+        self.wait = (self.wait * 2).min(MAX_WAIT);
+        Ok(wait)
+    }
+}
+
 /// Runs `attempt` until it succeeds, fails for good, or `deadline` has passed since the first
 /// try. `what` names the request in the log and in the final error.
 pub(crate) async fn retrying<T, F, Fut>(what: &str, deadline: Duration, mut attempt: F) -> Result<T>
@@ -21,26 +55,12 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T>>,
 {
-    let started = Instant::now();
-    let mut wait = FIRST_WAIT;
-    let mut tries = 0u32;
+    let mut backoff = Backoff::new(deadline);
     loop {
-        tries += 1;
-        let error = match attempt().await {
+        match attempt().await {
             Ok(v) => return Ok(v),
-            Err(e) if e.kind != StorageErrorKind::Unreachable => return Err(e),
-            Err(e) => e,
-        };
-        if started.elapsed() + wait > deadline {
-            return Err(StorageError::new(
-                error.kind,
-                error.url,
-                format!("{} (gave up after {tries} tries in {:.0?})", error.reason, started.elapsed()),
-            ));
+            Err(e) => tokio::time::sleep(backoff.after(e, what)?).await,
         }
-        tracing::warn!("{what}: {}; trying again in {wait:?}", error.reason);
-        tokio::time::sleep(wait).await;
-        wait = (wait * 2).min(MAX_WAIT);
     }
 }
 

@@ -13,7 +13,26 @@ use crate::{runtime, ObjectUrl, Result, StorageError, StorageErrorKind};
 /// Parts being sent at once.
 const PARTS_IN_FLIGHT: usize = 4;
 
-/// Writes what `reader` holds to `url`, replacing any object there. Returns the bytes written.
+/// Uploads the file at `path` to `url`, the whole upload tried again (the file read anew)
+/// under the reads' retry policy when the store fails, stalls or throttles: a multipart
+/// upload that failed midway is abandoned, never completed, so the object appears whole or
+/// not at all. Returns the bytes written.
+pub fn upload_file(url: &str, path: &std::path::Path) -> Result<u64> {
+    let what = format!("uploading {} to {url}", path.display());
+    let mut backoff = crate::retry::Backoff::new(options().retry_for);
+    loop {
+        let file = std::fs::File::open(path).map_err(|e| {
+            StorageError::new(StorageErrorKind::Usage, url, format!("cannot read {}: {e}", path.display()))
+        })?;
+        match upload(url, file) {
+            Ok(bytes) => return Ok(bytes),
+            Err(e) => std::thread::sleep(backoff.after(e, &what)?),
+        }
+    }
+}
+
+/// Writes what `reader` holds to `url`, replacing any object there, in one try. Returns the
+/// bytes written.
 pub fn upload(url: &str, mut reader: impl Read) -> Result<u64> {
     let parsed = ObjectUrl::parse(url)?;
     let store = crate::object::client(&parsed.bucket)?;

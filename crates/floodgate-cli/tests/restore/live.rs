@@ -109,3 +109,51 @@ fn max_rate_paces_the_load() {
     assert!(report["throttle"]["loader_wait_seconds"].as_f64().unwrap() > 0.0, "{}", report["throttle"]);
     assert_same(&fingerprint(source(), db), &fingerprint(&server, db));
 }
+
+/// A target started with local_infile = 0 (MySQL 8's default, and many managed services'):
+/// an account that may not change it (nor stop binary logging, which it is told it cannot)
+/// is refused before anything is written, with what to ask for; root has it turned on for
+/// the restore and put back afterwards, also by the next run after a kill -9 mid-load, and
+/// the result is exact.
+#[test]
+fn local_infile_off_is_turned_on_for_the_restore_and_put_back() {
+    let db = "live_infile";
+    let (_dir, backup) = chunked_dump(db);
+    let server = floodgate_sandbox::Sandbox::start(&floodgate_sandbox::SandboxOptions {
+        extra_args: vec!["--local-infile=0".into()],
+        ..options()
+    })
+    .unwrap();
+    let infile = || sql(&server, "SELECT @@GLOBAL.local_infile").trim().to_string();
+    assert_eq!(infile(), "0");
+
+    sql(
+        &server,
+        &format!(
+            "CREATE USER 'app'@'localhost' IDENTIFIED BY 'app-pw';
+             GRANT ALL ON `{db}`.* TO 'app'@'localhost'; GRANT ALL ON `floodgate`.* TO 'app'@'localhost';"
+        ),
+    );
+    let socket = server.socket().display().to_string();
+    let b = backup.display().to_string();
+    let out = floodgate(&["restore", &b, "-S", &socket, "-u", "app", "--password", "app-pw", "--progress", "plain"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("binary logging stays on for this restore"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("may not turn it on"), "{}", stderr(&out));
+    assert_eq!(infile(), "0");
+    assert_eq!(sql(&server, &format!("SHOW DATABASES LIKE '{db}'")).trim(), "", "nothing written");
+    assert_eq!(sql(&server, "SHOW DATABASES LIKE 'floodgate'").trim(), "", "nothing left recorded");
+
+    match crate::resume::run_to_failpoint(&server, &backup, &[], "data.chunk:3") {
+        crate::resume::Run::Killed => {}
+        crate::resume::Run::Ended(code, text) => panic!("the failpoint was never reached: exit {code:?}\n{text}"),
+    }
+    assert_eq!(infile(), "1", "killed with it on");
+    let out = crate::resume::restore_command(&server, &backup, &[]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("put back settings an interrupted"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("turned it on for this restore"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("put back local_infile = 0"), "{}", stderr(&out));
+    assert_eq!(infile(), "0", "put back");
+    assert_same(&fingerprint(source(), db), &fingerprint(&server, db));
+}

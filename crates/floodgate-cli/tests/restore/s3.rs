@@ -300,10 +300,11 @@ fn a_dump_written_to_a_bucket_restores_exactly() {
     assert!(stderr(&again).contains("already holds"), "{}", stderr(&again));
 }
 
-/// The store pauses mid-dump (SIGSTOP) for less than a request may take, then comes back:
-/// the dump waits for it rather than filling its spool. While the store is stopped the
-/// spool holds at most a file per worker, two queued and one per uploader (here 2 + 2 + 2);
-/// the dump then ends, and every chunk it uploaded verifies.
+/// The store pauses mid-dump (SIGSTOP) for 3 s, longer than a request may take
+/// (`--s3-timeout 1`): each upload cut by the timeout is tried again, and the dump waits
+/// for the store rather than filling its spool. While the store is stopped the spool holds
+/// at most a file per worker, two queued and one per uploader (here 2 + 2 + 2); the dump
+/// then ends, and every chunk it uploaded verifies.
 #[test]
 fn a_store_that_pauses_mid_dump_makes_the_dump_wait() {
     let db = "s3_dump_paused";
@@ -314,7 +315,7 @@ fn a_store_that_pauses_mid_dump_makes_the_dump_wait() {
     own.create_bucket(BUCKET).unwrap();
     let (spool, reports) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let report = reports.path().join("dump.json").display().to_string();
-    let extra = ["-t", "2", "--s3-timeout", "30", "--report", &report];
+    let extra = ["-t", "2", "--s3-timeout", "1", "--report", &report];
     let (child, pid) = dump_then_stop_the_store(&own, db, "paused", spool.path(), &extra);
     std::thread::sleep(std::time::Duration::from_secs(3));
     let held = files_under(spool.path());
@@ -323,6 +324,7 @@ fn a_store_that_pauses_mid_dump_makes_the_dump_wait() {
     eprintln!("--- stderr\n{}", stderr(&out));
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(held <= 2 + 2 + 2, "the spool held {held} files while the store was stopped");
+    assert!(stderr(&out).contains("trying again"), "the stalled uploads were retried: {}", stderr(&out));
     assert_eq!(files_under(spool.path()), 0, "the spool is removed");
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     let (peak, total) = (report["spool_peak_bytes"].as_u64().unwrap(), report["compressed_bytes"].as_u64().unwrap());
@@ -334,7 +336,8 @@ fn a_store_that_pauses_mid_dump_makes_the_dump_wait() {
 }
 
 /// The store stops answering mid-dump (SIGSTOP) for longer than a request may take
-/// (`--s3-timeout 1`; uploads are not retried): the dump fails, exit 1, naming the object
+/// (`--s3-timeout 1`) and than uploads are retried (`--s3-retry-for 3`): the dump fails,
+/// exit 1, naming the object
 /// it could not upload, and writes no manifest, so readers refuse the prefix as an
 /// unfinished dump (exit 3). Its spool is removed.
 #[test]
@@ -346,7 +349,7 @@ fn a_store_that_stops_mid_dump_fails_it_without_a_manifest() {
     let own = S3Sandbox::start().unwrap();
     own.create_bucket(BUCKET).unwrap();
     let spool = tempfile::tempdir().unwrap();
-    let extra = ["-t", "1", "--s3-timeout", "1"];
+    let extra = ["-t", "1", "--s3-timeout", "1", "--s3-retry-for", "3"];
     let (child, pid) = dump_then_stop_the_store(&own, db, "stalled", spool.path(), &extra);
     let stopped = std::time::Instant::now();
     let out = child.wait_with_output().unwrap();
