@@ -179,6 +179,11 @@ pub struct RestoreArgs {
     /// Read the backup and print what would be done; connect to nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Connect to the target and list, for each step of this restore, the privileges the
+    /// account has and lacks and what happens without them; write nothing. Exits non-zero
+    /// when one is missing that would refuse the restore.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub check: bool,
     /// Write a JSON report with per-table timings here.
     #[arg(long, value_name = "FILE.json")]
     pub report: Option<PathBuf>,

@@ -91,6 +91,9 @@ fn restore(args: RestoreArgs) -> Result<()> {
                 print_plan(&picked, !args.no_defer_indexes);
                 return Ok(());
             }
+            if args.check {
+                return check_privileges(&args, picked.databases.iter().map(|d| d.name.clone()).collect());
+            }
             if picked.tables().next().is_none() && picked.databases.iter().all(|d| d.views.is_empty()) {
                 eprintln!(
                     "floodgate: warning: {} holds no tables or views; only databases will be created",
@@ -103,6 +106,12 @@ fn restore(args: RestoreArgs) -> Result<()> {
             if args.dry_run {
                 print_dump(&dump, args.into.clone())?;
                 return Ok(());
+            }
+            if args.check {
+                let summary = floodgate_format::mysqldump::scan(&dump, args.into.clone(), false, inspect_limit())?;
+                let rename = selection.rename();
+                let names = summary.summary.databases.iter().map(|d| rename.get(d).unwrap_or(d).to_string());
+                return check_privileges(&args, names.collect());
             }
             Backup::Dump(dump)
         }
@@ -340,6 +349,40 @@ fn verify(args: VerifyArgs) -> Result<()> {
         report.chunks, report.rows, report.bytes
     );
     Ok(())
+}
+
+/// `restore --check`: the privileges each step needs, held or not, and whether the restore
+/// could run; nothing is written.
+fn check_privileges(args: &RestoreArgs, databases: Vec<String>) -> Result<()> {
+    use floodgate_loader::privileges::{self, Steps, Without};
+    let target = crate::conn::resolve(&args.conn)?;
+    let steps = Steps {
+        databases,
+        checkpoint_schema: args.checkpoint_schema.clone(),
+        binlog_off: !args.binlog,
+        load_data_local: true,
+        keep_definers: !args.skip_definer && args.definer.is_none(),
+        fast_target: args.fast_target,
+        users: args.users,
+    };
+    let checks = runtime()?.block_on(privileges::check_target(&target, &steps))?;
+    println!("privileges of {} for this restore (nothing was written):", target.describe());
+    for c in &checks {
+        let needs = |groups: &[Vec<String>]| groups.iter().map(|g| g.join(" or ")).collect::<Vec<_>>().join(", ");
+        match c.ok() {
+            true => println!("  ok       {}", c.step),
+            false => println!("  MISSING  {}: needs {}; without it {}", c.step, needs(&c.missing), c.consequence),
+        }
+    }
+    let blocking: Vec<&str> =
+        checks.iter().filter(|c| !c.ok() && c.without == Without::Refused).map(|c| c.step.as_str()).collect();
+    match blocking.is_empty() {
+        true => Ok(()),
+        false => Err(Failure::new(
+            ErrorClass::Refused,
+            format!("the account lacks privileges this restore needs: {}", blocking.join("; ")),
+        )),
+    }
 }
 
 fn print_dump(dump: &floodgate_format::mysqldump::DumpSource, into: Option<String>) -> Result<()> {

@@ -31,6 +31,7 @@ mod indexes;
 mod job;
 mod planned;
 mod post;
+pub mod privileges;
 mod queue;
 mod report;
 mod resume;

@@ -136,7 +136,23 @@ fn local_infile_off_is_turned_on_for_the_restore_and_put_back() {
     );
     let socket = server.socket().display().to_string();
     let b = backup.display().to_string();
-    let out = floodgate(&["restore", &b, "-S", &socket, "-u", "app", "--password", "app-pw", "--progress", "plain"]);
+    // --check names each missing privilege and what it means, before anything is written.
+    let app = ["restore", &b, "-S", &socket, "-u", "app", "--password", "app-pw", "--progress", "plain"];
+    let out = floodgate(&[&app[..], &["--check"]].concat());
+    let listed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{listed}{}", stderr(&out));
+    assert!(listed.contains(&format!("ok       create and load `{db}`")), "{listed}");
+    assert!(listed.contains("ok       checkpoints in `floodgate`"), "{listed}");
+    assert!(listed.contains("MISSING  stop binary logging"), "{listed}");
+    assert!(listed.contains("MISSING  turn local_infile on"), "{listed}");
+    assert!(listed.contains("MISSING  create views, routines"), "{listed}");
+    let root = ["restore", &b, "-S", &socket, "-u", "root", "--check"];
+    let out = floodgate(&root);
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("MISSING"));
+    assert_eq!(sql(&server, "SHOW DATABASES LIKE 'floodgate'").trim(), "", "--check writes nothing");
+
+    let out = floodgate(&app);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("binary logging stays on for this restore"), "{}", stderr(&out));
     assert!(stderr(&out).contains("may not turn it on"), "{}", stderr(&out));
