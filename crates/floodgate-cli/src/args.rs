@@ -264,6 +264,15 @@ pub struct RestoreArgs {
     /// on average.
     #[arg(long, value_name = "MB/s", value_parser = parse_rate)]
     pub max_rate: Option<f64>,
+    /// A replica of the target (repeatable): HOST[:PORT], or the path of its Unix socket;
+    /// the target's user, password and TLS settings are used. Statements are kept under its
+    /// packet limits (max_allowed_packet, slave_max_allowed_packet).
+    #[arg(long = "replica", value_name = "HOST[:PORT]|SOCKET")]
+    pub replicas: Vec<String>,
+    /// Hold the loaders between chunks while a --replica is more than SECONDS behind, or
+    /// not replicating at all (its SQL or I/O thread stopped).
+    #[arg(long, value_name = "SECONDS", requires = "replicas")]
+    pub max_replica_lag: Option<u64>,
 }
 
 #[derive(Debug, Args)]

@@ -100,6 +100,30 @@ fn ignored(path: &Path) -> ClientSection {
 }
 
 /// Resolves the target connection from flags, option file and environment.
+/// A replica of `target` as `--replica` names it: `HOST[:PORT]`, or a Unix socket's path
+/// (starting with `/`); the target's account and TLS settings.
+pub fn replica(target: &ConnectOptions, spec: &str) -> Result<ConnectOptions> {
+    let mut options = target.clone();
+    if spec.starts_with('/') {
+        (options.socket, options.host, options.port) = (Some(spec.into()), None, None);
+        return Ok(options);
+    }
+    let (host, port) = match spec.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') => {
+            let Some(number) = port.parse::<u16>().ok().filter(|p| *p > 0) else {
+                return Err(Failure::new(ErrorClass::Usage, format!("--replica {spec}: not a port: {port:?}")));
+            };
+            (host.to_string(), Some(number))
+        }
+        _ => (spec.to_string(), None),
+    };
+    if host.is_empty() {
+        return Err(Failure::new(ErrorClass::Usage, format!("--replica {spec:?}: HOST[:PORT] or a socket path")));
+    }
+    (options.socket, options.host, options.port) = (None, Some(host), port);
+    Ok(options)
+}
+
 pub fn resolve(args: &ConnArgs) -> Result<ConnectOptions> {
     let file = option_file(args.defaults_file.as_deref())?;
     let tls = tls_options(args, &file)?;

@@ -148,6 +148,8 @@ fn restore(args: RestoreArgs) -> Result<()> {
         set_gtid_purged: args.set_gtid_purged,
         throttle: args.throttle.clone(),
         max_rate: args.max_rate,
+        replicas: args.replicas.iter().map(|r| crate::conn::replica(&target, r)).collect::<Result<_>>()?,
+        max_replica_lag: args.max_replica_lag,
     };
     let runtime = runtime()?;
     let progress = Arc::new(Progress::default());

@@ -44,12 +44,7 @@ impl ServerInfo {
     /// Whether the server replicates from another (its replication SQL or I/O thread runs),
     /// or None when this account may not look (no REPLICATION CLIENT / SLAVE MONITOR).
     pub async fn is_replica(&self, conn: &mut Conn) -> Option<bool> {
-        let statement = match self.is_mariadb() {
-            true => "SHOW ALL SLAVES STATUS",
-            false if self.major_minor() >= (8, 0) => "SHOW REPLICA STATUS",
-            false => "SHOW SLAVE STATUS",
-        };
-        let rows: Vec<mysql_async::Row> = conn.query(statement).await.ok()?;
+        let rows: Vec<mysql_async::Row> = conn.query(self.replica_status_statement()).await.ok()?;
         let running = |row: &mysql_async::Row, column: &str| {
             row.columns_ref().iter().position(|c| c.name_str() == column).and_then(|i| row.get::<String, _>(i))
                 == Some("Yes".to_string())
@@ -59,6 +54,63 @@ impl ServerInfo {
                 .iter()
                 .any(|c| running(r, c))
         }))
+    }
+
+    /// How far this replica is behind its source, in seconds: `None` when it is no replica
+    /// (no replication configured), `Some(None)` when replication is stopped (the SQL or
+    /// I/O thread is not running: `Seconds_Behind_Master` is NULL). With several sources,
+    /// the furthest behind.
+    pub async fn replication_lag(&self, conn: &mut Conn) -> Result<Option<Option<u64>>> {
+        let statement = self.replica_status_statement();
+        let rows: Vec<mysql_async::Row> = conn.query(statement).await.map_err(ConnError::sql(statement))?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut worst = Some(0u64);
+        for row in &rows {
+            let position = row
+                .columns_ref()
+                .iter()
+                .position(|c| matches!(c.name_str().as_ref(), "Seconds_Behind_Master" | "Seconds_Behind_Source"));
+            let lag: Option<u64> = position.and_then(|i| row.get::<Option<u64>, _>(i)).flatten();
+            worst = match (worst, lag) {
+                (Some(w), Some(l)) => Some(w.max(l)),
+                _ => None,
+            };
+        }
+        Ok(Some(worst))
+    }
+
+    /// The largest event a replica applies: the least of max_allowed_packet and its
+    /// replication packet limit (MariaDB's and MySQL's before 8.0.26 `slave_max_allowed_packet`,
+    /// MySQL 8.0.26+'s `replica_max_allowed_packet`).
+    pub async fn replica_packet_limit(&self, conn: &mut Conn) -> Result<u64> {
+        let (major, minor) = self.major_minor();
+        let variable = match !self.is_mariadb() && (major, minor, self.patch()) >= (8, 0, 26) {
+            true => "replica_max_allowed_packet",
+            false => "slave_max_allowed_packet",
+        };
+        let query = format!("SELECT @@GLOBAL.{variable}");
+        let limit: Option<u64> = conn.query_first(&query).await.map_err(ConnError::sql(query.clone()))?;
+        Ok(limit.unwrap_or(u64::MAX).min(self.max_allowed_packet))
+    }
+
+    fn replica_status_statement(&self) -> &'static str {
+        match self.is_mariadb() {
+            true => "SHOW ALL SLAVES STATUS",
+            false if self.major_minor() >= (8, 0) => "SHOW REPLICA STATUS",
+            false => "SHOW SLAVE STATUS",
+        }
+    }
+
+    /// The patch number of the version (0 where unreadable).
+    fn patch(&self) -> u32 {
+        self.version
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|p| !p.is_empty())
+            .nth(2)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0)
     }
 
     /// MariaDB (any version), as opposed to MySQL.

@@ -100,15 +100,29 @@ impl Source {
 }
 
 /// With `--throttle`, reads its status variable once (a name the server does not have is
-/// refused before any data) and starts sampling it on a connection of its own.
-async fn watch_throttle(session: &Arc<Session>) -> Result<Option<tokio::task::JoinHandle<()>>> {
-    if session.options.throttle.is_none() {
+/// refused before any data); with `--max-replica-lag`, takes the replicas. Then samples them
+/// every second on connections of their own.
+async fn watch_throttle(
+    session: &Arc<Session>,
+    replicas: Vec<crate::throttle::Replica>,
+) -> Result<Option<tokio::task::JoinHandle<()>>> {
+    let replicas = match session.options.max_replica_lag {
+        Some(_) => replicas,
+        None => Vec::new(),
+    };
+    if session.options.throttle.is_none() && replicas.is_empty() {
         return Ok(None);
     }
-    let mut conn = session.connect().await?;
-    session.throttle.sample(&mut conn).await?;
+    let conn = match session.options.throttle {
+        Some(_) => {
+            let mut conn = session.connect().await?;
+            session.throttle.sample(&mut conn).await?;
+            Some(conn)
+        }
+        None => None,
+    };
     let session = session.clone();
-    Ok(Some(tokio::spawn(async move { session.throttle.watch(conn, &session.progress).await })))
+    Ok(Some(tokio::spawn(async move { session.throttle.watch(conn, replicas, &session.progress).await })))
 }
 
 /// Restores the part of `backup` that `selection` picks into the server `target` describes.
@@ -179,12 +193,16 @@ pub async fn restore(
     checkpoint::begin(&mut control, &checkpoints, &name).await?;
     phases.checks = started.elapsed().as_secs_f64();
 
-    let config = PipelineConfig::for_budget(options.threads, options.memory_budget)
-        .with_max_allowed_packet(server.max_allowed_packet);
+    // Replicas apply what the target logs: statements must fit their packet limits too.
+    let (replicas, replica_packet) =
+        crate::throttle::Replica::connect_all(&options.replicas, options.max_replica_lag.unwrap_or(u64::MAX)).await?;
+    let max_packet = server.max_allowed_packet.min(replica_packet);
+    let config = PipelineConfig::for_budget(options.threads, options.memory_budget).with_max_allowed_packet(max_packet);
     let pipeline =
         Pipeline::new(config).map_err(|e| LoadError::Refused(format!("cannot start the pipeline threads: {e}")))?;
     let (complete_tx, complete_rx) = mpsc::unbounded_channel();
     let (options_throttle, options_rate) = (options.throttle.clone(), options.max_rate);
+    let options_lag = options.max_replica_lag.filter(|_| !replicas.is_empty());
     let session = Arc::new(Session {
         target,
         options,
@@ -195,11 +213,11 @@ pub async fn restore(
         checkpoints: Arc::new(checkpoints),
         tables: Tables::new(complete_tx),
         source: name.clone(),
-        max_packet: server.max_allowed_packet,
-        throttle: crate::throttle::Throttle::new(options_throttle, options_rate),
+        max_packet,
+        throttle: crate::throttle::Throttle::new(options_throttle, options_rate, options_lag),
     });
     let threads = session.options.threads.max(1);
-    let throttle_watch = watch_throttle(&session).await?;
+    let throttle_watch = watch_throttle(&session, replicas).await?;
     let queue = Arc::new(ChunkQueue::new(match &source {
         Source::Planned(_) => u64::MAX,
         Source::Stream(s) => s.queue_limit(threads, session.options.stream_chunk_bytes),

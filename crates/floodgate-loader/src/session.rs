@@ -75,6 +75,12 @@ pub struct RestoreOptions {
     pub throttle: Option<crate::StatusLimit>,
     /// Load at most this many bytes (as stored) per second, on average (`--max-rate`).
     pub max_rate: Option<f64>,
+    /// Replicas of the target to keep up with (`--replica`): statements stay under their
+    /// packet limits, and with `max_replica_lag` the loaders wait for them.
+    pub replicas: Vec<ConnectOptions>,
+    /// Hold the loaders between chunks while a replica is further behind than this many
+    /// seconds, or not replicating (`--max-replica-lag`).
+    pub max_replica_lag: Option<u64>,
 }
 
 impl Default for RestoreOptions {
@@ -102,6 +108,8 @@ impl Default for RestoreOptions {
             set_gtid_purged: false,
             throttle: None,
             max_rate: None,
+            replicas: Vec::new(),
+            max_replica_lag: None,
         }
     }
 }

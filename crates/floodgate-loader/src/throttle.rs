@@ -1,8 +1,9 @@
 //! Sharing a live target. `--throttle NAME>N` holds the loaders between chunks while a global
-//! status variable is above N (sampled once a second on a connection of its own, as
-//! myloader's and pt-online-schema-change's throttles do); `--max-rate` spaces chunk starts
-//! so the bytes loaded average at most that rate. A loader always finishes the chunk it is
-//! in: pausing inside its transaction would only hold its locks longer.
+//! status variable is above N, and `--max-replica-lag S` while a `--replica` is more than S
+//! seconds behind or not replicating (each sampled once a second on connections of their
+//! own, as myloader's and pt-online-schema-change's throttles do); `--max-rate` spaces chunk
+//! starts so the bytes loaded average at most that rate. A loader always finishes the chunk
+//! it is in: pausing inside its transaction would only hold its locks longer.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -52,6 +53,8 @@ pub(crate) struct Throttle {
     limit: Option<StatusLimit>,
     /// Bytes per second.
     rate: Option<f64>,
+    /// `--max-replica-lag` seconds.
+    max_replica_lag: Option<u64>,
     closed: watch::Sender<bool>,
     /// When the next chunk may start under `rate`.
     next_start: Mutex<Instant>,
@@ -62,11 +65,12 @@ pub(crate) struct Throttle {
 }
 
 impl Throttle {
-    pub fn new(limit: Option<StatusLimit>, rate: Option<f64>) -> Throttle {
+    pub fn new(limit: Option<StatusLimit>, rate: Option<f64>, max_replica_lag: Option<u64>) -> Throttle {
         Throttle {
             rate: rate.filter(|r| *r > 0.0),
             // Closed until the first sample says otherwise (see `watch`).
-            closed: watch::channel(limit.is_some()).0,
+            closed: watch::channel(limit.is_some() || max_replica_lag.is_some()).0,
+            max_replica_lag,
             next_start: Mutex::new(Instant::now()),
             held_micros: AtomicU64::new(0),
             paused_micros: AtomicU64::new(0),
@@ -76,7 +80,7 @@ impl Throttle {
 
     /// True when neither limit is set.
     pub fn is_off(&self) -> bool {
-        self.limit.is_none() && self.rate.is_none()
+        self.limit.is_none() && self.rate.is_none() && self.max_replica_lag.is_none()
     }
 
     /// Waits until a chunk of `bytes` may start: the status limit is not exceeded, and
@@ -121,39 +125,44 @@ impl Throttle {
             .map_err(|_| LoadError::Refused(format!("--throttle {limit}: {} is {value:?}, not a number", limit.name)))
     }
 
-    /// Samples the status variable every second on `conn` and opens or closes the gate,
-    /// telling the user each time; runs until the task is dropped. A sample that fails (the
-    /// target restarting) opens the gate: the loaders then meet the failure themselves.
-    pub async fn watch(&self, mut conn: Conn, progress: &Progress) {
-        let Some(limit) = &self.limit else { return };
+    /// Samples the status variable (on `conn`) and each replica's lag every second and opens
+    /// or closes the gate, telling the user each time; runs until the task is dropped. A
+    /// sample that fails (a server restarting) does not hold the loaders: they then meet the
+    /// failure themselves, or the replica is waited for at the next sample.
+    pub async fn watch(&self, mut conn: Option<Conn>, mut replicas: Vec<Replica>, progress: &Progress) {
         // The gate starts closed, so no loader slips past before the first sample.
         let mut paused_since: Option<Instant> = Some(Instant::now());
         let mut first = true;
         loop {
-            let value = self.sample(&mut conn).await.ok().flatten();
-            let over = value.is_some_and(|v| v > limit.above);
-            match (over, paused_since) {
-                (true, None) | (true, Some(_)) if first => {
-                    let reason = format!("{} = {} > {}", limit.name, value.unwrap_or_default(), limit.above);
+            let mut reasons = Vec::new();
+            if let (Some(limit), Some(conn)) = (&self.limit, conn.as_mut()) {
+                if let Ok(Some(value)) = self.sample(conn).await {
+                    if value > limit.above {
+                        reasons.push(format!("{} = {value} > {}", limit.name, limit.above));
+                    }
+                }
+            }
+            for replica in &mut replicas {
+                reasons.extend(replica.behind().await);
+            }
+            let reason = reasons.join("; ");
+            match (!reasons.is_empty(), paused_since) {
+                (true, _) if first => {
                     progress.set_paused(Some(reason.clone()));
-                    progress.notice(format!("--throttle: paused between chunks: {reason}"));
+                    progress.notice(format!("paused between chunks: {reason}"));
                 }
                 (true, None) => {
-                    let reason = format!("{} = {} > {}", limit.name, value.unwrap_or_default(), limit.above);
                     progress.set_paused(Some(reason.clone()));
-                    progress.notice(format!("--throttle: paused between chunks: {reason}"));
+                    progress.notice(format!("paused between chunks: {reason}"));
                     paused_since = Some(Instant::now());
                     self.closed.send_replace(true);
                 }
-                (true, Some(_)) => {
-                    let reason = format!("{} = {} > {}", limit.name, value.unwrap_or_default(), limit.above);
-                    progress.set_paused(Some(reason));
-                }
+                (true, Some(_)) => progress.set_paused(Some(reason)),
                 (false, Some(since)) => {
                     self.paused_micros.fetch_add(micros(since.elapsed()), Ordering::Relaxed);
                     progress.set_paused(None);
                     if !first {
-                        progress.notice(format!("--throttle: resumed after {:.0} s", since.elapsed().as_secs_f64()));
+                        progress.notice(format!("resumed after {:.0} s", since.elapsed().as_secs_f64()));
                     }
                     paused_since = None;
                     self.closed.send_replace(false);
@@ -169,10 +178,58 @@ impl Throttle {
     pub fn report(&self) -> Option<ThrottleReport> {
         (!self.is_off()).then(|| ThrottleReport {
             limit: self.limit.as_ref().map(ToString::to_string),
+            max_replica_lag: self.max_replica_lag,
             max_rate_bytes_per_second: self.rate.map(|r| r as u64),
             paused_seconds: seconds(self.paused_micros.load(Ordering::Relaxed)),
             loader_wait_seconds: seconds(self.held_micros.load(Ordering::Relaxed)),
         })
+    }
+}
+
+/// A replica (`--replica`) whose lag holds the loaders (`--max-replica-lag`).
+pub(crate) struct Replica {
+    /// How the user named it.
+    pub name: String,
+    pub conn: Conn,
+    pub info: floodgate_conn::server::ServerInfo,
+    pub max_lag: u64,
+}
+
+impl Replica {
+    /// Connects to each replica: one that does not replicate is refused (a typo would
+    /// otherwise throttle nothing). Returns them with the least replication packet limit.
+    pub async fn connect_all(replicas: &[crate::ConnectOptions], max_lag: u64) -> Result<(Vec<Replica>, u64)> {
+        let mut out = Vec::new();
+        let mut packet = u64::MAX;
+        for options in replicas {
+            let name = options.describe();
+            let mut conn = floodgate_conn::connect(options, &[]).await?;
+            let info = floodgate_conn::server::ServerInfo::read(&mut conn).await?;
+            if info.replication_lag(&mut conn).await?.is_none() {
+                return Err(LoadError::Refused(format!(
+                    "--replica {name} is not a replica (it shows no replication status); nothing was changed"
+                )));
+            }
+            packet = packet.min(info.replica_packet_limit(&mut conn).await?);
+            out.push(Replica { name, conn, info, max_lag });
+        }
+        Ok((out, packet))
+    }
+
+    /// Why the loaders must wait for this replica now, if they must.
+    async fn behind(&mut self) -> Option<String> {
+        match self.info.replication_lag(&mut self.conn).await {
+            Ok(Some(Some(lag))) if lag > self.max_lag => {
+                Some(format!("replica {} is {lag} s behind (--max-replica-lag {})", self.name, self.max_lag))
+            }
+            Ok(Some(Some(_))) => None,
+            Ok(Some(None)) => Some(format!("replica {} is not replicating (Seconds_Behind_Master is NULL)", self.name)),
+            Ok(None) => Some(format!("replica {} no longer shows a replication status", self.name)),
+            Err(e) => {
+                tracing::warn!("reading the lag of replica {}: {e}", self.name);
+                None
+            }
+        }
     }
 }
 
@@ -181,8 +238,10 @@ impl Throttle {
 pub struct ThrottleReport {
     /// `NAME>N`, as given.
     pub limit: Option<String>,
+    /// `--max-replica-lag` seconds.
+    pub max_replica_lag: Option<u64>,
     pub max_rate_bytes_per_second: Option<u64>,
-    /// Wall seconds the status limit held the loaders.
+    /// Wall seconds the status limit or a lagging replica held the loaders.
     pub paused_seconds: f64,
     /// Seconds loaders waited before chunks, summed over loaders (both throttles).
     pub loader_wait_seconds: f64,
@@ -213,7 +272,7 @@ mod tests {
 
     #[tokio::test]
     async fn max_rate_spaces_chunk_starts() {
-        let throttle = Throttle::new(None, Some(1_000_000.0));
+        let throttle = Throttle::new(None, Some(1_000_000.0), None);
         let started = Instant::now();
         for _ in 0..3 {
             throttle.before_chunk(100_000).await;
@@ -225,7 +284,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_closed_gate_holds_loaders_until_it_opens() {
-        let throttle = std::sync::Arc::new(Throttle::new(Some("x>1".parse().unwrap()), None));
+        let throttle = std::sync::Arc::new(Throttle::new(Some("x>1".parse().unwrap()), None, None));
         throttle.closed.send_replace(true);
         let waiter = {
             let throttle = throttle.clone();

@@ -52,8 +52,8 @@ fn throttle_holds_the_loaders_while_the_target_is_busy() {
     }
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stderr(&out);
-    assert!(text.contains("--throttle: paused between chunks: Threads_running = "), "{text}");
-    assert!(text.contains("--throttle: resumed after"), "{text}");
+    assert!(text.contains("paused between chunks: Threads_running = "), "{text}");
+    assert!(text.contains("resumed after"), "{text}");
     let paused: Vec<&str> = text.lines().filter(|l| l.contains("paused (Threads_running")).collect();
     assert!(!paused.is_empty(), "the progress shows the pause: {text}");
     for line in paused {
@@ -172,4 +172,92 @@ fn local_infile_off_is_turned_on_for_the_restore_and_put_back() {
     assert!(stderr(&out).contains("put back local_infile = 0"), "{}", stderr(&out));
     assert_eq!(infile(), "0", "put back");
     assert_same(&fingerprint(source(), db), &fingerprint(&server, db));
+}
+
+/// A primary with a live replica (two sandboxes, real replication): restored with --binlog,
+/// --replica and --max-replica-lag, the loaders wait while the replica's SQL thread is
+/// stopped (no chunk loads, the progress says why) and go on once it runs; the replica ends
+/// with the source's fingerprint.
+#[test]
+fn a_stopped_replica_holds_the_loaders_and_ends_equal() {
+    let db = "live_replica";
+    let (_dir, backup) = chunked_dump(db);
+    let primary =
+        floodgate_sandbox::Sandbox::start(&floodgate_sandbox::SandboxOptions { binlog: true, tcp: true, ..options() })
+            .unwrap();
+    let replica = floodgate_sandbox::Sandbox::start(&floodgate_sandbox::SandboxOptions {
+        extra_args: vec!["--server-id=2".into()],
+        ..options()
+    })
+    .unwrap();
+    sql(
+        &primary,
+        "CREATE USER 'repl'@'127.0.0.1' IDENTIFIED BY 'repl-pw'; GRANT REPLICATION SLAVE ON *.* TO 'repl'@'127.0.0.1';",
+    );
+    let status = sql(&primary, "SHOW MASTER STATUS");
+    let mut fields = status.split_whitespace();
+    let (file, pos) = (fields.next().unwrap().to_string(), fields.next().unwrap().to_string());
+    let port = primary.port().unwrap();
+    sql(
+        &replica,
+        &format!(
+            "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={port}, MASTER_USER='repl', \
+             MASTER_PASSWORD='repl-pw', MASTER_LOG_FILE='{file}', MASTER_LOG_POS={pos}; START SLAVE;"
+        ),
+    );
+    let running = || sql(&replica, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = 'system user'");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while running().trim().parse::<u32>().unwrap_or(0) < 2 {
+        assert!(std::time::Instant::now() < deadline, "replication never started");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    sql(&replica, "STOP SLAVE SQL_THREAD");
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("stderr");
+    let replica_socket = replica.socket().display().to_string();
+    let mut child = crate::resume::restore_command(
+        &primary,
+        &backup,
+        &["--binlog", "--replica", &replica_socket, "--max-replica-lag", "5"],
+    )
+    .stderr(std::fs::File::create(&log).unwrap())
+    .spawn()
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let so_far = std::fs::read_to_string(&log).unwrap();
+    assert!(child.try_wait().unwrap().is_none(), "the restore ended with the replica stopped: {so_far}");
+    assert!(so_far.contains("is not replicating"), "{so_far}");
+    sql(&replica, "START SLAVE SQL_THREAD");
+    let status = child.wait().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{text}");
+    assert!(text.contains("resumed after"), "{text}");
+    for line in text.lines().filter(|l| l.contains("paused (replica")) {
+        assert!(line.contains("chunks 0/"), "a chunk loaded while the replica was stopped: {line}");
+    }
+    let status = sql(&primary, "SHOW MASTER STATUS");
+    let mut fields = status.split_whitespace();
+    let (file, pos) = (fields.next().unwrap().to_string(), fields.next().unwrap().to_string());
+    let waited = sql(&replica, &format!("SELECT MASTER_POS_WAIT('{file}', {pos}, 120)"));
+    assert_ne!(waited.trim(), "-1", "the replica did not catch up");
+    assert_same(&fingerprint(source(), db), &fingerprint(&primary, db));
+    // A replica marks replicated events `DISABLE ON SLAVE` (the server's own rule, so they
+    // run on the primary only); everything else must be equal.
+    let (expected, replicated) = (fingerprint(source(), db), fingerprint(&replica, db));
+    assert!(!replicated.tables.is_empty());
+    let differences = expected.differences(&replicated);
+    let unexpected: Vec<&String> =
+        differences.iter().filter(|d| !(d.starts_with("event ") && d.contains("DISABLE ON SLAVE"))).collect();
+    assert!(unexpected.is_empty(), "the replica differs: {unexpected:#?}");
+
+    // A --replica that replicates nothing (a typo would otherwise throttle nothing).
+    let fresh = floodgate_sandbox::Sandbox::start(&options()).unwrap();
+    let not_a_replica = fresh.socket().display().to_string();
+    let out = crate::resume::restore_command(&fresh, &backup, &["--replica", &not_a_replica, "--max-replica-lag", "5"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("is not a replica"), "{}", stderr(&out));
+    assert_eq!(sql(&fresh, &format!("SHOW DATABASES LIKE '{db}'")).trim(), "");
 }
