@@ -273,6 +273,11 @@ pub struct RestoreArgs {
     /// not replicating at all (its SQL or I/O thread stopped).
     #[arg(long, value_name = "SECONDS", requires = "replicas")]
     pub max_replica_lag: Option<u64>,
+    /// Load every chunk through INSERT statements, never LOAD DATA LOCAL INFILE (what a
+    /// target with local_infile off and an account that may not turn it on gets anyway).
+    /// Slower; not for mydumper LOAD DATA files or MySQL Shell data files.
+    #[arg(long)]
+    pub no_local_infile: bool,
 }
 
 #[derive(Debug, Args)]

@@ -92,7 +92,11 @@ fn restore(args: RestoreArgs) -> Result<()> {
                 return Ok(());
             }
             if args.check {
-                return check_privileges(&args, picked.databases.iter().map(|d| d.name.clone()).collect());
+                let inserts = picked
+                    .tables()
+                    .flat_map(|(_, t)| &t.chunks)
+                    .all(|c| c.data_files.is_empty() && c.delimited.is_none());
+                return check_privileges(&args, picked.databases.iter().map(|d| d.name.clone()).collect(), inserts);
             }
             if picked.tables().next().is_none() && picked.databases.iter().all(|d| d.views.is_empty()) {
                 eprintln!(
@@ -111,7 +115,7 @@ fn restore(args: RestoreArgs) -> Result<()> {
                 let summary = floodgate_format::mysqldump::scan(&dump, args.into.clone(), false, inspect_limit())?;
                 let rename = selection.rename();
                 let names = summary.summary.databases.iter().map(|d| rename.get(d).unwrap_or(d).to_string());
-                return check_privileges(&args, names.collect());
+                return check_privileges(&args, names.collect(), true);
             }
             Backup::Dump(dump)
         }
@@ -150,6 +154,7 @@ fn restore(args: RestoreArgs) -> Result<()> {
         max_rate: args.max_rate,
         replicas: args.replicas.iter().map(|r| crate::conn::replica(&target, r)).collect::<Result<_>>()?,
         max_replica_lag: args.max_replica_lag,
+        no_local_infile: args.no_local_infile,
     };
     let runtime = runtime()?;
     let progress = Arc::new(Progress::default());
@@ -355,14 +360,15 @@ fn verify(args: VerifyArgs) -> Result<()> {
 
 /// `restore --check`: the privileges each step needs, held or not, and whether the restore
 /// could run; nothing is written.
-fn check_privileges(args: &RestoreArgs, databases: Vec<String>) -> Result<()> {
+fn check_privileges(args: &RestoreArgs, databases: Vec<String>, inserts_can_load: bool) -> Result<()> {
     use floodgate_loader::privileges::{self, Steps, Without};
     let target = crate::conn::resolve(&args.conn)?;
     let steps = Steps {
         databases,
         checkpoint_schema: args.checkpoint_schema.clone(),
         binlog_off: !args.binlog,
-        load_data_local: true,
+        load_data_local: !args.no_local_infile,
+        inserts_can_load,
         keep_definers: !args.skip_definer && args.definer.is_none(),
         fast_target: args.fast_target,
         users: args.users,

@@ -168,13 +168,8 @@ pub async fn restore(
             ))
         }
     };
-    if needs_local_infile(&source, &options)
-        && crate::fast_target::enable_local_infile(&mut control, &options.checkpoint_schema).await?
-    {
-        progress.notice(
-            "the target had local_infile = OFF: turned it on for this restore; it is put back afterwards".into(),
-        );
-    }
+    let mut options = options;
+    choose_load_path(&mut control, &source, &mut options, &progress).await?;
     let checkpoints = resume::prepare(&mut control, &options, &progress, &identity).await?;
     let existing = match &source {
         Source::Planned(plan) => {
@@ -363,6 +358,64 @@ fn identify(source: &Source, options: &RestoreOptions, progress: &Progress) -> R
 
 /// Whether the restore sends LOAD DATA LOCAL INFILE: native rows, mydumper `.dat` files,
 /// INSERT files large enough to convert, and every dump stream (its INSERTs convert).
+/// LOAD DATA LOCAL where the target takes it (turning local_infile on when the account
+/// may); else, or with --no-local-infile, INSERT statements for every chunk, when the backup
+/// can load that way (a LOAD DATA file of mydumper or MySQL Shell cannot).
+async fn choose_load_path(
+    control: &mut Conn,
+    source: &Source,
+    options: &mut RestoreOptions,
+    progress: &Progress,
+) -> Result<()> {
+    use crate::fast_target::LocalInfile;
+    if !needs_local_infile(source, options) {
+        return Ok(());
+    }
+    if !options.no_local_infile {
+        match crate::fast_target::enable_local_infile(control, &options.checkpoint_schema).await? {
+            LocalInfile::On => return Ok(()),
+            LocalInfile::TurnedOn => {
+                progress.notice(
+                    "the target had local_infile = OFF: turned it on for this restore; it is put back afterwards"
+                        .into(),
+                );
+                return Ok(());
+            }
+            LocalInfile::Forbidden(why) if inserts_can_load(source) => progress.notice(format!(
+                "the target has local_infile = OFF and this account may not turn it on ({why}): loading through \
+                 INSERT statements, exact but slower than LOAD DATA (ask for SET GLOBAL local_infile = 1 to go faster)"
+            )),
+            LocalInfile::Forbidden(why) => {
+                return Err(LoadError::Refused(format!(
+                    "this backup's data files load only with LOAD DATA LOCAL INFILE, which the target refuses \
+                     (local_infile = OFF), and this account may not turn it on ({why}). Ask for SET GLOBAL \
+                     local_infile = 1 (or the SYSTEM_VARIABLES_ADMIN privilege) and run again; nothing was changed."
+                )))
+            }
+        }
+    } else if !inserts_can_load(source) {
+        return Err(LoadError::Refused(
+            "--no-local-infile: this backup's data files (mydumper LOAD DATA files, MySQL Shell data files) load \
+             only with LOAD DATA LOCAL INFILE; nothing was changed"
+                .into(),
+        ));
+    }
+    options.no_local_infile = true;
+    options.convert_min_bytes = u64::MAX;
+    Ok(())
+}
+
+/// True when every chunk can load through INSERT statements: native rows (made into
+/// INSERTs) and INSERT files, not LOAD DATA files with their own dialects.
+fn inserts_can_load(source: &Source) -> bool {
+    match source {
+        Source::Planned(plan) => {
+            plan.tables().flat_map(|(_, t)| &t.chunks).all(|c| c.data_files.is_empty() && c.delimited.is_none())
+        }
+        Source::Stream(_) => true,
+    }
+}
+
 fn needs_local_infile(source: &Source, options: &RestoreOptions) -> bool {
     match source {
         Source::Planned(plan) => plan

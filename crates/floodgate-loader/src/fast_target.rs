@@ -142,29 +142,37 @@ pub async fn restore_settings(conn: &mut Conn, schema: &CheckpointSchema) -> Res
 /// records its settings, so it is put back after the restore, and by the next run after a
 /// kill -9. Returns true when it was turned on. An account that may not (no SUPER or
 /// SYSTEM_VARIABLES_ADMIN) is refused with what to ask for, and nothing is left recorded.
-pub async fn enable_local_infile(conn: &mut Conn, schema: &CheckpointSchema) -> Result<bool> {
+pub async fn enable_local_infile(conn: &mut Conn, schema: &CheckpointSchema) -> Result<LocalInfile> {
     let on: Option<u8> =
         conn.query_first("SELECT @@GLOBAL.local_infile").await.map_err(LoadError::sql("reading local_infile"))?;
     if on == Some(1) {
-        return Ok(false);
+        return Ok(LocalInfile::On);
     }
     persist(conn, schema, &[Saved { name: "local_infile".into(), value: "0".into() }]).await?;
     match conn.query_drop("SET GLOBAL local_infile = 1").await {
-        Ok(()) => Ok(true),
+        Ok(()) => Ok(LocalInfile::TurnedOn),
         Err(e) => {
             // Nothing changed: forget the record (putting it back would need the same privilege).
             let _ = forget(conn, schema, "local_infile").await;
-            Err(match &e {
-                mysql_async::Error::Server(se) if matches!(se.code, 1227 | 1229) => LoadError::Refused(format!(
-                    "this backup loads with LOAD DATA LOCAL INFILE, which the target refuses (local_infile = OFF), \
-                     and this account may not turn it on ({}). Ask for SET GLOBAL local_infile = 1 (or the \
-                     SYSTEM_VARIABLES_ADMIN privilege) and run again; nothing was changed.",
-                    se.message
-                )),
-                _ => LoadError::sql("SET GLOBAL local_infile = 1")(e),
-            })
+            match &e {
+                mysql_async::Error::Server(se) if matches!(se.code, 1227 | 1229) => {
+                    Ok(LocalInfile::Forbidden(se.message.clone()))
+                }
+                _ => Err(LoadError::sql("SET GLOBAL local_infile = 1")(e)),
+            }
         }
     }
+}
+
+/// What [`enable_local_infile`] found or did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LocalInfile {
+    /// It was on already.
+    On,
+    /// It was off and is on now, recorded to be put back.
+    TurnedOn,
+    /// It is off and this account may not turn it on (the server's refusal).
+    Forbidden(String),
 }
 
 /// Drops the record of setting `name`; the table and schema go when nothing else is in them.

@@ -106,9 +106,17 @@ impl Body {
             Body::Dump { text, content, names } => {
                 let spec = session.tables.spec(table, &names, conn).await?;
                 let (encoder, digest) = (spec.clone(), content.clone());
+                let as_inserts = session.options.no_local_infile;
                 let pieces = session
                     .pipeline
-                    .run(move || Ok::<_, LoadError>(convert::encode_chunk(&encoder, text.statements(&digest)?)))
+                    .run(move || {
+                        let statements = text.statements(&digest)?;
+                        Ok::<_, LoadError>(match as_inserts {
+                            // No LOAD DATA LOCAL on this target: the INSERTs run as written.
+                            true => statements.into_iter().map(convert::Piece::Insert).collect(),
+                            false => convert::encode_chunk(&encoder, statements),
+                        })
+                    })
                     .await
                     .ok_or_else(|| LoadError::Internal("the encoder stopped".into()))??;
                 Ready::Pieces { spec, pieces, content }
@@ -122,6 +130,9 @@ impl Ready {
     pub async fn load(&self, session: &Session, (table, number): (TableId, u64), conn: &mut Conn) -> Result<Outcome> {
         let (db, name) = session.tables.name(table)?;
         let (outcome, content) = match self {
+            Ready::Rows { file, check, columns } if session.options.no_local_infile => {
+                (insert_rows(session, conn, (&db, &name), file, check, columns).await?, None)
+            }
             Ready::Rows { file, check, columns } => {
                 (load_rows(session, conn, (&db, &name), file, check, columns).await?, None)
             }
@@ -186,6 +197,48 @@ async fn load_rows(
         });
     }
     Ok(Outcome { rows, inserts: 0, loads: 1 })
+}
+
+/// A native rows file through INSERT statements, for a target without LOAD DATA LOCAL
+/// ([`crate::inserts`]): the same transaction, hashing and row checks as [`load_rows`].
+async fn insert_rows(
+    session: &Session,
+    conn: &mut Conn,
+    (db, table): (&str, &str),
+    file: &SqlFile,
+    check: &RowsCheck,
+    columns: &[String],
+) -> Result<Outcome> {
+    let name = qualified(db, table);
+    let at = format!("{name}: {}", file.path.display());
+    let integrity = |reason: String| LoadError::Integrity { context: at.clone(), reason };
+    // The literals are the fields' bytes (as LOAD DATA's CHARACTER SET binary takes them),
+    // escaped with backslashes.
+    for setting in
+        ["SET NAMES binary", "SET SESSION sql_mode = REPLACE(@@SESSION.sql_mode, 'NO_BACKSLASH_ESCAPES', '')"]
+    {
+        conn.query_drop(setting).await.map_err(LoadError::sql(format!("{at}: {setting}")))?;
+    }
+    conn.query_drop("START TRANSACTION").await.map_err(LoadError::sql(format!("{at}: starting a transaction")))?;
+    let quoted: Vec<String> = columns.iter().map(|c| quote(c)).collect();
+    let limit = usize::try_from((session.max_packet / 2).min(8 << 20)).unwrap_or(8 << 20);
+    let mut builder = crate::inserts::InsertBuilder::new(&name, &quoted, limit);
+    let mut stream = session.pipeline.bytes_verified(file, check);
+    let mut outcome = Outcome::default();
+    while let Some(block) = stream.blocks.recv().await {
+        let block = block.map_err(|source| LoadError::Chunk { table: at.clone(), source })?;
+        for statement in builder.push(&block).map_err(integrity)? {
+            convert::run_insert(conn, &statement, (&at, session.max_packet), &mut outcome).await?;
+        }
+    }
+    let sent = builder.rows;
+    if let Some(last) = builder.finish().map_err(integrity)? {
+        convert::run_insert(conn, &last, (&at, session.max_packet), &mut outcome).await?;
+    }
+    if sent != check.rows || outcome.rows != sent {
+        return Err(integrity(format!("{sent} rows read, {} stored, the manifest says {}", outcome.rows, check.rows)));
+    }
+    Ok(outcome)
 }
 
 /// A delimited data file: one LOAD DATA in the file's own dialect, its encoded columns

@@ -28,6 +28,7 @@ pub mod fingerprint;
 mod grant_tables;
 mod gtid;
 mod indexes;
+mod inserts;
 mod job;
 mod planned;
 mod post;

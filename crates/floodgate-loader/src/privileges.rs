@@ -48,6 +48,9 @@ pub struct Steps {
     pub binlog_off: bool,
     /// The restore loads with LOAD DATA LOCAL (local_infile is turned on if it is off).
     pub load_data_local: bool,
+    /// Every chunk could load through INSERT statements instead (not a mydumper LOAD DATA
+    /// file or a MySQL Shell data file).
+    pub inserts_can_load: bool,
     /// Definers are kept as the backup has them (not `--skip-definer`/`--definer`).
     pub keep_definers: bool,
     pub fast_target: bool,
@@ -121,17 +124,12 @@ pub async fn check(conn: &mut Conn, steps: &Steps) -> Result<Vec<StepCheck>> {
         conn.query_first("SELECT @@GLOBAL.local_infile").await.map_err(LoadError::sql("reading local_infile"))?;
     if steps.load_data_local && local_infile != Some(1) {
         let needs = vec![any(&["SUPER", "SYSTEM_VARIABLES_ADMIN"])];
-        out.push(
-            held.step(
-                conn,
-                "turn local_infile on for LOAD DATA LOCAL (it is OFF)".into(),
-                None,
-                needs,
-                Without::Refused,
-                "the restore is refused: ask for SET GLOBAL local_infile = 1",
-            )
-            .await?,
-        );
+        let (without, consequence) = match steps.inserts_can_load {
+            true => (Without::Notice, "the data loads through INSERT statements: exact, slower than LOAD DATA"),
+            false => (Without::Refused, "the restore is refused (these data files load only with LOAD DATA)"),
+        };
+        let step = "turn local_infile on for LOAD DATA LOCAL (it is OFF)".to_string();
+        out.push(held.step(conn, step, None, needs, without, consequence).await?);
     }
     if steps.keep_definers {
         let needs = vec![any(&["SUPER", "SET USER", "SET_USER_ID", "SET_ANY_DEFINER"])];

@@ -75,6 +75,9 @@ pub struct RestoreOptions {
     pub throttle: Option<crate::StatusLimit>,
     /// Load at most this many bytes (as stored) per second, on average (`--max-rate`).
     pub max_rate: Option<f64>,
+    /// Load through INSERT statements, never LOAD DATA LOCAL (`--no-local-infile`, or a
+    /// target with local_infile off that this account may not turn on).
+    pub no_local_infile: bool,
     /// Replicas of the target to keep up with (`--replica`): statements stay under their
     /// packet limits, and with `max_replica_lag` the loaders wait for them.
     pub replicas: Vec<ConnectOptions>,
@@ -110,6 +113,7 @@ impl Default for RestoreOptions {
             max_rate: None,
             replicas: Vec::new(),
             max_replica_lag: None,
+            no_local_infile: false,
         }
     }
 }
