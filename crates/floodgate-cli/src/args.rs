@@ -278,6 +278,11 @@ pub struct RestoreArgs {
     /// Slower; not for mydumper LOAD DATA files or MySQL Shell data files.
     #[arg(long)]
     pub no_local_infile: bool,
+    /// Give each table without a primary key an invisible `my_row_id` BIGINT UNSIGNED
+    /// AUTO_INCREMENT primary key, as MySQL Shell's createInvisiblePKs does: for targets
+    /// that require one (sql_require_primary_key, Group Replication, managed services).
+    #[arg(long)]
+    pub create_invisible_pks: bool,
 }
 
 #[derive(Debug, Args)]

@@ -155,6 +155,7 @@ fn restore(args: RestoreArgs) -> Result<()> {
         replicas: args.replicas.iter().map(|r| crate::conn::replica(&target, r)).collect::<Result<_>>()?,
         max_replica_lag: args.max_replica_lag,
         no_local_infile: args.no_local_infile,
+        create_invisible_pks: args.create_invisible_pks,
     };
     let runtime = runtime()?;
     let progress = Arc::new(Progress::default());

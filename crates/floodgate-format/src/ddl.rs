@@ -370,6 +370,58 @@ pub fn defer_indexes(
     Ok(DeferredTable { create, alters, deferred })
 }
 
+/// The column [`add_invisible_primary_key`] adds, as MySQL Shell's `createInvisiblePKs` and
+/// MySQL's `sql_generate_invisible_primary_key` name it.
+pub const INVISIBLE_PK: &str = "my_row_id";
+
+/// What [`add_invisible_primary_key`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InvisiblePk {
+    /// The table has a primary key: unchanged.
+    HasOne,
+    /// The CREATE TABLE with `my_row_id` added as an invisible AUTO_INCREMENT primary key.
+    Added(String),
+    /// It cannot get one (an AUTO_INCREMENT column of its own, a column already named
+    /// `my_row_id`): the reason, for the notice.
+    Cannot(&'static str),
+}
+
+/// `--create-invisible-pks`: a table without a primary key gets an invisible
+/// `my_row_id BIGINT UNSIGNED AUTO_INCREMENT` one, first, for servers that require one
+/// (`sql_require_primary_key`, Group Replication, managed services). Invisible, so `SELECT *`
+/// and an INSERT without a column list see the table as it was.
+pub fn add_invisible_primary_key(create_sql: &str) -> Result<InvisiblePk, ParseError> {
+    let parsed = parse_create_table(create_sql)?;
+    let defs = &parsed.definitions;
+    if defs.iter().any(|d| d.kind == DefinitionKind::Primary) {
+        return Ok(InvisiblePk::HasOne);
+    }
+    let column = |f: &dyn Fn(&str, bool) -> bool| {
+        defs.iter()
+            .any(|d| matches!(&d.kind, DefinitionKind::Column { name, auto_increment } if f(name, *auto_increment)))
+    };
+    if column(&|name, _| name.eq_ignore_ascii_case(INVISIBLE_PK)) {
+        return Ok(InvisiblePk::Cannot("it already has a column named my_row_id"));
+    }
+    if column(&|_, auto_increment| auto_increment) {
+        return Ok(InvisiblePk::Cannot("it has an AUTO_INCREMENT column of its own, and a table may have one"));
+    }
+    let mut parts = vec![format!("`{INVISIBLE_PK}` bigint unsigned NOT NULL AUTO_INCREMENT INVISIBLE")];
+    parts.extend(defs.iter().map(|d| d.text.clone()));
+    parts.push(format!("PRIMARY KEY (`{INVISIBLE_PK}`)"));
+    Ok(InvisiblePk::Added(format!(
+        "{}
+  {}
+){}",
+        parsed.head,
+        parts.join(
+            ",
+  "
+        ),
+        parsed.tail
+    )))
+}
+
 fn is_innodb(tail: &str) -> bool {
     let upper = tail.to_ascii_uppercase();
     match upper.find("ENGINE") {
@@ -416,6 +468,21 @@ fn index_name(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_invisible_primary_key_only_where_there_is_none() {
+        let create =
+            "CREATE TABLE `log` (\n  `at` datetime NOT NULL,\n  `what` text,\n  KEY `at` (`at`)\n) ENGINE=InnoDB";
+        let InvisiblePk::Added(with) = add_invisible_primary_key(create).unwrap() else { panic!() };
+        assert_eq!(
+            with,
+            "CREATE TABLE `log` (\n  `my_row_id` bigint unsigned NOT NULL AUTO_INCREMENT INVISIBLE,\n  `at` datetime NOT \
+             NULL,\n  `what` text,\n  KEY `at` (`at`),\n  PRIMARY KEY (`my_row_id`)\n) ENGINE=InnoDB"
+        );
+        assert_eq!(add_invisible_primary_key(ORDERS).unwrap(), InvisiblePk::HasOne);
+        let own = "CREATE TABLE t (\n  id int NOT NULL AUTO_INCREMENT,\n  UNIQUE KEY (id)\n)";
+        assert!(matches!(add_invisible_primary_key(own).unwrap(), InvisiblePk::Cannot(_)));
+    }
 
     const ORDERS: &str = "CREATE TABLE `orders` (\n  `id` int(11) NOT NULL AUTO_INCREMENT,\n  `customer_id` int(11) NOT NULL,\n  `amount` decimal(10,2) NOT NULL,\n  `note` text DEFAULT NULL COMMENT 'a, (b)',\n  PRIMARY KEY (`id`),\n  KEY `idx_amount` (`amount`),\n  KEY `idx_customer` (`customer_id`),\n  KEY `idx_amount2` (`amount`,`id`),\n  FULLTEXT KEY `ft_note` (`note`),\n  CONSTRAINT `fk` FOREIGN KEY (`customer_id`) REFERENCES `customers` (`id`) ON DELETE CASCADE\n) ENGINE=InnoDB AUTO_INCREMENT=5 DEFAULT CHARSET=utf8mb4";
 

@@ -70,6 +70,9 @@ pub(crate) async fn table_spec(conn: &mut Conn, db: &str, table: &str, names: &s
     let names_base = base_charset(names);
     let columns = rows
         .into_iter()
+        // An INSERT without a column list never fills an invisible column (such as the
+        // primary key --create-invisible-pks adds): it is not among the VALUES.
+        .filter(|(_, _, _, _, extra)| !extra.to_ascii_uppercase().contains("INVISIBLE"))
         .map(|(name, data_type, charset, column_type, extra)| {
             let class = match (data_type.as_str(), charset) {
                 ("bit", _) => ColumnClass::Bit(bit_bytes(&column_type)),

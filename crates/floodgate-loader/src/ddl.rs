@@ -196,3 +196,27 @@ fn is_create(text: &[u8]) -> bool {
 
 /// ER_TABLE_EXISTS_ERROR.
 const ER_TABLE_EXISTS: u16 = 1050;
+
+/// `--create-invisible-pks` on one statement of a table's schema: a CREATE TABLE of a table
+/// without a primary key gets an invisible `my_row_id` one
+/// ([`floodgate_format::ddl::add_invisible_primary_key`]). Returns a notice for a table that
+/// cannot get one, or whose CREATE cannot be read (it then runs as written).
+pub(crate) fn invisible_primary_key((db, table): (&str, &str), text: &mut Vec<u8>) -> Option<String> {
+    use floodgate_format::ddl::{add_invisible_primary_key, InvisiblePk};
+    let words = head_words(text, 3);
+    let is_create_table = words.first().is_some_and(|w| w == "CREATE") && words.iter().skip(1).any(|w| w == "TABLE");
+    if !is_create_table {
+        return None;
+    }
+    let name = floodgate_format::ident::qualified(db, table);
+    let sql = std::str::from_utf8(text).ok()?;
+    match add_invisible_primary_key(sql) {
+        Ok(InvisiblePk::HasOne) => None,
+        Ok(InvisiblePk::Added(with)) => {
+            *text = with.into_bytes();
+            None
+        }
+        Ok(InvisiblePk::Cannot(why)) => Some(format!("--create-invisible-pks: {name} keeps no primary key: {why}")),
+        Err(e) => Some(format!("--create-invisible-pks: {name} keeps no primary key: {e}")),
+    }
+}

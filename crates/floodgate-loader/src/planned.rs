@@ -219,6 +219,11 @@ async fn create_table(
     let mut statements = vec![session_statement(format!("SET NAMES utf8mb4; USE {}", quote(db)))];
     let defer = work.session.options.defer_indexes && table.data_bytes() >= DEFER_MIN_BYTES;
     for mut s in plan.statements(&table.schema)? {
+        if work.session.options.create_invisible_pks {
+            if let Some(notice) = crate::ddl::invisible_primary_key((db, &table.name), &mut s.text) {
+                work.session.progress.notice(notice);
+            }
+        }
         if let Some(create) = create_table_text(&s).filter(|_| defer) {
             match ddl::defer_indexes(db, &table.name, create, &referenced_for(referenced, db, &table.name)) {
                 Ok(d) => {

@@ -75,6 +75,8 @@ pub struct RestoreOptions {
     pub throttle: Option<crate::StatusLimit>,
     /// Load at most this many bytes (as stored) per second, on average (`--max-rate`).
     pub max_rate: Option<f64>,
+    /// Give each table without a primary key an invisible one (`--create-invisible-pks`).
+    pub create_invisible_pks: bool,
     /// Load through INSERT statements, never LOAD DATA LOCAL (`--no-local-infile`, or a
     /// target with local_infile off that this account may not turn on).
     pub no_local_infile: bool,
@@ -114,6 +116,7 @@ impl Default for RestoreOptions {
             replicas: Vec::new(),
             max_replica_lag: None,
             no_local_infile: false,
+            create_invisible_pks: false,
         }
     }
 }

@@ -274,3 +274,53 @@ fn a_stopped_replica_holds_the_loaders_and_ends_equal() {
     assert!(stderr(&out).contains("is not a replica"), "{}", stderr(&out));
     assert_eq!(sql(&fresh, &format!("SHOW DATABASES LIKE '{db}'")).trim(), "");
 }
+
+/// --create-invisible-pks (for servers that require primary keys): a table without one gets
+/// an invisible `my_row_id` primary key, in every format (native rows, a mariadb-dump file's
+/// INSERTs converted to LOAD DATA, mydumper's INSERT files); what `SELECT *` shows equals the
+/// source; a table with a key keeps it; one with an AUTO_INCREMENT of its own is told why
+/// it keeps none.
+#[test]
+fn tables_without_a_primary_key_get_an_invisible_one() {
+    let db = "live_nopk";
+    sql(
+        source(),
+        &format!(
+            "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}; USE {db};
+             CREATE TABLE {db}.nopk (a INT, b VARCHAR(20), KEY (a)) ENGINE=InnoDB;
+             INSERT INTO {db}.nopk SELECT seq % 7, CONCAT('row ', seq) FROM seq_1_to_3000;
+             CREATE TABLE {db}.withpk (id INT PRIMARY KEY, v INT) ENGINE=InnoDB;
+             INSERT INTO {db}.withpk SELECT seq, seq * 2 FROM seq_1_to_100;
+             CREATE TABLE {db}.own_ai (id INT NOT NULL AUTO_INCREMENT, v INT, UNIQUE KEY (id)) ENGINE=InnoDB;
+             INSERT INTO {db}.own_ai (v) SELECT seq FROM seq_1_to_50;"
+        ),
+    );
+    let (_native_dir, native) = crate::native::dump(db, &[]);
+    let dump_dir = tempfile::tempdir().unwrap();
+    let mysqldump = crate::mysqldump::mariadb_dump(dump_dir.path(), &["--databases", db]);
+    let mydumper = mydumper(db, &["--rows", "500"]);
+    let mydumper_dir = mydumper.path().join("dump");
+    let rows = |server: &floodgate_sandbox::Sandbox, table: &str| {
+        sql(server, &format!("SELECT * FROM {db}.{table} ORDER BY 1, 2"))
+    };
+    for (format, backup) in [("native", native.as_path()), ("mysqldump", &mysqldump), ("mydumper", &mydumper_dir)] {
+        let server = floodgate_sandbox::Sandbox::start(&options()).unwrap();
+        let out = restore(&server, backup, &["--create-invisible-pks", "-t", "2"]);
+        assert!(out.status.success(), "{format}: {}", stderr(&out));
+        assert!(stderr(&out).contains(&format!("`{db}`.`own_ai` keeps no primary key")), "{format}: {}", stderr(&out));
+        let invisible = sql(
+            &server,
+            &format!(
+                "SELECT c.TABLE_NAME FROM information_schema.COLUMNS c JOIN information_schema.STATISTICS s \
+                 ON s.TABLE_SCHEMA = c.TABLE_SCHEMA AND s.TABLE_NAME = c.TABLE_NAME AND s.COLUMN_NAME = c.COLUMN_NAME \
+                 WHERE c.TABLE_SCHEMA = '{db}' AND c.COLUMN_NAME = 'my_row_id' AND c.EXTRA LIKE '%INVISIBLE%' \
+                 AND s.INDEX_NAME = 'PRIMARY'"
+            ),
+        );
+        assert_eq!(invisible.trim(), "nopk", "{format}");
+        for table in ["nopk", "withpk", "own_ai"] {
+            assert_eq!(rows(&server, table), rows(source(), table), "{format}: {table}");
+        }
+        assert_eq!(sql(&server, &format!("SELECT COUNT(DISTINCT my_row_id) FROM {db}.nopk")).trim(), "3000");
+    }
+}

@@ -116,6 +116,7 @@ pub(crate) async fn load(work: &mut Work<'_>, stream: Stream) -> Result<Loaded> 
         .await
         .map_err(LoadError::sql("reading lower_case_table_names"))?;
     let rules = Rules {
+        invisible_pks: session.options.create_invisible_pks,
         defer_indexes: session.options.defer_indexes,
         overwrite: session.options.overwrite,
         chunk_bytes: session.options.stream_chunk_bytes,
@@ -240,6 +241,7 @@ impl Driver<'_, '_> {
             Action::RecordDatabase(db) => {
                 checkpoint::record_step(self.work.control, session.ledger(), (step::DATABASE, &db, ""), None).await?
             }
+            Action::Notice(text) => self.work.session.progress.notice(text),
             Action::WaitCreates => self.work.ddl.barrier().await?,
             Action::WaitRows => self.work.queue.drained().await.map_err(|_| loaders_stopped())?,
             Action::Defer { table, alters, deferred } => tables.defer(table, alters, deferred)?,

@@ -57,6 +57,8 @@ pub(crate) enum Action {
     /// Run once on the control connection and record it (`key`, `digest`): a statement that
     /// changes the server's global state, which a resumed restore must not repeat.
     Global { statement: Statement, key: String, digest: String },
+    /// Tell the user.
+    Notice(String),
     /// Wait until every CREATE handed out has run.
     WaitCreates,
     /// Wait until every chunk queued so far has committed.
@@ -106,6 +108,8 @@ pub(crate) enum CutText {
 #[derive(Debug, Clone)]
 pub(crate) struct Rules {
     pub defer_indexes: bool,
+    /// `--create-invisible-pks`.
+    pub invisible_pks: bool,
     pub overwrite: bool,
     /// SQL text per chunk.
     pub chunk_bytes: usize,
@@ -631,6 +635,12 @@ impl Sequencer {
     /// table's rows all fit in its first chunk, under `DEFER_MIN_BYTES`: it keeps its indexes.
     fn release_held(&mut self, small: bool) {
         let Some(mut held) = self.held.take() else { return };
+        if self.rules.invisible_pks {
+            let table = (held.db.as_str(), held.name.as_str());
+            if let Some(notice) = crate::ddl::invisible_primary_key(table, &mut held.create.text) {
+                self.actions.push(Action::Notice(notice));
+            }
+        }
         if self.rules.defer_indexes && !small {
             self.defer_indexes(held.table, &held.db, &held.name, &mut held.create);
         }
@@ -718,6 +728,7 @@ mod tests {
 
     fn rules() -> Rules {
         Rules {
+            invisible_pks: false,
             defer_indexes: true,
             overwrite: false,
             chunk_bytes: 1 << 20,
@@ -774,6 +785,7 @@ mod tests {
             }
             Action::RecordDatabase(db) => format!("record {db}"),
             Action::Global { statement, .. } => format!("global {}", text(statement)),
+            Action::Notice(text) => format!("notice {text}"),
             Action::WaitCreates => "wait creates".into(),
             Action::WaitRows => "wait rows".into(),
             Action::Defer { table, deferred, .. } => format!("defer #{table} {}", deferred.join(",")),
